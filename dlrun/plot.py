@@ -1,0 +1,377 @@
+"""History CSVs -> PNG figures: one per quantity for a run, or runs overlaid for `dlrun plot`.
+
+Epochs are numbered from 1 everywhere a user sees them: Keras's CSVLogger writes the first epoch as
+0, and `read_history` shifts it so that the first epoch plotted (and the one `from_epoch=1` names)
+is "epoch 1", as Keras's own progress bar prints it ("Epoch 1/20").
+
+Never imports TensorFlow or Keras, and imports pandas and matplotlib only inside the functions that
+draw, so `dlrun --help` stays fast. Figures are drawn on `matplotlib.figure.Figure` objects rather
+than through pyplot: that needs no display and leaves the pyplot backend of a notebook or script
+that calls these functions untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dlrun.errors import DataError
+from dlrun.runs import CONFIG, HISTORY, find_runs, is_run_dir, run_label
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+VAL = "val_"
+# Columns that are bookkeeping rather than something the model is scored on ("lr" is Keras 2's name).
+NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
+# Up to this many epochs lines get a dot per epoch, so that a short run shows where its epochs are.
+DOTS_UP_TO = 20
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """Read a Keras CSVLogger history, with an `epoch` column numbered from 1.
+
+    Text that is not a number (an array-valued metric written as `"[0.1, 0.2]"`) leaves its column
+    out; `nan`, `NA` and infinite values become NaN, which plots as a gap in the line.
+
+    Args:
+        path: A history CSV, or a run directory (meaning its `history.csv`).
+
+    Returns:
+        One row per epoch, `epoch` first (1 for the first epoch Keras ran), then the columns as
+        written. A run that stopped before its first epoch ended may give zero rows.
+
+    Raises:
+        DataError: The file is missing, empty, not a CSV, or has no `loss` column.
+    """
+    csv = _history_csv(Path(path))
+    history = _load(csv)
+    if history is None:
+        raise DataError(f"{csv} is empty: the run stopped before its first epoch ended")
+    return history
+
+
+def quantities(columns) -> list[str]:
+    """Name the quantities to plot: `loss` first, then every metric, each once.
+
+    A validation column counts as its training twin (`val_loss` -> `loss`), so a quantity is found
+    even when only its validation column was logged. `epoch` and the learning rate are left out.
+    """
+    found: list[str] = []
+    for column in columns:
+        base = column.removeprefix(VAL)
+        if base not in NOT_QUANTITIES and base not in found:
+            found.append(base)
+    return sorted(found, key=lambda name: name != "loss")  # stable: metrics keep the file's order
+
+
+def select_epochs(history: pd.DataFrame, from_epoch: int) -> pd.DataFrame:
+    """Keep the rows from epoch `from_epoch` on (1-based, inclusive: 5 drops epochs 1 to 4).
+
+    Raises:
+        ValueError: `from_epoch` is below 1.
+    """
+    _check_from_epoch(from_epoch)
+    return history[history["epoch"] >= from_epoch]
+
+
+def write_run_plots(history_csv: Path, plots_dir: Path) -> list[Path]:
+    """Write one PNG per quantity of a run: `loss.png` with `loss` and `val_loss`, and so on.
+
+    The loss figure marks the epoch with the best (lowest) `val_loss`.
+
+    Args:
+        history_csv: The run's history CSV, or its run directory.
+        plots_dir: Folder for the PNGs, created when missing.
+
+    Returns:
+        The files written, `loss.png` first; none for a run that has no epoch yet.
+
+    Raises:
+        DataError: The history is missing or cannot be read.
+    """
+    from matplotlib.figure import Figure
+
+    csv = _history_csv(Path(history_csv))
+    history = _load(csv)
+    if history is None or history.empty:
+        return []
+    label = _label(csv)
+    plots_dir = Path(plots_dir)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for quantity in quantities(_columns_with_values(history)):
+        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+        ax = fig.subplots()
+        for column, style, colour in ((quantity, "-", "C0"), (VAL + quantity, "--", "C1")):
+            _draw(ax, history, column, dots=len(history) <= DOTS_UP_TO, color=colour, linestyle=style,
+                  label="validation" if column.startswith(VAL) else "training")
+        if quantity == "loss":
+            _mark_best(ax, history)
+        _label_axes(ax, quantity)
+        ax.set_title(f"{quantity}: {label}")
+        ax.legend()
+        path = plots_dir / f"{_file_stem(quantity)}.png"
+        fig.savefig(path, dpi=100)
+        written.append(path)
+    return written
+
+
+def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: int, out: Path) -> Path:
+    """Overlay the histories of several runs in one figure, one subplot per quantity.
+
+    Each run has one colour; on a subplot its training column is solid and its validation twin
+    dashed, and the lowest `val_loss` of each run is marked with a dot.
+
+    Args:
+        sources: History CSVs, run directories, or folders holding run directories at any depth.
+            Runs that have no epoch yet (crashed or still in their first) are left out.
+        metrics: Exact columns to draw, like `["loss", "val_loss"]`; a column and its `val_` twin
+            share a subplot. None (or empty) draws every quantity with its twin.
+        from_epoch: First epoch drawn, 1-based and inclusive: 1 draws everything, 5 starts at the
+            fifth epoch (drops four), so the tall first epochs do not squash the rest of the curve.
+            The course's `history_df.loc[5:]` on Keras's 0-based index is `from_epoch=6`.
+        out: The image to write, PNG unless its suffix names another format matplotlib writes
+            (`.svg`, `.pdf`); parent folders are created.
+
+    Returns:
+        `out`.
+
+    Raises:
+        DataError: A source is missing or holds no run, a history cannot be read, a requested
+            column is in no source, or nothing is left to draw.
+        ValueError: `from_epoch` is below 1.
+    """
+    from matplotlib import colormaps
+    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    # Mistakes in the arguments are reported before any file is read.
+    _check_from_epoch(from_epoch)
+    out = Path(out)
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    if fmt not in FigureCanvasBase.get_supported_filetypes():
+        raise DataError(
+            f"cannot write an image as {out.name!r}: expected a suffix matplotlib writes, like "
+            f".png, .svg or .pdf"
+        )
+    runs: list[tuple[str, pd.DataFrame]] = []
+    empty: list[str] = []
+    for csv, label in _resolve_sources([Path(source) for source in sources]):
+        history = _load(csv) if csv.is_file() else None  # a run dir with only a config has no history yet
+        if history is None or history.empty:
+            empty.append(label)
+        else:
+            runs.append((label, history))
+    if not runs:
+        raise DataError(f"nothing to plot: no epoch has been logged yet in {', '.join(empty)}")
+
+    available = _union(_columns_with_values(history) for _, history in runs)
+    panels = _panels(metrics, available)
+    drawn = [(label, select_epochs(history, from_epoch)) for label, history in runs]
+    drawn = [(label, history) for label, history in drawn if not history.empty]
+    if not drawn:
+        longest = max(int(history["epoch"].max()) for _, history in runs)
+        raise DataError(
+            f"nothing to plot from epoch {from_epoch} on: the longest run has {longest} epochs; "
+            f"pass a smaller from_epoch"
+        )
+
+    fig = Figure(layout="constrained")
+    ncols = 1 if len(panels) == 1 else 2
+    nrows = math.ceil(len(panels) / ncols)
+    fig.set_size_inches(6.4 * ncols, 3.6 * nrows + 0.4 + 0.25 * math.ceil(len(drawn) / 2))
+    axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)  # an odd number of panels leaves one cell of the grid empty
+
+    # tab10 tells ten runs apart; beyond that, evenly spaced colours from a wide colormap.
+    palette = colormaps["tab10"].colors if len(drawn) <= 10 else colormaps["turbo"](
+        [i / (len(drawn) - 1) for i in range(len(drawn))])
+    dots = max(len(history) for _, history in drawn) <= DOTS_UP_TO  # the same for every run
+    styles_used = set()
+    marked = False
+    for ax, (quantity, columns) in zip(axes, panels):
+        for (label, history), colour in zip(drawn, palette):
+            for column in columns:
+                style = "--" if column.startswith(VAL) else "-"
+                if _draw(ax, history, column, dots=dots, color=colour, linestyle=style):
+                    styles_used.add(style)
+            if VAL + "loss" in columns:
+                marked |= _mark_best(ax, history, color=colour, line=False)
+        _label_axes(ax, quantity)
+        ax.set_title(quantity)
+
+    handles = [Line2D([], [], color=colour, label=label) for (label, _), colour in zip(drawn, palette)]
+    if "--" in styles_used:  # the run keys are solid: say what a dashed line means
+        handles += [Line2D([], [], color="black", linestyle=style, label=name)
+                    for style, name in (("-", "training"), ("--", "validation")) if style in styles_used]
+    if marked:
+        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="white",
+                              markeredgecolor="black", label="lowest val_loss"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
+    if from_epoch > 1:
+        fig.suptitle(f"from epoch {from_epoch}", fontsize="medium")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format=fmt, dpi=100)
+    return out
+
+
+def _history_csv(path: Path) -> Path:
+    """Find the history CSV a path names, or say why there is none."""
+    if path.is_file():
+        return path
+    if (path / HISTORY).is_file():
+        return path / HISTORY
+    run_dir = path if path.is_dir() else path.parent if path.name == HISTORY else None
+    if run_dir is None or not run_dir.is_dir():
+        raise DataError(f"{path} does not exist: expected a {HISTORY} file or a run directory")
+    if (run_dir / CONFIG).is_file():
+        raise DataError(f"no {HISTORY} in {run_dir} yet: the run has not finished an epoch")
+    raise DataError(f"no {HISTORY} in {run_dir}: is it a run directory?")
+
+
+def _load(csv: Path) -> pd.DataFrame | None:
+    """Read a history CSV; None when the file is empty (a run that never finished an epoch)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        history = pd.read_csv(csv)
+    except pd.errors.EmptyDataError:
+        return None
+    except (ValueError, UnicodeDecodeError, OSError) as error:
+        raise DataError(f"cannot read {csv} as a training history CSV: {error}") from error
+    for column in history.columns:
+        if history[column].dtype == object:
+            numbers = pd.to_numeric(history[column], errors="coerce")
+            if numbers[history[column].notna()].isna().any():
+                history = history.drop(columns=column)  # cannot be drawn as one line
+            else:
+                history[column] = numbers
+    if "loss" not in history.columns:
+        raise DataError(
+            f"{csv} is not a Keras training history: it has no numeric 'loss' column "
+            f"(columns: {', '.join(map(str, history.columns))})"
+        )
+    history = history.replace([np.inf, -np.inf], np.nan)
+    # Keras counts epochs from 0 (and from initial_epoch when resumed); people count from 1.
+    epoch = history.pop("epoch") + 1 if "epoch" in history.columns else range(1, len(history) + 1)
+    history.insert(0, "epoch", pd.Series(epoch, index=history.index).astype("int64"))
+    return history
+
+
+def _check_from_epoch(from_epoch: int) -> None:
+    if from_epoch < 1:
+        raise ValueError(
+            f"Invalid value received for `from_epoch`. Expected an epoch number of 1 or more "
+            f"(epochs are numbered from 1). Received: from_epoch={from_epoch!r}"
+        )
+
+
+def _resolve_sources(sources: list[Path]) -> list[tuple[Path, str]]:
+    """Turn the paths a user gave into (history CSV, legend label) pairs, each file once."""
+    found: list[tuple[Path, str]] = []
+    for source in sources:
+        if source.is_file():
+            if source.suffix.lower() != ".csv":
+                raise DataError(f"{source} is not a history CSV: expected a .csv file or a folder of runs")
+            found.append((source, _label(source)))
+        elif source.is_dir():
+            run_dirs = find_runs([source])
+            if not run_dirs:
+                raise DataError(f"{source} holds no run: no {HISTORY} was found in it or below it")
+            found += [(run_dir / HISTORY, run_label(run_dir)) for run_dir in run_dirs]
+        else:
+            raise DataError(
+                f"{source} does not exist: expected a {HISTORY}, a run directory or a folder of runs"
+            )
+    unique: dict[Path, str] = {}
+    for csv, label in found:
+        unique.setdefault(csv.resolve(), label)
+    labels = list(unique.values())
+    # Two runs of the same name and second in different trees would share a label: use paths then.
+    return [(csv, str(csv) if labels.count(label) > 1 else label) for csv, label in unique.items()]
+
+
+def _label(csv: Path) -> str:
+    """Name a history for a legend: its run, or the file itself when it is not in a run directory."""
+    return run_label(csv.parent) if csv.name == HISTORY and is_run_dir(csv.parent) else str(csv)
+
+
+def _columns_with_values(history: pd.DataFrame) -> list[str]:
+    """List the columns that hold at least one number: CSVLogger writes `val_*` as NA without validation."""
+    return [column for column in history.columns if column != "epoch" and history[column].notna().any()]
+
+
+def _union(column_lists) -> list[str]:
+    union: list[str] = []
+    for columns in column_lists:
+        union += [column for column in columns if column not in union]
+    return union
+
+
+def _panels(metrics: list[str] | None, available: list[str]) -> list[tuple[str, list[str]]]:
+    """Group the columns to draw by quantity: `[("loss", ["loss", "val_loss"]), ...]`."""
+    if not metrics:
+        return [(q, [c for c in (q, VAL + q) if c in available]) for q in quantities(available)]
+    requested = [metric.strip() for metric in metrics if metric.strip()]
+    missing = [metric for metric in requested if metric not in available]
+    if missing:
+        raise DataError(
+            f"no history has a column {', '.join(map(repr, missing))}; "
+            f"available columns: {', '.join(sorted(available))}"
+        )
+    panels: dict[str, list[str]] = {}
+    for column in requested:
+        columns = panels.setdefault(column.removeprefix(VAL), [])
+        if column not in columns:
+            columns.append(column)
+    return list(panels.items())
+
+
+def _draw(ax: Axes, history: pd.DataFrame, column: str, dots: bool, **style) -> bool:
+    """Plot one column against epoch; False when the history has no number in it."""
+    if column not in history.columns or history[column].isna().all():
+        return False
+    if dots or len(history) == 1:  # a lone epoch is a line of length zero: invisible without a dot
+        style |= {"marker": "o", "markersize": 3}
+    ax.plot(history["epoch"], history[column], **style)
+    return True
+
+
+def _mark_best(ax: Axes, history: pd.DataFrame, color: str = "grey", line: bool = True) -> bool:
+    """Mark the epoch with the lowest `val_loss` (the one EarlyStopping's restore_best_weights keeps).
+
+    Returns:
+        Whether there was a `val_loss` to mark.
+    """
+    if VAL + "loss" not in history.columns or history[VAL + "loss"].isna().all():
+        return False
+    best = history[VAL + "loss"].idxmin()
+    epoch, value = history.at[best, "epoch"], history.at[best, VAL + "loss"]
+    if line:
+        ax.axvline(epoch, color=color, linestyle=":", label=f"best val_loss {value:.4g} (epoch {epoch})")
+    else:
+        ax.plot([epoch], [value], "o", color=color, markersize=6, markeredgecolor="black")
+    return True
+
+
+def _label_axes(ax: Axes, quantity: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(quantity)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5"
+    ax.grid(alpha=0.3)
+
+
+def _file_stem(quantity: str) -> str:
+    """Make a metric name safe as a file name (custom metrics may hold `/` or spaces)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", quantity)
