@@ -1,0 +1,57 @@
+"""The errors dlrun raises for a user's mistakes; `cli.py` prints them without a traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DlrunError(Exception):
+    """A mistake of the user's, or a run that could not finish: one clear message, no traceback."""
+
+    exit_code = 1
+
+
+class SpecError(DlrunError):
+    """The spec file, or an override of it, is not a valid experiment."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.args[0]
+        if len(self.problems) == 1:
+            return f"{self.args[0]}: {self.problems[0].render()}"
+        lines = [f"{self.args[0]}: {len(self.problems)} problems"]
+        lines += ["- " + p.render().replace("\n", "\n  ") for p in self.problems]
+        return "\n".join(lines)
+
+
+class DataError(DlrunError):
+    """A CSV cannot be used as the spec says: missing file or column, wrong type, NaN, ..."""
+
+
+class TrainingError(DlrunError):
+    """Training started but could not finish (a NaN loss, an interrupt): the run directory keeps what it did."""
+
+
+@dataclass
+class Problem:
+    """One thing wrong in a spec: where it is, and what to do about it."""
+
+    path: str
+    """Dotted path of the field, like `model.layers[2].rate`."""
+    message: str
+    """What was received, what was expected, and how to fix it."""
+    where: str = ""
+    """`file:line:column`, or `--set PATH=VALUE` for an override."""
+    source_line: str = ""
+    """The offending line of the file, shown under the message."""
+
+    def render(self) -> str:
+        head = f"{self.where}: " if self.where else ""
+        text = f"{head}{self.path + ': ' if self.path else ''}{self.message}"
+        if self.source_line:
+            text += f"\n    | {self.source_line}"
+        return text

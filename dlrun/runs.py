@@ -1,0 +1,67 @@
+"""Run directories: where they go, what files they hold, reading and writing them."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIG = "config.yaml"
+OVERRIDES = "overrides.txt"
+HISTORY = "history.csv"
+MODEL = "model.keras"
+SUMMARY = "summary.json"
+PREPROCESSING = "preprocessing.json"
+PLOTS = "plots"
+
+
+def new_run_dir(out: Path, name: str) -> Path:
+    """Create `out/name/<YYYYmmdd-HHMMSS>/`, never reusing a folder that exists (a suffix is added)."""
+    parent = Path(out) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        run_dir = parent / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            run_dir.mkdir()  # atomic: two runs started in the same second get different folders
+        except FileExistsError:
+            continue
+        return run_dir
+    raise FileExistsError(f"no free run folder under {parent}")
+
+
+def is_run_dir(path: Path) -> bool:
+    """Tell whether a folder is a run directory (it has a history or a config)."""
+    return (path / HISTORY).is_file() or (path / CONFIG).is_file()
+
+
+def find_runs(paths: list[Path]) -> list[Path]:
+    """Expand run directories and their parents into run directories, in sorted order per argument."""
+    found: list[Path] = []
+    for path in paths:
+        if is_run_dir(path):
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(p.parent for p in path.rglob(HISTORY))
+    return found
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically, so a crash never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """Return a run's summary.json, or an empty dict when the run has none yet."""
+    path = Path(run_dir) / SUMMARY
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def run_label(run_dir: Path) -> str:
+    """Name a run for legends and tables: `<name>/<timestamp>`."""
+    run_dir = Path(run_dir).resolve()
+    return f"{run_dir.parent.name}/{run_dir.name}"

@@ -1,0 +1,308 @@
+"""The experiment spec: pydantic models of the YAML file, strict everywhere.
+
+Field names are Keras's own argument names, so what a user knows from Keras carries over.
+`load_spec` (in `specfile.py`) turns a YAML file plus `--set` overrides into a validated `Spec`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from dlrun import names
+
+
+class StrictModel(BaseModel):
+    """Base of every spec model: unknown keys are errors, values are not coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+def _known(kind: str, choices):
+    def check(value: str) -> str:
+        if value not in choices:
+            raise PydanticCustomError("unknown_name", "{detail}", {"detail": names.unknown_name(kind, value, choices)})
+        return value
+
+    return AfterValidator(check)
+
+
+ActivationName = Annotated[str, _known("activation", names.ACTIVATIONS)]
+InitializerName = Annotated[str, _known("initializer", names.INITIALIZERS)]
+LossName = Annotated[str, _known("loss", names.LOSSES)]
+MetricName = Annotated[str, _known("metric", names.METRICS)]
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+class DataSpec(StrictModel):
+    """Where the examples come from and how they are split and scaled."""
+
+    path: str
+    """CSV file with the training rows, relative to the spec file's folder."""
+    target: str
+    """The column to predict."""
+    features: list[str] | None = None
+    """Columns to learn from; default: every column but the target and `drop`."""
+    drop: list[str] = []
+    """Columns to leave out (ids, names, free text)."""
+    validation_split: Annotated[float, Field(gt=0, lt=1)] | None = None
+    """Fraction of the rows held out at random (seeded) for validation; or give `validation_path`."""
+    validation_path: str | None = None
+    """A separate CSV of validation rows, relative to the spec file's folder; or give `validation_split`."""
+    scale: Literal["none", "minmax", "standard"] = "none"
+    """Feature scaling, fitted on the training rows only: none, minmax (to [0, 1]) or standard (z-score)."""
+
+    @model_validator(mode="after")
+    def _one_validation_source(self) -> DataSpec:
+        if (self.validation_split is None) == (self.validation_path is None):
+            given = "both" if self.validation_split is not None else "neither"
+            raise PydanticCustomError(
+                "validation_source",
+                "{detail}",
+                {"detail": f"give exactly one of validation_split (a fraction like 0.3) or validation_path "
+                           f"(a CSV of validation rows); this spec gives {given}"},
+            )
+        return self
+
+
+# --- model ------------------------------------------------------------------------------------
+
+
+class Regularizer(StrictModel):
+    """L1/L2 weight penalties, as `keras.regularizers.L1L2`."""
+
+    l1: Annotated[float, Field(ge=0)] = 0.0
+    """L1 penalty factor."""
+    l2: Annotated[float, Field(ge=0)] = 0.0
+    """L2 penalty factor."""
+
+
+class DenseLayer(StrictModel):
+    """A fully connected layer, `keras.layers.Dense`."""
+
+    type: Literal["dense"]
+    units: Annotated[int, Field(gt=0)]
+    """Number of outputs (neurons) of the layer."""
+    activation: ActivationName = "linear"
+    """Activation applied to the outputs: any Keras activation name (relu, elu, selu, sigmoid, ...)."""
+    use_bias: bool = True
+    """Whether the layer adds a bias to its outputs."""
+    kernel_initializer: InitializerName = "glorot_uniform"
+    """How the weights start: any Keras initializer name."""
+    kernel_regularizer: Regularizer | None = None
+    """Optional L1/L2 penalty on the weights, like {l2: 0.001}."""
+
+
+class DropoutLayer(StrictModel):
+    """Randomly zeroes a fraction of its inputs while training, `keras.layers.Dropout`."""
+
+    type: Literal["dropout"]
+    rate: Annotated[float, Field(ge=0, lt=1)]
+    """Fraction of the inputs to drop, in [0, 1)."""
+
+
+class BatchNormalizationLayer(StrictModel):
+    """Normalizes its inputs by batch statistics, `keras.layers.BatchNormalization`."""
+
+    type: Literal["batch_normalization"]
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.99
+    """Momentum of the moving mean and variance."""
+    epsilon: Annotated[float, Field(gt=0)] = 0.001
+    """Small number added to the variance to avoid dividing by zero."""
+
+
+class ActivationLayer(StrictModel):
+    """An activation as a layer of its own, `keras.layers.Activation`."""
+
+    type: Literal["activation"]
+    activation: ActivationName
+    """Any Keras activation name."""
+
+
+Layer = Annotated[
+    Union[DenseLayer, DropoutLayer, BatchNormalizationLayer, ActivationLayer],
+    Field(discriminator="type"),
+]
+LAYER_TYPES = ("dense", "dropout", "batch_normalization", "activation")
+
+
+class ModelSpec(StrictModel):
+    """The network: a stack of layers, input width taken from the data."""
+
+    layers: Annotated[list[Layer], Field(min_length=1)]
+    """Layers from input to output; the last one's units are the model's outputs."""
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+class OptimizerSpec(BaseModel):
+    """An optimizer by name, with any of its Keras keyword arguments."""
+
+    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
+
+    name: str
+    """Keras optimizer name: adam, sgd, rmsprop, adamw, ..."""
+    learning_rate: Annotated[float, Field(gt=0, strict=True)] | None = None
+    """Step size; default: the optimizer's own Keras default."""
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        if value not in names.OPTIMIZERS:
+            raise PydanticCustomError(
+                "unknown_name", "{detail}", {"detail": names.unknown_name("optimizer", value, names.OPTIMIZERS)}
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _known_kwargs(self) -> OptimizerSpec:
+        allowed = names.OPTIMIZERS[self.name]
+        for key, value in (self.model_extra or {}).items():
+            if key not in allowed:
+                raise PydanticCustomError(
+                    "unknown_name",
+                    "{detail}",
+                    {"detail": names.unknown_name(f"argument of optimizer {self.name!r}:", key, allowed)},
+                )
+            default = allowed[key]
+            if isinstance(default, bool) and not isinstance(value, bool) or (
+                isinstance(default, (int, float)) and not isinstance(default, bool)
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))
+            ):
+                raise PydanticCustomError(
+                    "wrong_type", "{detail}",
+                    {"detail": f"optimizer argument {key!r} expects a {type(default).__name__} "
+                               f"(Keras default {default!r}), received {value!r}"},
+                )
+        if self.learning_rate is None:
+            self.learning_rate = allowed["learning_rate"]
+        return self
+
+    def kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments for the Keras optimizer's constructor."""
+        return {"learning_rate": self.learning_rate, **(self.model_extra or {})}
+
+
+class EarlyStoppingSpec(StrictModel):
+    """Stop when the monitored quantity stops improving, `keras.callbacks.EarlyStopping`."""
+
+    monitor: str = "val_loss"
+    """Quantity to watch: loss, val_loss, or a configured metric with or without `val_`."""
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+    """Smallest change that counts as an improvement."""
+    patience: Annotated[int, Field(ge=0)] = 0
+    """Epochs without improvement before stopping."""
+    mode: Literal["auto", "min", "max"] = "auto"
+    """Whether lower (min) or higher (max) is better; auto: decided from the monitored quantity."""
+    baseline: float | None = None
+    """Stop unless the monitored quantity beats this value within `patience` epochs."""
+    restore_best_weights: bool = False
+    """Keep the weights of the best epoch, not of the last one."""
+    start_from_epoch: Annotated[int, Field(ge=0)] = 0
+    """Epochs to wait before watching for improvement at all."""
+
+
+class TrainingSpec(StrictModel):
+    """How the model is compiled and fitted."""
+
+    optimizer: OptimizerSpec = OptimizerSpec(name="adam")
+    """An optimizer name (adam, sgd, ...) or {name: adam, learning_rate: 0.001, ...Keras kwargs}."""
+    loss: LossName
+    """Keras loss name: mae, mse, binary_crossentropy, sparse_categorical_crossentropy, ..."""
+    metrics: list[MetricName] = []
+    """Keras metric names computed every epoch on training and validation rows."""
+    batch_size: Annotated[int, Field(gt=0)] = 32
+    """Rows per gradient step."""
+    epochs: Annotated[int, Field(gt=0)]
+    """Most epochs to train (early stopping may end sooner)."""
+    shuffle: bool = True
+    """Shuffle the training rows every epoch (seeded)."""
+    early_stopping: EarlyStoppingSpec | None = None
+    """Stop when the monitored quantity stops improving; absent: train all epochs."""
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _name_to_object(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _resolve_early_stopping(self) -> TrainingSpec:
+        stop = self.early_stopping
+        if stop is None:
+            return self
+        quantities = ["loss", *self.metrics]
+        base = stop.monitor.removeprefix("val_")
+        if base not in quantities:
+            choices = quantities + [f"val_{q}" for q in quantities]
+            guess = names.closest(stop.monitor, choices)
+            raise PydanticCustomError(
+                "unknown_monitor",
+                "{detail}",
+                {"detail": f"early_stopping.monitor {stop.monitor!r} will not exist during training"
+                           f"{f'; did you mean {guess!r}?' if guess else ''}. Expected loss, val_loss, or a metric "
+                           f"listed in training.metrics (with or without val_): {', '.join(choices)}"},
+            )
+        if stop.mode == "auto":
+            direction = "min" if base == "loss" else names.METRICS[base]
+            if direction is None:
+                raise PydanticCustomError(
+                    "monitor_mode",
+                    "{detail}",
+                    {"detail": f"cannot tell whether {stop.monitor!r} should go up or down: "
+                               "set early_stopping.mode to min or max"},
+                )
+            stop.mode = direction
+        return self
+
+
+# --- the whole spec ---------------------------------------------------------------------------
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Spec(StrictModel):
+    """One experiment: data, model and training, as dlrun reads it from YAML."""
+
+    name: str | None = None
+    """Run name, used as the folder under the output directory; default: the spec file's stem."""
+    seed: Annotated[int, Field(ge=0)] = 0
+    """Seeds the validation split, weight initialization, dropout and shuffling."""
+    data: DataSpec
+    """The CSV to learn from and how to split it."""
+    model: ModelSpec
+    """The layer stack."""
+    training: TrainingSpec
+    """Optimizer, loss, metrics, epochs and early stopping."""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise PydanticCustomError(
+                "bad_name", "{detail}",
+                {"detail": f"name {value!r} cannot be a folder name: use letters, digits, '.', '_' and '-'"},
+            )
+        return value
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        """Return the quantity that decides the best epoch, and whether min or max is best."""
+        stop = self.training.early_stopping
+        return (stop.monitor, stop.mode) if stop else ("val_loss", "min")
+
+    def resolved(self) -> dict[str, Any]:
+        """Return the spec as plain data with every default filled in."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,304 @@
+"""Read a spec: YAML with every key's line and column, `--set` overrides, errors that point at the place."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dlrun import names
+from dlrun.errors import Problem, SpecError
+from dlrun.spec import LAYER_TYPES, Spec
+
+Loc = tuple  # a path into the data: ("model", "layers", 2, "rate")
+
+
+@dataclass
+class Source:
+    """A spec's data, and where in the file (or in which override) each value came from."""
+
+    data: Any
+    path: Path | None = None
+    lines: list[str] = field(default_factory=list)
+    marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    """(line, column), both 0-based, of each key (or list item) by its path."""
+    overrides: dict[Loc, str] = field(default_factory=dict)
+    """Override text (`PATH=VALUE`) by the path it set."""
+
+
+def read_yaml(path: Path) -> Source:
+    """Parse a YAML spec safely, remembering where each key is.
+
+    Raises:
+        SpecError: the file is missing, is not valid YAML, or uses tags that build Python objects.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path} (check the path; specs are YAML files like configs/*.yaml)") from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError(f"{path}: the spec file is empty; it needs data, model and training sections")
+        marks: dict[Loc, tuple[int, int]] = {}
+        problems: list[Problem] = []
+        _collect_marks(node, (), marks, problems, path, text.splitlines())
+        if problems:
+            raise SpecError(f"invalid spec {path}", problems)
+        data = loader.construct_document(node)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        if "python/" in str(exc.problem):
+            raise SpecError(
+                f"{where}: this YAML tag would construct a Python object; dlrun loads specs safely "
+                "(plain YAML only): remove the !!python tag"
+            ) from None
+        raise SpecError(f"{where}: {exc.problem}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        problem = Problem("", f"YAML syntax error: {exc.problem}" + (f" ({exc.context})" if exc.context else ""),
+                          f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path), line.rstrip())
+        raise SpecError(f"invalid YAML in {path}", [problem]) from None
+    finally:
+        loader.dispose()
+    return Source(data=data, path=path, lines=text.splitlines(), marks=marks)
+
+
+def _collect_marks(node, loc: Loc, marks, problems, path, lines) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                line = key_node.start_mark.line
+                problems.append(Problem(_dotted(loc + (key,)), f"key {key!r} appears twice at this level; keep one",
+                                        f"{path}:{line + 1}:{key_node.start_mark.column + 1}", lines[line].rstrip()))
+            seen.add(key)
+            marks[loc + (key,)] = (key_node.start_mark.line, key_node.start_mark.column)
+            _collect_marks(value_node, loc + (key,), marks, problems, path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            marks[loc + (index,)] = (item.start_mark.line, item.start_mark.column)
+            _collect_marks(item, loc + (index,), marks, problems, path, lines)
+
+
+# --- overrides --------------------------------------------------------------------------------
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_override_path(text: str) -> Loc:
+    """Split `model.layers[1].rate` into ("model", "layers", 1, "rate")."""
+    loc: list = []
+    pos = 0
+    for match in _STEP.finditer(text):
+        between = text[pos:match.start()]
+        if between not in ("", ".") or (between == "" and pos and match.group(1)):
+            break
+        loc.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        pos = match.end()
+    if not loc or pos != len(text):
+        raise SpecError(f"--set {text!r}: not a path like training.epochs or model.layers[1].rate")
+    return tuple(loc)
+
+
+def apply_overrides(source: Source, overrides: list[str]) -> None:
+    """Apply `PATH=VALUE` overrides to the spec data; VALUE is read as YAML (`5`, `0.01`, `[a, b]`).
+
+    Raises:
+        SpecError: an override is malformed or points into a list item that does not exist.
+    """
+    for text in overrides:
+        path_text, sep, value_text = text.partition("=")
+        if not sep:
+            raise SpecError(f"--set {text!r}: expected PATH=VALUE, like training.epochs=5")
+        loc = parse_override_path(path_text.strip())
+        try:
+            value = yaml.safe_load(value_text) if value_text.strip() else None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"--set {text!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(source.data, dict):
+            source.data = {}
+        node = source.data
+        for depth, step in enumerate(loc[:-1]):
+            nxt = loc[depth + 1]
+            if isinstance(node, list):
+                if not isinstance(step, int) or step >= len(node):
+                    raise SpecError(f"--set {text!r}: {_dotted(loc[:depth + 1])} does not exist "
+                                    f"(the list has {len(node)} items, counted from 0)")
+                child = node[step]
+            elif isinstance(node, dict):
+                if isinstance(step, int):
+                    raise SpecError(f"--set {text!r}: {_dotted(loc[:depth])} is not a list")
+                child = node.get(step)
+                if isinstance(child, str) and step == "optimizer" and not isinstance(nxt, int):
+                    child = {"name": child}  # `optimizer: adam` given as a bare name
+                if child is None:
+                    child = [] if isinstance(nxt, int) else {}
+                node[step] = child
+            else:
+                raise SpecError(f"--set {text!r}: {_dotted(loc[:depth])} is not a mapping or a list")
+            node = child
+        last = loc[-1]
+        if isinstance(node, list):
+            if not isinstance(last, int) or last > len(node):
+                raise SpecError(f"--set {text!r}: {_dotted(loc)} does not exist (the list has {len(node)} items)")
+            if last == len(node):
+                node.append(value)
+            else:
+                node[last] = value
+        elif isinstance(node, dict) and not isinstance(last, int):
+            node[last] = value
+        else:
+            raise SpecError(f"--set {text!r}: {_dotted(loc[:-1])} is not a mapping or a list")
+        source.overrides[loc] = text
+
+
+# --- loading and error translation -------------------------------------------------------------
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Read, override and validate a spec file; fill in the name and make data paths absolute.
+
+    Raises:
+        SpecError: anything wrong with the file or the overrides, every problem at once.
+    """
+    path = Path(path)
+    source = read_yaml(path)
+    if not isinstance(source.data, dict):
+        raise SpecError(f"{path}: the spec must be a mapping with data, model and training sections, "
+                        f"found {type(source.data).__name__}")
+    apply_overrides(source, overrides or [])
+    spec = validate(source)
+    if spec.name is None:
+        spec.name = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem) or "run"
+    base = path.resolve().parent
+    spec.data.path = str((base / spec.data.path).resolve())
+    if spec.data.validation_path is not None:
+        spec.data.validation_path = str((base / spec.data.validation_path).resolve())
+    return spec
+
+
+def validate(source: Source) -> Spec:
+    """Validate spec data, turning pydantic's errors into problems that point at the file."""
+    try:
+        return Spec.model_validate(source.data)
+    except ValidationError as exc:
+        problems = [_problem(source, error) for error in exc.errors()]
+        raise SpecError(f"invalid spec {source.path or ''}".strip(), problems) from None
+
+
+def _problem(source: Source, error: dict) -> Problem:
+    loc = _data_loc(source.data, error["loc"])
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        allowed = _fields_at(loc[:-1], source.data)
+        guess = names.closest(str(key), allowed)
+        message = (f"unknown key {key!r}" + (f"; did you mean {guess!r}?" if guess else "")
+                   + f" Valid keys here: {', '.join(allowed)}")
+    elif kind == "missing":
+        message = f"missing required key {loc[-1]!r}: add it"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = error.get("ctx", {}).get("tag")
+        message = (names.unknown_name("layer type", tag, LAYER_TYPES) if tag is not None
+                   else f"each layer needs a type: one of {', '.join(LAYER_TYPES)}")
+        loc = loc + ("type",) if tag is not None else loc
+    elif kind in ("unknown_name", "validation_source", "unknown_monitor", "monitor_mode", "wrong_type", "bad_name"):
+        message = error["msg"]
+    else:
+        expected = error["msg"].replace("Input should be ", "expected ").replace("Input should have ", "expected ")
+        message = f"{expected}, received {value!r}" if not isinstance(value, (dict, list)) else expected
+    return Problem(_dotted(loc), message, *_where(source, loc))
+
+
+def _data_loc(data: Any, loc: tuple) -> Loc:
+    """Drop the discriminator tags and model names pydantic puts into an error's location."""
+    out: list = []
+    node = data
+    for step in loc:
+        if isinstance(node, dict) and step in node:
+            out.append(step)
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            out.append(step)
+            node = node[step]
+        elif isinstance(node, dict) and isinstance(step, str) and (step == node.get("type") or step[:1].isupper()):
+            continue  # a union's tag ("dense") or a model's name, not a key of the user's
+        else:
+            out.append(step)
+            node = None
+    return tuple(out)
+
+
+def _where(source: Source, loc: Loc) -> tuple[str, str]:
+    for depth in range(len(loc), -1, -1):
+        prefix = loc[:depth]
+        if prefix in source.overrides:
+            return f"--set {source.overrides[prefix]}", ""
+        if prefix in source.marks:
+            line, column = source.marks[prefix]
+            return f"{source.path}:{line + 1}:{column + 1}", source.lines[line].rstrip()
+    return (str(source.path) if source.path else ""), ""
+
+
+def _fields_at(loc: Loc, data: Any) -> list[str]:
+    """Return the valid keys of the spec model at `loc` (for did-you-mean on an unknown key)."""
+    model: Any = Spec
+    node = data
+    for step in loc:
+        node = node.get(step) if isinstance(node, dict) else (
+            node[step] if isinstance(node, list) and isinstance(step, int) and step < len(node) else None)
+        model = _inner(model, step, node)
+        if model is None:
+            return []
+    for candidate in _unwrap(model):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return list(candidate.model_fields)
+    return []
+
+
+def _inner(model: Any, step: Any, node: Any) -> Any:
+    candidates = _unwrap(model)
+    for candidate in candidates:
+        if isinstance(step, int) and get_origin(candidate) is list:
+            items = _unwrap(get_args(candidate)[0])
+            if len(items) == 1:
+                return items[0]
+            layer_type = node.get("type") if isinstance(node, dict) else None
+            for item in items:
+                if isinstance(item, type) and issubclass(item, BaseModel) and \
+                        get_args(item.model_fields.get("type").annotation if "type" in item.model_fields else None) == (layer_type,):
+                    return item
+            return None
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and step in candidate.model_fields:
+            return candidate.model_fields[step].annotation
+    return None
+
+
+def _unwrap(annotation: Any) -> list:
+    """Flatten Annotated / Optional / Union into the plain types they allow."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [t for arg in get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for step in loc:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text

@@ -1,0 +1,197 @@
+"""Compile and fit the model on the prepared data, writing the run directory as training goes."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlrun import __version__, runs
+from dlrun.data import Prepared, prepare
+from dlrun.errors import DataError, TrainingError
+from dlrun.spec import Spec
+
+MAX_STEPS_PER_EXECUTION = 32
+
+
+@dataclass
+class Outcome:
+    """What a finished (or stopped) training left behind."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=None, quiet: bool = False) -> Outcome:
+    """Train the spec's model and fill a new run directory under `out`.
+
+    The data is read and checked before the run directory is created, so a bad CSV leaves nothing
+    behind; once training starts, every finished epoch is on disk whatever happens next.
+
+    Raises:
+        DataError: the CSV cannot be used as the spec says.
+        TrainingError: the loss became NaN, or training was interrupted (the run directory keeps both).
+    """
+    data = prepare(spec.data, spec.seed, spec.training.loss)
+    _check_output_width(spec, data)
+    run_dir = runs.new_run_dir(Path(out), spec.name)
+    (run_dir / runs.CONFIG).write_text(yaml.safe_dump(spec.resolved(), sort_keys=False), encoding="utf-8")
+    if overrides:
+        (run_dir / runs.OVERRIDES).write_text("".join(f"{o}\n" for o in overrides), encoding="utf-8")
+    runs.write_json(run_dir / runs.PREPROCESSING, data.preprocessing.to_dict())
+    return Outcome(run_dir, _fit(spec, data, run_dir, console, quiet))
+
+
+def _check_output_width(spec: Spec, data: Prepared) -> None:
+    classes = data.preprocessing.classes
+    units = [layer.units for layer in spec.model.layers if layer.type == "dense"]
+    if classes is not None and units and units[-1] != len(classes):
+        raise DataError(
+            f"model.layers: the last dense layer has {units[-1]} units but target {spec.data.target!r} has "
+            f"{len(classes)} classes ({', '.join(map(str, classes[:10]))}); set its units to {len(classes)} "
+            "with activation: softmax"
+        )
+
+
+def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dict[str, Any]:
+    from dlrun.backend import import_keras
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    from dlrun.model import build_model
+
+    training = spec.training
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(spec.model, data.x_train.shape[1])
+    optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())
+    steps = math.ceil(len(data.x_train) / training.batch_size)
+    valid_steps = math.ceil(len(data.x_valid) / training.batch_size)
+    model.compile(optimizer=optimizer, loss=training.loss, metrics=list(training.metrics),
+                  steps_per_execution=_steps_per_execution(steps))
+
+    # Keras rebuilds its input pipeline every epoch when given arrays; on small data that costs far
+    # more than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
+    train_ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()
+    if training.shuffle:
+        train_ds = train_ds.shuffle(len(data.x_train), seed=spec.seed, reshuffle_each_iteration=True)
+    train_ds = train_ds.batch(training.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
+    valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size).cache().repeat()
+
+    stop = training.early_stopping
+    early = keras.callbacks.EarlyStopping(
+        monitor=stop.monitor, min_delta=stop.min_delta, patience=stop.patience, mode=stop.mode,
+        baseline=stop.baseline, restore_best_weights=stop.restore_best_weights,
+        start_from_epoch=stop.start_from_epoch,
+    ) if stop else None
+    callbacks = [_LearningRateLog(keras), keras.callbacks.TerminateOnNaN(), *([early] if early else []),
+                 keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY))]
+    if not quiet:
+        from dlrun.progress import EpochProgress
+
+        callbacks.append(EpochProgress(training.epochs, console))
+
+    started = time.time()
+    status = "completed"
+    history: dict[str, list[float]] = {}
+    try:
+        result = model.fit(train_ds, validation_data=valid_ds, epochs=training.epochs, steps_per_epoch=steps,
+                           validation_steps=valid_steps, callbacks=callbacks, shuffle=False, verbose=0)
+        history = result.history
+    except KeyboardInterrupt:
+        status = "interrupted"
+        history = model.history.history if model.history is not None else {}
+        for callback in callbacks:
+            if hasattr(callback, "progress"):
+                callback.progress.stop()
+    wall = time.time() - started
+    if not history:
+        history = _read_history(run_dir)
+    if any(math.isnan(v) for v in history.get("loss", [])):
+        status = "nan"
+    elif early is not None and early.stopped_epoch > 0 and status == "completed":
+        status = "early-stopped"
+    if status != "nan":
+        model.save(run_dir / runs.MODEL)
+    summary = _summary(spec, data, history, early, status, wall, keras, tf)
+    runs.write_json(run_dir / runs.SUMMARY, summary)
+    if summary["epochs_run"]:
+        from dlrun.plot import write_run_plots
+
+        write_run_plots(run_dir / runs.HISTORY, run_dir / runs.PLOTS)
+    if status == "nan":
+        raise TrainingError(
+            f"training stopped at epoch {summary['epochs_run']}: the loss became NaN. The history so far is in "
+            f"{run_dir / runs.HISTORY}. Try a lower training.optimizer.learning_rate, or scale the features "
+            "(data.scale: standard)"
+        )
+    if status == "interrupted":
+        error = TrainingError(f"interrupted after {summary['epochs_run']} finished epochs; they are kept in {run_dir}")
+        error.exit_code = 130
+        raise error
+    return summary
+
+
+def _steps_per_execution(steps: int) -> int:
+    """Run several batches per call into TensorFlow, but never past an epoch's end (a divisor of it)."""
+    return max(d for d in range(1, min(steps, MAX_STEPS_PER_EXECUTION) + 1) if steps % d == 0)
+
+
+def _read_history(run_dir: Path) -> dict[str, list[float]]:
+    import pandas as pd
+
+    path = run_dir / runs.HISTORY
+    if not path.is_file() or path.stat().st_size == 0:
+        return {}
+    frame = pd.read_csv(path)
+    return {c: frame[c].astype(float).tolist() for c in frame.columns if c != "epoch"}
+
+
+def _summary(spec: Spec, data: Prepared, history, early, status: str, wall: float, keras, tf) -> dict[str, Any]:
+    monitor, mode = spec.monitor
+    values = history.get(monitor, [])
+    epochs_run = len(history.get("loss", []))
+    best = None
+    if early is not None and early.best_epoch is not None and early.best_epoch < len(values) \
+            and not math.isinf(early.best) and status != "interrupted":
+        best = early.best_epoch
+    elif values:
+        finite = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
+        if finite:
+            best = (min(finite) if mode == "min" else max(finite, key=lambda t: (t[0], -t[1])))[1]
+    row = lambda i: {k: v[i] for k, v in history.items() if i < len(v)}  # noqa: E731
+    return {
+        "name": spec.name,
+        "status": status,
+        "epochs_run": epochs_run,
+        "epochs": spec.training.epochs,
+        "stopped_epoch": early.stopped_epoch + 1 if early is not None and early.stopped_epoch > 0 else None,
+        "monitor": monitor,
+        "mode": mode,
+        "best_epoch": best + 1 if best is not None else None,
+        "best_value": values[best] if best is not None else None,
+        "best": row(best) if best is not None else {},
+        "final": row(epochs_run - 1) if epochs_run else {},
+        "wall_time_s": round(wall, 3),
+        "seed": spec.seed,
+        "rows": {"train": int(len(data.x_train)), "validation": int(len(data.x_valid))},
+        "data_sha256": data.sha256,
+        "versions": {"dlrun": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version()},
+    }
+
+
+def _LearningRateLog(keras):
+    """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv)."""
+
+    class LearningRateLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    return LearningRateLog()
