@@ -104,8 +104,16 @@ OPTIMIZERS: dict[str, dict[str, object]] = {
 }
 
 
+# Old or short spellings that string similarity cannot find (Keras 2's `lr`, for instance).
+ALIASES = {"lr": "learning_rate", "acc": "accuracy", "bn": "batch_normalization", "batchnorm": "batch_normalization",
+           "batch_norm": "batch_normalization", "fc": "dense", "linear": "dense"}
+
+
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """Return the valid name closest to a misspelled one, or None when nothing is close."""
+    choices = list(choices)
+    if ALIASES.get(name) in choices:
+        return ALIASES[name]
     matches = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

@@ -153,7 +153,7 @@ class OptimizerSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
 
-    name: str
+    name: str = "adam"
     """Keras optimizer name: adam, sgd, rmsprop, adamw, ..."""
     learning_rate: Annotated[float, Field(gt=0, strict=True)] | None = None
     """Step size; default: the optimizer's own Keras default."""
@@ -218,7 +218,7 @@ class EarlyStoppingSpec(StrictModel):
 class TrainingSpec(StrictModel):
     """How the model is compiled and fitted."""
 
-    optimizer: OptimizerSpec = OptimizerSpec(name="adam")
+    optimizer: OptimizerSpec = OptimizerSpec()
     """An optimizer name (adam, sgd, ...) or {name: adam, learning_rate: 0.001, ...Keras kwargs}."""
     loss: LossName
     """Keras loss name: mae, mse, binary_crossentropy, sparse_categorical_crossentropy, ..."""

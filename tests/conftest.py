@@ -1,0 +1,71 @@
+"""Shared fixtures: small seeded CSVs and specs under tmp_path, and a quiet TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Run every test in its own folder, so relative paths like runs/ never touch the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
+def make_binary_csv(path: Path, rows: int = 120, features: int = 4, seed: int = 0) -> Path:
+    """Write a learnable binary problem: target = 1 when a weighted sum of the features is positive."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, features))
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+    frame["target"] = (x @ rng.normal(size=features) > 0).astype(int)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def make_regression_csv(path: Path, rows: int = 120, features: int = 3, seed: int = 0) -> Path:
+    """Write a noisy linear regression problem."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, features))
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(features)])
+    frame["y"] = x @ np.arange(1, features + 1) + rng.normal(scale=0.1, size=rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def binary_spec(**training) -> dict:
+    """Return spec data for the binary CSV of `make_binary_csv`, with training keys overridden."""
+    return {
+        "data": {"path": "data.csv", "target": "target", "validation_split": 0.25, "scale": "standard"},
+        "model": {"layers": [
+            {"type": "dense", "units": 8, "activation": "relu"},
+            {"type": "dense", "units": 1, "activation": "sigmoid"},
+        ]},
+        "training": {"loss": "binary_crossentropy", "metrics": ["binary_accuracy"], "batch_size": 32,
+                     "epochs": 3, **training},
+    }
+
+
+def write_spec(folder: Path, data: dict, name: str = "spec.yaml") -> Path:
+    """Write spec data as a YAML file and return its path."""
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def binary_experiment(tmp_path) -> Path:
+    """A spec file and its binary CSV in tmp_path; returns the spec's path."""
+    make_binary_csv(tmp_path / "data.csv")
+    return write_spec(tmp_path, binary_spec())
