@@ -24,7 +24,7 @@ def describe(model: ModelSpec, input_width: int) -> list[LayerRow]:
     for index, layer in enumerate(model.layers):
         if isinstance(layer, DenseLayer):
             params = width * layer.units + (layer.units if layer.use_bias else 0)
-            width = _activated(layer.units, layer.activation)
+            width = layer.units
             detail = f"{layer.units} units, {layer.activation}"
         elif isinstance(layer, BatchNormalizationLayer):
             params = 4 * width  # gamma, beta (trained) + moving mean and variance
@@ -33,13 +33,8 @@ def describe(model: ModelSpec, input_width: int) -> list[LayerRow]:
             params, detail = 0, f"rate {layer.rate}"
         else:
             params, detail = 0, layer.activation
-            width = _activated(width, layer.activation)
         rows.append(LayerRow(index, layer.type, detail, width, params))
     return rows
-
-
-def _activated(width: int, activation: str) -> int:
-    return width // 2 if activation == "glu" else width  # GLU gates one half of its input with the other
 
 
 def build_model(model: ModelSpec, input_width: int):

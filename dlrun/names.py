@@ -9,7 +9,7 @@ import difflib
 from collections.abc import Iterable
 
 ACTIVATIONS = frozenset({
-    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu",
+    "celu", "elu", "exponential", "gelu", "hard_shrink", "hard_sigmoid", "hard_silu",
     "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu",
     "relu6", "selu", "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign",
     "sparse_plus", "sparse_sigmoid", "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink",

@@ -104,8 +104,7 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
                            validation_steps=valid_steps, callbacks=callbacks, shuffle=False, verbose=0)
         history = result.history
     except KeyboardInterrupt:
-        status = "interrupted"
-        history = model.history.history if model.history is not None else {}
+        status = "interrupted"  # history.csv, written as each epoch ends, is the record of what finished
         for callback in callbacks:
             if hasattr(callback, "progress"):
                 callback.progress.stop()
