@@ -63,7 +63,6 @@ def train(
 def show_summary(run_dir: Path, summary: dict) -> None:
     """Print the end-of-run table."""
     table = Table(show_header=False, box=None)
-    table.add_row("Run directory", str(run_dir))
     table.add_row("Status", f"{summary['status']} after {summary['epochs_run']} of {summary['epochs']} epochs")
     if "val_loss" in summary["best"] or summary["best_value"] is not None:
         val_losses = [summary["best"].get("val_loss")]
@@ -75,6 +74,7 @@ def show_summary(run_dir: Path, summary: dict) -> None:
             table.add_row(f"  {key} at best epoch", _fmt(value))
     table.add_row("Wall time", f"{summary['wall_time_s']:.1f} s")
     out.print(table)
+    out.print(f"Run directory: {run_dir}", soft_wrap=True, markup=False)  # whole, never folded: users copy it
 
 
 def _min_val_loss(run_dir: Path, fallback: list) -> float | None:

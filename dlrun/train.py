@@ -67,6 +67,7 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     from dlrun.model import build_model
 
     training = spec.training
+    keras.config.disable_interactive_logging()  # dlrun reports for Keras (TerminateOnNaN would print mid-bar)
     keras.utils.set_random_seed(spec.seed)
     model = build_model(spec.model, data.x_train.shape[1])
     optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())

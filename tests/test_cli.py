@@ -1,0 +1,172 @@
+"""The command line through typer's CliRunner: exit codes, and the words a user must see."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import binary_spec, make_binary_csv, write_spec
+from dlrun.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_train_writes_a_run_and_prints_the_table(binary_experiment, tmp_path):
+    result = invoke("train", binary_experiment, "--out", tmp_path / "out", "--set", "training.epochs=2")
+    assert result.exit_code == 0, result.output
+    assert "Minimum validation loss" in result.output and "Best epoch" in result.output
+    assert "training" in result.output and "2/2" in result.output  # the progress bar
+    (run_dir,) = (tmp_path / "out" / "spec").iterdir()
+    assert str(run_dir) in result.output.replace("\n", "")
+    assert json.loads((run_dir / "summary.json").read_text())["epochs_run"] == 2
+
+
+def test_train_quiet_has_no_progress_bar(binary_experiment, tmp_path):
+    result = invoke("train", binary_experiment, "--quiet", "--set", "training.epochs=1")
+    assert result.exit_code == 0 and "━" not in result.output
+
+
+def test_validate_prints_layers_and_parameter_counts(binary_experiment):
+    result = invoke("validate", binary_experiment)
+    assert result.exit_code == 0, result.output
+    assert "4 input features" in result.output
+    assert "40" in result.output and "9" in result.output  # 4*8+8 and 8*1+1
+    assert "Total params: 49" in result.output
+
+
+def test_plot_command(binary_experiment, tmp_path):
+    assert invoke("train", binary_experiment, "-q", "--set", "training.epochs=2").exit_code == 0
+    result = invoke("plot", tmp_path / "runs", "--metrics", "loss,val_loss", "--out", tmp_path / "curves.png")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def spec_with(tmp_path, rows=None, **changes):
+    """Write a binary spec (and its CSV, from `rows` when given), with dotted-key changes applied."""
+    if rows is None:
+        make_binary_csv(tmp_path / "data.csv")
+    else:
+        rows.to_csv(tmp_path / "data.csv", index=False)
+    data = binary_spec()
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        data[section][key] = value
+    return write_spec(tmp_path, data)
+
+
+def failing(*args) -> str:
+    result = invoke(*args)
+    assert result.exit_code != 0
+    assert result.output.startswith("error:"), result.output
+    return " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_missing_spec_file(command, tmp_path):
+    assert "spec file not found" in failing(command, tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_missing_csv(command, tmp_path):
+    path = spec_with(tmp_path, data__path="nowhere.csv")
+    assert "data file not found" in failing(command, path) and "nowhere.csv" in failing(command, path)
+
+
+def test_yaml_syntax_error_names_its_line(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("data:\n  path: [a\n")
+    message = failing("validate", path)
+    assert "YAML syntax error" in message and f"{path}:" in message
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"data__targt": "target"}, ["unknown key 'targt'", "did you mean 'target'?", "data.targt"]),
+    ({"training__epochs": "ten"}, ["training.epochs", "integer", "'ten'"]),
+    ({"training__loss": "binary_crosentropy"}, ["Did you mean 'binary_crossentropy'?"]),
+    ({"training__optimizer": "adamm"}, ["unknown optimizer 'adamm'"]),
+    ({"training__metrics": ["acuracy"]}, ["unknown metric 'acuracy'"]),
+    ({"training__early_stopping": {"monitor": "val_auc"}}, ["'val_auc' will not exist"]),
+    ({"data__validation_split": None}, ["exactly one of validation_split", "neither"]),
+    ({"data__validation_path": "v.csv"}, ["exactly one of validation_split", "both"]),
+])
+def test_spec_mistakes(tmp_path, changes, words):
+    message = failing("validate", spec_with(tmp_path, **changes))
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize(("layer", "words"), [
+    ({"type": "dense", "units": 0}, ["model.layers[0].units", "greater than 0"]),
+    ({"type": "dropout", "rate": 1.0}, ["model.layers[0].rate", "less than 1"]),
+    ({"type": "dropout", "rate": -0.1}, ["model.layers[0].rate", "greater than or equal to 0"]),
+    ({"type": "dense", "units": 2, "activation": "rellu"}, ["unknown activation 'rellu'", "'relu'"]),
+])
+def test_layer_mistakes(tmp_path, layer, words):
+    make_binary_csv(tmp_path / "data.csv")
+    data = binary_spec()
+    data["model"]["layers"][0] = layer
+    message = failing("validate", write_spec(tmp_path, data))
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_column_not_in_csv_lists_the_columns(command, tmp_path):
+    message = failing(command, spec_with(tmp_path, data__target="label"))
+    assert "'label' is not in" in message and "f0, f1, f2, f3, target" in message
+    message = failing(command, spec_with(tmp_path, data__features=["f0", "f9"]))
+    assert "data.features: 'f9' not in" in message
+
+
+def test_non_numeric_feature_is_named_with_the_fix(tmp_path):
+    rows = pd.DataFrame({"f0": [1.0, 2.0, 3.0, 4.0], "city": ["a", "b", "c", "d"], "target": [0, 1, 0, 1]})
+    message = failing("train", spec_with(tmp_path, rows=rows))
+    assert "non-numeric feature column(s)" in message and "'city'" in message and "data.drop: [city]" in message
+
+
+def test_nan_values_are_named_with_the_fix(tmp_path):
+    rows = pd.DataFrame({"f0": [1.0, None, 3.0, 4.0], "f1": [1, 2, 3, 4], "target": [0, 1, 0, 1]})
+    message = failing("train", spec_with(tmp_path, rows=rows))
+    assert "missing (NaN) values" in message and "'f0' (1 rows)" in message and "data.drop" in message
+
+
+def test_empty_csv(tmp_path):
+    path = spec_with(tmp_path)
+    (tmp_path / "data.csv").write_text("")
+    assert "is empty" in failing("train", path)
+    (tmp_path / "data.csv").write_text("f0,f1,target\n")
+    assert "no rows" in failing("train", path)
+
+
+def test_nan_loss_exits_non_zero_and_says_so(tmp_path):
+    path = spec_with(tmp_path, training__optimizer={"name": "sgd", "learning_rate": 1e15},
+                     training__epochs=30)
+    message = failing("train", path, "-q")
+    assert "the loss became NaN" in message and "history" in message
+
+
+def test_cli_does_not_import_tensorflow_for_help_or_validate(binary_experiment):
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom dlrun.cli import app\n"
+        f"r = CliRunner().invoke(app, ['validate', {str(binary_experiment)!r}])\nassert r.exit_code == 0, r.output\n"
+        "CliRunner().invoke(app, ['--help'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', 'matplotlib', 'pandas'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_python_dash_m_works():
+    result = subprocess.run([sys.executable, "-m", "dlrun", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "train" in result.stdout
