@@ -30,6 +30,8 @@ VAL = "val_"
 NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
 # Up to this many epochs lines get a dot per epoch, so that a short run shows where its epochs are.
 DOTS_UP_TO = 20
+# Shaded band of a seed group, and how the legend explains it.
+BANDS = {"minmax": "min to max over seeds", "std": "mean +/- std over seeds"}
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -121,7 +123,8 @@ def write_run_plots(history_csv: Path, plots_dir: Path) -> list[Path]:
     return written
 
 
-def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: int, out: Path) -> Path:
+def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: int, out: Path,
+                   group_seeds: bool = False, band: str = "minmax") -> Path:
     """Overlay the histories of several runs in one figure, one subplot per quantity.
 
     Each run has one colour; on a subplot its training column is solid and its validation twin
@@ -137,6 +140,10 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
             The course's `history_df.loc[5:]` on Keras's 0-based index is `from_epoch=6`.
         out: The image to write, PNG unless its suffix names another format matplotlib writes
             (`.svg`, `.pdf`); parent folders are created.
+        group_seeds: Draw runs whose config.yaml differ only by `seed` as one line, their mean
+            per epoch, with a shaded band around it.
+        band: The band of a seed group: `minmax` (lowest to highest run) or `std` (mean +/- one
+            standard deviation).
 
     Returns:
         `out`.
@@ -150,9 +157,12 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
     from matplotlib.backend_bases import FigureCanvasBase
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     # Mistakes in the arguments are reported before any file is read.
     _check_from_epoch(from_epoch)
+    if band not in BANDS:
+        raise ValueError(f"Invalid value received for `band`. Expected one of {', '.join(BANDS)}. Received: band={band!r}")
     out = Path(out)
     fmt = out.suffix.lstrip(".").lower() or "png"
     if fmt not in FigureCanvasBase.get_supported_filetypes():
@@ -161,6 +171,7 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
             f".png, .svg or .pdf"
         )
     runs: list[tuple[str, pd.DataFrame]] = []
+    run_dirs: list[Path] = []
     empty: list[str] = []
     for csv, label in _resolve_sources([Path(source) for source in sources]):
         history = _load(csv) if csv.is_file() else None  # a run dir with only a config has no history yet
@@ -168,8 +179,12 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
             empty.append(label)
         else:
             runs.append((label, history))
+            run_dirs.append(csv.parent)
     if not runs:
         raise DataError(f"nothing to plot: no epoch has been logged yet in {', '.join(empty)}")
+    bands: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    if group_seeds:
+        runs, bands = _group_seeds(runs, run_dirs, band)
 
     available = _union(_columns_with_values(history) for _, history in runs)
     panels = _panels(metrics, available)
@@ -202,6 +217,8 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
                 style = "--" if column.startswith(VAL) else "-"
                 if _draw(ax, history, column, dots=dots, color=colour, linestyle=style):
                     styles_used.add(style)
+                    if label in bands:
+                        _fill_band(ax, bands[label], column, from_epoch, colour)
             if VAL + "loss" in columns:
                 marked |= _mark_best(ax, history, color=colour, line=False)
         _label_axes(ax, quantity)
@@ -211,6 +228,8 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
     if "--" in styles_used:  # the run keys are solid: say what a dashed line means
         handles += [Line2D([], [], color="black", linestyle=style, label=name)
                     for style, name in (("-", "training"), ("--", "validation")) if style in styles_used]
+    if bands:
+        handles.append(Patch(color="grey", alpha=0.25, label="seed band: " + BANDS[band]))
     if marked:
         handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="white",
                               markeredgecolor="black", label="lowest val_loss"))
@@ -375,3 +394,44 @@ def _label_axes(ax: Axes, quantity: str) -> None:
 def _file_stem(quantity: str) -> str:
     """Make a metric name safe as a file name (custom metrics may hold `/` or spaces)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", quantity)
+
+
+def _group_seeds(runs: list[tuple[str, pd.DataFrame]], run_dirs: list[Path], band: str):
+    """Merge runs that differ only by seed into (label, mean history), with each group's band.
+
+    Runs of different lengths (early stopping) are averaged over the runs that reached an epoch.
+
+    Returns:
+        The merged runs, and {label: (lower, upper)} histories for the groups of two or more runs.
+    """
+    import pandas as pd
+
+    from dlrun.compare import group_labels, seed_groups
+
+    groups = seed_groups(run_dirs)
+    labels = group_labels(run_dirs, groups)
+    merged: list[tuple[str, pd.DataFrame]] = []
+    bands: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for group, label in zip(groups, labels):
+        if len(group) == 1:
+            merged.append((runs[group[0]][0], runs[group[0]][1]))
+            continue
+        stacked = pd.concat([runs[i][1] for i in group]).groupby("epoch", sort=True)
+        mean = stacked.mean().reset_index()
+        if band == "std":
+            spread = stacked.std(ddof=0).reset_index()
+            lower, upper = mean.copy(), mean.copy()
+            columns = [c for c in mean.columns if c != "epoch"]
+            lower[columns] = mean[columns] - spread[columns]
+            upper[columns] = mean[columns] + spread[columns]
+        else:
+            lower, upper = stacked.min().reset_index(), stacked.max().reset_index()
+        merged.append((label, mean))
+        bands[label] = (lower, upper)
+    return merged, bands
+
+
+def _fill_band(ax: Axes, band: tuple[pd.DataFrame, pd.DataFrame], column: str, from_epoch: int, colour) -> None:
+    lower, upper = (frame[frame["epoch"] >= from_epoch] for frame in band)
+    if column in lower.columns and lower[column].notna().any():
+        ax.fill_between(lower["epoch"], lower[column], upper[column], color=colour, alpha=0.2, linewidth=0)

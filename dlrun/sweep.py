@@ -1,0 +1,446 @@
+"""Sweeps: the grid of `--set` values (and seeds), its manifest, running it, and its compare table.
+
+A sweep lives in `runs/<name>/sweep-<timestamp>/`: `sweep.json` lists every point (its overrides,
+status and run directory), and each point is a normal run directory below it. The manifest is
+rewritten as each point ends, so an interrupted sweep can be resumed: only points without a
+finished run are trained again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlrun import compare, runs
+from dlrun.errors import DlrunError, SpecError
+
+MANIFEST = "sweep.json"
+COMPARE_CSV = "compare.csv"
+FINISHED = ("completed", "early-stopped")
+KEPT_FAILURES = ("failed", "nan")  # deterministic (seeded, same spec): resuming would fail again
+
+
+# --- axes --------------------------------------------------------------------------------------
+
+
+def split_values(text: str) -> list[str]:
+    """Split `0.01,0.001` at top-level commas only: `[a,b],[a,c]` is two values, `'x,y'` one."""
+    values: list[str] = []
+    depth, quote, start = 0, "", 0
+    for position, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            values.append(text[start:position].strip())
+            start = position + 1
+    values.append(text[start:].strip())
+    return values
+
+
+def parse_axis(option: str) -> tuple[str, list[str]]:
+    """Read one `--set PATH=V1,V2,...` into its path and value texts (one value: a constant).
+
+    Raises:
+        SpecError: no `=`, an empty value in the list, or the same value twice.
+    """
+    path, sep, text = option.partition("=")
+    path = path.strip()
+    if not sep or not path:
+        raise SpecError(f"--set {option!r}: expected PATH=VALUE or PATH=V1,V2,..., like training.epochs=5 "
+                        "or training.optimizer.learning_rate=0.01,0.001")
+    values = split_values(text)
+    if len(values) > 1 and any(v == "" for v in values):
+        raise SpecError(f"--set {option!r}: an empty value in the list; remove the extra comma")
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise SpecError(f"--set {option!r}: {', '.join(duplicates)} listed twice; list each value once")
+    return path, values
+
+
+def read_axes_file(path: Path) -> list[tuple[str, list[str]]]:
+    """Read a YAML mapping of `PATH: [values]` (a value that is not a list is a constant).
+
+    Raises:
+        SpecError: the file is missing, not YAML, or not such a mapping.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"sweep file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict) or not data:
+        raise SpecError(f"{path}: expected a mapping of spec paths to lists of values, like\n"
+                        "  training.optimizer.learning_rate: [0.01, 0.001]\n  seed: [0, 1, 2]")
+    axes = []
+    for key, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise SpecError(f"{path}: {key}: the list of values is empty")
+        texts = [_value_text(v) for v in values]
+        if len(set(texts)) != len(texts):
+            raise SpecError(f"{path}: {key}: a value is listed twice; list each value once")
+        axes.append((str(key), texts))
+    return axes
+
+
+def _value_text(value: Any) -> str:
+    """Write a YAML value back as override text that reads as the same value."""
+    if isinstance(value, str) and "," not in value and _safe_scalar(value):
+        return value
+    return json.dumps(value)  # JSON is YAML, and quotes what needs quoting
+
+
+def _safe_scalar(text: str) -> bool:
+    try:
+        return yaml.safe_load(text) == text
+    except yaml.YAMLError:
+        return False
+
+
+@dataclass
+class Grid:
+    """The overrides every point shares, and the axes whose product makes the points."""
+
+    constants: list[str]
+    axes: list[tuple[str, list[str]]]
+
+    def points(self) -> list[list[str]]:
+        """Return each point's overrides: the constants, then one value of each axis."""
+        paths = [path for path, _ in self.axes]
+        return [self.constants + [f"{p}={v}" for p, v in zip(paths, combo)]
+                for combo in itertools.product(*(values for _, values in self.axes))]
+
+
+def make_grid(sets: list[str], seeds: str | None = None, axes_file: Path | None = None) -> Grid:
+    """Combine `--set`, `--seeds` and `--file` into one grid.
+
+    Raises:
+        SpecError: a path is given twice, or there is nothing to sweep.
+    """
+    constants: list[str] = []
+    axes: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+
+    def add(path: str, values: list[str], where: str) -> None:
+        if path in seen:
+            raise SpecError(f"{where}: {path} is set twice; give each path once")
+        seen.add(path)
+        if len(values) == 1:
+            constants.append(f"{path}={values[0]}")
+        else:
+            axes.append((path, values))
+
+    if axes_file is not None:
+        for path, values in read_axes_file(axes_file):
+            add(path, values, str(axes_file))
+    for option in sets:
+        add(*parse_axis(option), f"--set {option}")
+    if seeds is not None:
+        values = split_values(seeds)
+        if not values or not all(v.isdigit() for v in values):
+            raise SpecError(f"--seeds {seeds!r}: expected whole numbers separated by commas, like 0,1,2")
+        add("seed", list(dict.fromkeys(values)), "--seeds")
+    if not sets and seeds is None and axes_file is None:
+        raise SpecError("nothing to sweep: give --set PATH=V1,V2 (repeatable), --seeds 0,1,2 or --file AXES.yaml")
+    return Grid(constants, axes)
+
+
+# --- the sweep folder and its manifest ---------------------------------------------------------
+
+
+def new_sweep_dir(out: Path, name: str) -> Path:
+    """Create `out/name/sweep-<YYYYmmdd-HHMMSS>/`, never reusing one."""
+    parent = Path(out) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        folder = parent / (f"sweep-{stamp}" if attempt == 1 else f"sweep-{stamp}-{attempt}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"no free sweep folder under {parent}")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_manifest(sweep_dir: Path) -> dict[str, Any]:
+    """Read a sweep folder's manifest.
+
+    Raises:
+        DlrunError: the folder is not a sweep, or its manifest is damaged.
+    """
+    path = Path(sweep_dir) / MANIFEST
+    if not path.is_file():
+        raise DlrunError(f"{sweep_dir} is not a sweep folder: it has no {MANIFEST} "
+                         "(pass the runs/<name>/sweep-<timestamp> folder a sweep printed)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest["points"] and manifest["spec"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DlrunError(f"{path} is damaged ({exc}); start a new sweep") from None
+    return manifest
+
+
+def point_label(point: dict[str, Any], axes: list[str]) -> str:
+    """Name a point by its axis values only (the constants are the same everywhere)."""
+    parts = [o for o in point["overrides"] if o.partition("=")[0] in axes]
+    return " ".join(parts) or f"point {point['index']}"
+
+
+def needs_run(point: dict[str, Any], sweep_dir: Path) -> bool:
+    """Tell whether a point still lacks a finished run (and is not a failure that would repeat)."""
+    if point["status"] in KEPT_FAILURES:
+        return False
+    if point["status"] in FINISHED and point.get("run_dir"):
+        summary = runs.read_summary(sweep_dir / point["run_dir"]) if (sweep_dir / point["run_dir"]).is_dir() else {}
+        return summary.get("status") not in FINISHED
+    return True
+
+
+def _discard_unfinished(point: dict[str, Any], sweep_dir: Path) -> None:
+    """Remove the half-written run a stopped point left, so a resumed sweep holds one run per point."""
+    wanted = "".join(f"{o}\n" for o in point["overrides"])
+    for overrides_file in sweep_dir.glob(f"*/*/{runs.OVERRIDES}"):
+        run_dir = overrides_file.parent
+        if overrides_file.read_text(encoding="utf-8") == wanted and \
+                runs.read_summary(run_dir).get("status") not in FINISHED:
+            shutil.rmtree(run_dir)
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: its folder, points, and the compare table of its runs."""
+
+    sweep_dir: Path
+    manifest: dict[str, Any]
+    ran: int
+    columns: list[str] = field(default_factory=list)
+    table: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[compare.Skipped] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [p for p in self.manifest["points"] if p["status"] not in FINISHED]
+
+
+def start(spec: Path, grid: Grid, out: Path) -> Path:
+    """Validate the grid's shared part, create the sweep folder and write its manifest.
+
+    Raises:
+        SpecError: the spec, or an override every point shares, is invalid.
+    """
+    from dlrun.specfile import load_spec
+
+    loaded = load_spec(spec, grid.constants)  # a mistake every point shares stops the sweep here
+    sweep_dir = new_sweep_dir(out, loaded.name)
+    points = [{"index": i, "overrides": overrides, "status": "pending", "run_dir": None, "error": None}
+              for i, overrides in enumerate(grid.points())]
+    manifest = {
+        "spec": str(Path(spec).resolve()), "spec_sha256": sha256(spec), "name": loaded.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "constants": grid.constants,
+        "axes": [{"path": p, "values": v} for p, v in grid.axes], "points": points,
+    }
+    runs.write_json(sweep_dir / MANIFEST, manifest)
+    return sweep_dir
+
+
+def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict], None] | None = None) -> SweepResult:
+    """Train every point of a sweep folder that lacks a finished run, then compare the sweep's runs.
+
+    A point whose overrides make an invalid spec is marked failed without starting a worker.
+    On Ctrl-C the manifest keeps every finished point; the rest are left to `--resume`.
+
+    Raises:
+        DlrunError: the folder is not a sweep, or its spec changed since the sweep started.
+    """
+    from dlrun.specfile import load_spec
+
+    sweep_dir = Path(sweep_dir)
+    manifest = read_manifest(sweep_dir)
+    spec = Path(manifest["spec"])
+    if not spec.is_file():
+        raise DlrunError(f"the sweep's spec {spec} is gone; restore it to resume the sweep")
+    if sha256(spec) != manifest["spec_sha256"]:
+        raise DlrunError(f"the sweep's spec {spec} changed since the sweep started, so resumed runs would "
+                         "not match the finished ones; restore it, or start a new sweep")
+    points = manifest["points"]
+    axes = [axis["path"] for axis in manifest["axes"]]
+    todo = [p for p in points if needs_run(p, sweep_dir)]
+    tasks = []
+    for point in todo:
+        _discard_unfinished(point, sweep_dir)
+        point.update(status="pending", run_dir=None, error=None)
+        try:
+            load_spec(spec, point["overrides"])
+        except SpecError as exc:
+            point.update(status="failed", error=str(exc))
+            continue
+        tasks.append((point["index"], str(spec), point["overrides"], str(sweep_dir)))
+    runs.write_json(sweep_dir / MANIFEST, manifest)
+
+    display = _Display(console, len(todo), {p["index"]: point_label(p, axes) for p in points})
+    for point in todo:
+        if point["status"] == "failed":
+            display.finished(point)
+    interrupted = False
+    results = executor.run(tasks, display.started) if tasks else iter(())
+    with display:
+        try:
+            for result in results:
+                point = points[result["index"]]
+                run_dir = result["run_dir"] or _find_run(sweep_dir, point["overrides"])
+                point.update(status=result["status"], error=result["error"],
+                             run_dir=str(Path(run_dir).relative_to(sweep_dir)) if run_dir else None)
+                runs.write_json(sweep_dir / MANIFEST, manifest)
+                display.finished(point)
+                if on_result is not None:
+                    on_result(point)
+        except KeyboardInterrupt:
+            interrupted = True
+            for point in points:
+                if point["status"] == "pending":
+                    point["status"] = "interrupted"
+            runs.write_json(sweep_dir / MANIFEST, manifest)
+        finally:
+            if hasattr(results, "close"):
+                results.close()  # stops the workers even when the interrupt came between two results
+    result = SweepResult(sweep_dir, manifest, len(todo), interrupted=interrupted)
+    result.columns, result.table, result.skipped = table(sweep_dir, manifest)
+    return result
+
+
+def _find_run(sweep_dir: Path, overrides: list[str]) -> Path | None:
+    """Find the run a point made when its worker could not say (a NaN loss raises before returning)."""
+    wanted = "".join(f"{o}\n" for o in overrides)
+    matches = [f.parent for f in sweep_dir.glob(f"*/*/{runs.OVERRIDES}") if f.read_text(encoding="utf-8") == wanted]
+    return max(matches, key=lambda p: p.stat().st_mtime) if matches else None
+
+
+def table(sweep_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[dict], list[compare.Skipped]]:
+    """Build the sweep's compare table, best monitored value first; points with no run go last."""
+    loaded: list[compare.Run] = []
+    skipped: list[compare.Skipped] = []
+    without_run = []
+    for point in manifest["points"]:
+        run_dir = sweep_dir / point["run_dir"] if point.get("run_dir") else None
+        if run_dir is None:
+            without_run.append(point)
+            continue
+        try:
+            loaded.append(compare.load_run(run_dir))
+        except DlrunError as exc:
+            skipped.append(compare.Skipped(run_dir, str(exc)))
+    columns, rows = compare.rows(loaded) if loaded else (["run", "status"], [])
+    axes = [axis["path"] for axis in manifest["axes"]]
+    if loaded:
+        monitor = loaded[0].summary.get("monitor")
+        if f"best:{monitor}" in columns:
+            rows = compare.sort_rows(columns, rows, f"best:{monitor}",
+                                     descending=loaded[0].summary.get("mode") == "max")
+    for point in without_run:
+        row: dict[str, Any] = {"run": f"point {point['index']}", "status": point["status"]}
+        for override in point["overrides"]:
+            path, _, value = override.partition("=")
+            if path in columns or path in axes:
+                row[path] = _parsed(value)
+        rows.append(row)
+    params_missing = [a for a in axes if a not in columns and any(a in r for r in rows)]
+    columns = columns[:1] + params_missing + columns[1:]
+    return columns, rows, skipped
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+class _Display:
+    """One rich progress display for the whole sweep: runs done, failures, and what is running."""
+
+    def __init__(self, console, total: int, labels: dict[int, str]):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.labels = labels
+        self.running: list[int] = []
+        self.failed = 0
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
+            TextColumn("{task.fields[failed]}"), TextColumn("{task.fields[running]}"),
+            console=console, transient=False, disable=console is None,
+        )
+        self.task = self.progress.add_task("sweep", total=total, failed="", running="")
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def started(self, index: int) -> None:
+        self.running.append(index)
+        self._refresh()
+
+    def finished(self, point: dict[str, Any]) -> None:
+        index = point["index"]
+        if index in self.running:
+            self.running.remove(index)
+        ok = point["status"] in FINISHED
+        self.failed += not ok
+        if self.console is not None:
+            mark = "[green]done[/]" if ok else f"[red]{point['status']}[/]"
+            self.progress.console.print(f"{mark} {self.labels[index]}", highlight=False)
+        self.progress.advance(self.task)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        running = ", ".join(self.labels[i] for i in self.running[:3]) + (" ..." if len(self.running) > 3 else "")
+        self.progress.update(self.task, failed=f"[red]{self.failed} failed[/]" if self.failed else "",
+                             running=f"running: {running}" if running else "")
+
+
+def make_executor(kind: str, jobs: int | None, address: str | None, points: int):
+    """Pick the executor a user asked for.
+
+    Raises:
+        DlrunError: an unknown executor, --address without Ray, or Ray not installed.
+    """
+    from dlrun.executors import LocalExecutor, RayExecutor, cores, import_ray
+
+    if jobs is not None and jobs < 1:
+        raise DlrunError(f"--jobs {jobs}: expected 1 or more parallel runs")
+    if kind == "local":
+        if address:
+            raise DlrunError("--address is for the Ray executor: add --executor ray, or drop --address")
+        return LocalExecutor(jobs or max(1, min(points, cores())))
+    if kind == "ray":
+        import_ray()
+        return RayExecutor(jobs, address)
+    raise DlrunError(f"--executor {kind!r}: expected local or ray")
