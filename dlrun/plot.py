@@ -414,7 +414,7 @@ def _group_seeds(runs: list[tuple[str, pd.DataFrame]], run_dirs: list[Path], ban
     bands: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for group, label in zip(groups, labels):
         if len(group) == 1:
-            merged.append((runs[group[0]][0], runs[group[0]][1]))
+            merged.append((label, runs[group[0]][1]))
             continue
         stacked = pd.concat([runs[i][1] for i in group]).groupby("epoch", sort=True)
         mean = stacked.mean().reset_index()

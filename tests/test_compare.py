@@ -1,0 +1,220 @@
+"""Tests of compare, diff and seed-grouped plots, on trained runs and on hand-written run folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import binary_spec, make_binary_csv, write_spec
+from dlrun import compare, plot
+from dlrun.cli import app
+from dlrun.errors import DlrunError
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """Train two real runs that differ in optimizer and metrics: adam + accuracy, sgd + accuracy and auc."""
+    from dlrun.specfile import load_spec
+    from dlrun.train import train
+
+    folder = tmp_path_factory.mktemp("runs")
+    make_binary_csv(folder / "data.csv")
+    spec_a = write_spec(folder, binary_spec(epochs=4, optimizer="adam"), "a.yaml")
+    spec_b = write_spec(folder, binary_spec(epochs=3, optimizer={"name": "sgd", "learning_rate": 0.05},
+                                            metrics=["binary_accuracy", "auc"]), "b.yaml")
+    run_a = train(load_spec(spec_a), folder / "runs", quiet=True).run_dir
+    run_b = train(load_spec(spec_b), folder / "runs", quiet=True).run_dir
+    return run_a, run_b
+
+
+def fake_run(root: Path, name: str, history: dict, best_epoch: int, config: dict | None = None,
+             stamp: str = "20240101-120000", monitor: str = "val_loss") -> Path:
+    """Write a run folder by hand: config.yaml, summary.json and a 0-based history.csv."""
+    run_dir = root / name / stamp
+    run_dir.mkdir(parents=True)
+    epochs = len(next(iter(history.values())))
+    pd.DataFrame({"epoch": range(epochs), **history}).to_csv(run_dir / "history.csv", index=False)
+    config = config or {"name": name, "seed": 0, "training": {"epochs": epochs}}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    summary = {"status": "completed", "epochs_run": epochs, "best_epoch": best_epoch, "monitor": monitor,
+               "mode": "min", "wall_time_s": 1.5, "seed": config.get("seed", 0)}
+    (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return run_dir
+
+
+def test_flatten_indexes_layers_and_keeps_value_lists_whole():
+    flat = compare.flatten({"model": {"layers": [{"units": 4}, {"rate": 0.2}]}, "training": {"metrics": ["a", "b"]}})
+    assert flat == {"model.layers[0].units": 4, "model.layers[1].rate": 0.2, "training.metrics": ["a", "b"]}
+
+
+def test_changed_params_are_only_the_values_that_differ(two_runs):
+    runs, skipped = compare.load_runs(list(two_runs))
+    assert not skipped
+    changed = compare.changed_params(runs)
+    assert "training.optimizer.name" in changed
+    assert "training.optimizer.learning_rate" in changed  # given in one spec only
+    assert "training.metrics" in changed and "training.epochs" in changed
+    assert "data.path" not in changed and "model.layers[0].units" not in changed and "seed" not in changed
+    everything, _ = compare.rows(runs, all_params=True)
+    assert "model.layers[0].units" in everything and "seed" in everything
+
+
+def test_best_and_last_values_match_history_csv(two_runs):
+    runs, _ = compare.load_runs(list(two_runs))
+    columns, rows = compare.rows(runs)
+    assert columns.index("best:val_loss") < columns.index("best:loss")  # the monitored quantity first
+    assert {"best:auc", "last:val_auc"} <= set(columns)
+    for run, row in zip(runs, rows):
+        history = pd.read_csv(run.run_dir / "history.csv")
+        best = history.loc[history["val_loss"].idxmin()]
+        last = history.iloc[-1]
+        assert row["best_epoch"] == int(best["epoch"]) + 1  # history.csv counts epochs from 0
+        assert row["epochs_run"] == len(history)
+        for column in [c for c in history.columns if c not in ("epoch", "learning_rate")]:
+            assert row[f"best:{column}"] == pytest.approx(best[column])
+            assert row[f"last:{column}"] == pytest.approx(last[column])
+    adam_row = rows[[r.params["training.optimizer.name"] for r in runs].index("adam")]
+    assert adam_row["best:auc"] is None and adam_row["last:val_auc"] is None  # blank, not a crash
+
+
+def test_best_differs_from_last_when_the_best_epoch_is_early(tmp_path):
+    run = fake_run(tmp_path, "early", {"loss": [0.9, 0.5, 0.4, 0.3], "val_loss": [0.8, 0.6, 0.7, 0.75],
+                                       "binary_accuracy": [0.5, 0.7, 0.8, 0.9]}, best_epoch=2)
+    columns, rows = compare.rows(compare.load_runs([run])[0])
+    assert rows[0]["best:val_loss"] == 0.6 and rows[0]["last:val_loss"] == 0.75
+    assert rows[0]["best:binary_accuracy"] == 0.7 and rows[0]["last:binary_accuracy"] == 0.9
+    assert rows[0]["best_epoch"] == 2 and rows[0]["epochs_run"] == 4
+
+
+def test_sort_puts_blanks_last_and_rejects_unknown_columns(tmp_path):
+    a = fake_run(tmp_path, "a", {"loss": [0.5], "val_loss": [0.3]}, 1)
+    b = fake_run(tmp_path, "b", {"loss": [0.5], "val_loss": [0.1]}, 1)
+    c = fake_run(tmp_path, "c", {"loss": [0.5]}, None)
+    columns, rows = compare.rows(compare.load_runs([a, b, c])[0])
+    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss")] == ["b/20240101-120000", "a/20240101-120000", "c/20240101-120000"]
+    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss", True)][:2] == ["a/20240101-120000", "b/20240101-120000"]
+    with pytest.raises(DlrunError, match="best:val_loss"):
+        compare.sort_rows(columns, rows, "best:val_los")
+
+
+def test_cli_compare_reports_and_skips_non_runs(two_runs, tmp_path):
+    parent = two_runs[0].parent.parent
+    half = parent / "half" / "20240101-000000"
+    half.mkdir(parents=True)
+    shutil.copy(two_runs[0] / "config.yaml", half / "config.yaml")  # a run killed before its first epoch
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    try:
+        result = runner.invoke(app, ["compare", str(parent), str(empty), "--sort", "best:val_loss",
+                                     "--csv", "table.csv"])
+    finally:
+        shutil.rmtree(half.parent)
+    assert result.exit_code == 0, result.output
+    assert "half-written" in result.stderr and "empty" in result.stderr
+    for run_dir in two_runs:
+        assert compare.run_label(run_dir) in result.stdout
+    assert "optimizer." in result.stdout and "sgd" in result.stdout and "adam" in result.stdout
+    with open("table.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert "training.optimizer.name" in table[0] and "data.path" not in table[0]
+    assert len(table) == 2
+    values = [float(row["best:val_loss"]) for row in table]
+    assert values == sorted(values)
+    assert table[0]["best:auc"] == "" or table[1]["best:auc"] == ""
+
+
+def test_cli_compare_json_rows_match_the_table(two_runs):
+    result = runner.invoke(app, ["compare", *map(str, two_runs), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    columns, expected = compare.rows(compare.load_runs(list(two_runs))[0])
+    assert [list(row) for row in rows] == [columns, columns]
+    assert rows[0]["best:val_loss"] == pytest.approx(expected[0]["best:val_loss"])
+
+
+def test_cli_compare_with_nothing_to_compare(tmp_path):
+    result = runner.invoke(app, ["compare", str(tmp_path / "missing")])
+    assert result.exit_code == 1
+    assert "does not exist" in result.stderr and "no run to compare" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_diff_shows_config_and_metric_differences(two_runs, tmp_path):
+    result = runner.invoke(app, ["diff", *map(str, two_runs), "--out", "d.png"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any("training.optimizer.name" in line and "adam" in line and "sgd" in line for line in lines)
+    a, b = (compare.load_run(r) for r in two_runs)
+    expected = compare.rows([b])[1][0]["best:val_loss"] - compare.rows([a])[1][0]["best:val_loss"]
+    val_loss_line = next(line for line in lines if line.strip("│ ").startswith("val_loss "))
+    assert f"{expected:.6g}" in val_loss_line
+    assert Path("d.png").read_bytes()[:4] == b"\x89PNG"
+    assert not any("data.path" in line for line in lines)
+
+
+def test_diff_of_a_half_written_run_is_an_error(two_runs, tmp_path):
+    result = runner.invoke(app, ["diff", str(two_runs[0]), str(tmp_path)])
+    assert result.exit_code == 1 and "half-written" in result.stderr
+
+
+# --- seed groups -------------------------------------------------------------------------------
+
+
+def seed_runs(root: Path) -> list[Path]:
+    """Three seeds of one config (one stopped early, after 3 epochs), and one run of another config."""
+    rng = np.random.default_rng(0)
+    made = []
+    for seed, configured, epochs in ((0, 4, 4), (1, 4, 4), (2, 4, 3), (0, 5, 5)):
+        config = {"name": "exp", "seed": seed, "training": {"epochs": configured, "optimizer": {"name": "adam"}}}
+        loss = list(np.linspace(1, 0.5, epochs) + rng.uniform(0, 0.1, epochs))
+        made.append(fake_run(root, "exp", {"loss": loss, "val_loss": [v + 0.1 for v in loss]}, 1, config,
+                             stamp=f"2024010{len(made)}-000000"))
+    return made
+
+
+def test_seed_groups_join_runs_that_differ_only_by_seed(tmp_path):
+    made = seed_runs(tmp_path)
+    groups = compare.seed_groups(made)
+    assert groups == [[0, 1, 2], [3]]
+    labels = compare.group_labels(made, groups)
+    assert labels == ["training.epochs=4 (3 seeds)", "training.epochs=5 (1 seed)"]
+
+
+@pytest.mark.parametrize("band", ["minmax", "std"])
+def test_seed_group_is_the_mean_with_a_band(tmp_path, band):
+    made = seed_runs(tmp_path)
+    histories = [plot.read_history(run) for run in made]
+    merged, bands = plot._group_seeds([(str(r), h) for r, h in zip(made, histories)], made, band)
+    assert len(merged) == 2 and list(bands) == [merged[0][0]]
+    mean = merged[0][1]
+    epoch_1 = [h.loc[h["epoch"] == 1, "loss"].item() for h in histories[:3]]
+    epoch_4 = [h.loc[h["epoch"] == 4, "loss"].item() for h in histories[:2]]  # the third run has 3 epochs
+    assert mean.loc[mean["epoch"] == 1, "loss"].item() == pytest.approx(np.mean(epoch_1))
+    assert mean.loc[mean["epoch"] == 4, "loss"].item() == pytest.approx(np.mean(epoch_4))
+    lower, upper = bands[merged[0][0]]
+    low, high = lower.loc[lower["epoch"] == 1, "loss"].item(), upper.loc[upper["epoch"] == 1, "loss"].item()
+    if band == "minmax":
+        assert (low, high) == pytest.approx((min(epoch_1), max(epoch_1)))
+    else:
+        assert (low, high) == pytest.approx((np.mean(epoch_1) - np.std(epoch_1), np.mean(epoch_1) + np.std(epoch_1)))
+    assert merged[1][0] == "training.epochs=5 (1 seed)"
+    assert merged[1][1]["loss"].tolist() == histories[3]["loss"].tolist()  # a lone run is drawn as it is
+
+
+def test_cli_plot_group_seeds(tmp_path):
+    seed_runs(tmp_path / "runs")
+    result = runner.invoke(app, ["plot", "runs", "--group-seeds", "--band", "std", "--out", "g.png"])
+    assert result.exit_code == 0, result.output
+    assert Path("g.png").read_bytes()[:4] == b"\x89PNG"
+    bad = runner.invoke(app, ["plot", "runs", "--group-seeds", "--band", "range"])
+    assert bad.exit_code == 1 and "minmax or std" in bad.stderr
