@@ -1,117 +1,215 @@
-"""CSV -> training and validation arrays, through preprocessing fitted on the training rows only."""
+"""CSV -> training, validation and test data, through preprocessing fitted on the training rows only.
+
+Small CSVs are read whole into arrays; a CSV larger than `data.streaming_above_mb` (or with
+`data.streaming: true`) is read in chunks by `dlrun.stream`. Both fit the same `Preprocessing`
+(`dlrun.preprocess`), which is saved in the run directory and applied to every row the model sees.
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from dlrun.errors import DataError
-from dlrun.spec import DataSpec
+from dlrun.preprocess import (  # noqa: F401  (Preprocessing and CLASS_LOSSES are re-exported)
+    CLASS_LOSSES, Encoded, Fitter, Plan, Preprocessing, infer_kinds, keep_rows, missing_mask, task_of, to_numbers,
+)
+from dlrun.spec import CsvOptions, DataSpec
 
-CLASS_LOSSES = ("sparse_categorical_crossentropy",)
-
-
-@dataclass
-class Preprocessing:
-    """What was learned from the training rows, applied the same way to every other row."""
-
-    features: list[str]
-    """Feature columns, in the model's input order."""
-    target: str
-    scale: str = "none"
-    offset: list[float] = field(default_factory=list)
-    """Subtracted from each feature (minimum or mean)."""
-    divisor: list[float] = field(default_factory=list)
-    """Each feature is divided by this after the offset (range or standard deviation; 1 for a constant)."""
-    classes: list[Any] | None = None
-    """Target labels in class-id order, for classification with a softmax output; None otherwise."""
-
-    @classmethod
-    def fit(cls, frame, features: list[str], target: str, scale: str, classes: list | None) -> Preprocessing:
-        """Learn the scaling statistics from the training rows."""
-        values = frame[features].to_numpy(dtype="float64")
-        if scale == "minmax":
-            offset, spread = values.min(axis=0), values.max(axis=0) - values.min(axis=0)
-        elif scale == "standard":
-            offset, spread = values.mean(axis=0), values.std(axis=0)
-        else:
-            offset, spread = np.zeros(len(features)), np.ones(len(features))
-        spread = np.where(spread > 0, spread, 1.0)  # a constant column scales to 0, never divides by 0
-        return cls(features, target, scale, offset.tolist(), spread.tolist(), classes)
-
-    def inputs(self, frame) -> np.ndarray:
-        """Return the model's input matrix for rows of a data frame."""
-        values = frame[self.features].to_numpy(dtype="float64")
-        return ((values - np.asarray(self.offset)) / np.asarray(self.divisor)).astype("float32")
-
-    def targets(self, frame, source: str) -> np.ndarray:
-        """Return the training targets: class ids for classification, floats otherwise."""
-        column = frame[self.target]
-        if self.classes is None:
-            return column.to_numpy(dtype="float32")
-        index = {label: i for i, label in enumerate(self.classes)}
-        unseen = sorted({str(v) for v in column if v not in index})
-        if unseen:
-            raise DataError(f"{source}: target {self.target!r} has labels not seen in the training rows: "
-                            f"{', '.join(unseen[:10])}; the model only knows {self.classes}")
-        return column.map(index).to_numpy(dtype="int32")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        return cls(**data)
+PARTS = ("train", "validation", "test")
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_SEPARATORS = {";": "';'", "\t": "'\\t' (tab)", "|": "'|'", ",": "','"}
 
 
 @dataclass
 class Prepared:
-    """Model-ready arrays and what made them."""
+    """Model-ready data and what made it: arrays in memory, or a `Stream` over the CSV."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_valid: np.ndarray
-    y_valid: np.ndarray
+    x_train: np.ndarray | None
+    y_train: np.ndarray | None
+    x_valid: np.ndarray | None
+    y_valid: np.ndarray | None
     preprocessing: Preprocessing
     sha256: dict[str, str]
     """sha256 of each CSV read, by path."""
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows used per part: train, validation, test."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Rows left out: missing_target (empty target), missing_values (data.missing: drop_rows)."""
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per part (validation, test), rows per column whose category was not in the training rows."""
+    stream: Any = None
+    """A `dlrun.stream.Stream` when the CSV is streamed; None when the arrays above hold the data."""
+
+    @property
+    def has_test(self) -> bool:
+        return self.rows.get("test", 0) > 0
 
 
-def read_header(path: str | Path) -> list[str]:
+# --- reading CSVs -------------------------------------------------------------------------------
+
+
+def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
+    """Return `pandas.read_csv` keyword arguments for the spec's CSV options."""
+    options = _options(options)
+    encoding = options.encoding
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # reads files with or without a byte-order mark
+    return {"sep": options.separator, "decimal": options.decimal, "encoding": encoding,
+            "quotechar": options.quotechar, "index_col": False}
+
+
+def _options(options: CsvOptions | dict | None) -> CsvOptions:
+    if options is None:
+        return CsvOptions()
+    return options if isinstance(options, CsvOptions) else CsvOptions.model_validate(options)
+
+
+def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> list[str]:
     """Return a CSV's column names without reading the rest (fast; no pandas)."""
-    path = Path(path)
+    path, options = Path(path), _options(options)
+    encoding = pandas_options(options)["encoding"]
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
+        with path.open(newline="", encoding=encoding) as handle:
+            header = next(csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar), None)
     except FileNotFoundError:
         raise DataError(f"data file not found: {path} (paths in a spec are relative to the spec file's folder)") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a CSV file") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"cannot read {path} as {options.encoding} text ({exc.reason} at byte {exc.start}); "
+                        "set data.csv.encoding (latin-1, cp1252, utf-16, ...)") from None
     if not header:
         raise DataError(f"{path} is empty: a CSV with a header line and at least one row is needed")
-    return [name.strip() for name in header]
+    columns = [name.strip() for name in header]
+    _check_separator(columns, options, path)
+    return columns
+
+
+def _check_separator(columns: list[str], options: CsvOptions, path) -> None:
+    if len(columns) != 1:
+        return
+    for sep, shown in _SEPARATORS.items():
+        if sep != options.separator and sep in columns[0]:
+            raise DataError(
+                f"{path}: found a single column {columns[0][:60]!r} with separator {options.separator!r}; the file "
+                f"looks separated by {shown}: set data.csv.separator: {shown.split()[0]}"
+            )
+
+
+def read_csv(path: str | Path, options: CsvOptions | dict | None = None):
+    """Read a whole CSV into a data frame with the spec's options; column names stripped.
+
+    Raises:
+        DataError: the file is missing, empty, undecodable, has the wrong separator or a ragged row.
+    """
+    chunks = list(read_chunks(path, options, None))
+    return chunks[0]
+
+
+def read_chunks(path: str | Path, options: CsvOptions | dict | None = None,
+                chunk_rows: int | None = 65536, check_ragged: bool = True) -> Iterator:
+    """Yield a CSV's rows as data frames of `chunk_rows` rows (one frame when None), checked as `read_csv`.
+
+    The row index runs on across chunks, so `line_of(index)` is a row's line in the file. Rows with
+    too many fields always raise; `check_ragged` also looks for rows with too few (a second scan, done
+    only when the last column has empty cells, since that is how pandas shows a short row).
+    """
+    import pandas as pd
+
+    path, options = Path(path), _options(options)
+    columns = read_header(path, options)
+    try:
+        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=chunk_rows is not None,
+                             **pandas_options(options))
+        chunks = [reader] if chunk_rows is None else reader
+        empty, short_possible = True, False
+        for frame in chunks:
+            frame.columns = columns
+            empty = empty and frame.empty
+            short_possible = short_possible or bool(frame[columns[-1]].isna().any())
+            if not frame.empty:
+                yield frame
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty: a CSV with a header line and at least one row is needed") from None
+    except pd.errors.ParserError as exc:
+        raise _parser_error(path, str(exc), len(columns)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"cannot read {path} as {options.encoding} text ({exc.reason}); set data.csv.encoding "
+                        "(latin-1, cp1252, utf-16, ...)") from None
+    if empty:
+        raise DataError(f"{path} has a header but no rows: at least one row of data is needed")
+    if short_possible and check_ragged:  # pandas fills a short row with NaN without a word; only then look for one
+        line = find_ragged_line(path, options, len(columns))
+        if line is not None:
+            raise _ragged(path, line[0], line[1], len(columns))
+
+
+def _parser_error(path, message: str, width: int) -> DataError:
+    match = _RAGGED.search(message)
+    if match:
+        return _ragged(path, int(match.group(2)), int(match.group(3)), int(match.group(1)))
+    return DataError(f"cannot read {path} as CSV: {message.strip()}; check data.csv (separator, quotechar)")
+
+
+def _ragged(path, line: int, found: int, width: int) -> DataError:
+    return DataError(f"{path}: line {line} has {found} field{'s' if found != 1 else ''} but the header has {width} "
+                     "(a ragged row): fix that line, or quote fields that hold the separator, or check "
+                     "data.csv.separator and quotechar")
+
+
+def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width: int) -> tuple[int, int] | None:
+    """Return (line, fields) of the first row whose field count differs from the header's; None if all match."""
+    options = _options(options)
+    with Path(path).open(newline="", encoding=pandas_options(options)["encoding"]) as handle:
+        reader = csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar)
+        next(reader, None)
+        for row in reader:
+            if row and len(row) != width:
+                return reader.line_num, len(row)
+    return None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hash a file in blocks (never the whole file in memory)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- columns ------------------------------------------------------------------------------------
 
 
 def select_features(columns: list[str], spec: DataSpec, source: str) -> list[str]:
     """Return the feature columns the spec asks for, checked against a CSV's columns.
 
     Raises:
-        DataError: the target, a feature or a dropped column is not in the CSV, or no feature is left.
+        DataError: the target, a feature, a dropped or a configured column is not in the CSV, or no feature is left.
     """
     available = ", ".join(columns)
     if spec.target not in columns:
         raise DataError(f"data.target: column {spec.target!r} is not in {source}; its columns are: {available}")
-    for key, wanted in (("data.features", spec.features or []), ("data.drop", spec.drop)):
+    for key, wanted in (("data.features", spec.features or []), ("data.drop", spec.drop),
+                        ("data.columns", list(spec.columns))):
         missing = [c for c in wanted if c not in columns]
         if missing:
             raise DataError(f"{key}: {', '.join(map(repr, missing))} not in {source}; its columns are: {available}")
+    left_out = set(spec.drop) | {c for c, s in spec.columns.items() if s.kind == "ignore"}
     if spec.features is not None:
-        features = [c for c in spec.features if c not in spec.drop]
+        features = [c for c in spec.features if c not in left_out]
     else:
-        features = [c for c in columns if c != spec.target and c not in spec.drop]
+        features = [c for c in columns if c != spec.target and c not in left_out]
     if spec.target in features:
         raise DataError(f"data.features: the target {spec.target!r} cannot also be a feature; remove it from data.features")
     if not features:
@@ -119,88 +217,161 @@ def select_features(columns: list[str], spec: DataSpec, source: str) -> list[str
     return features
 
 
+def plans_for(spec: DataSpec, kinds: dict[str, str]) -> list[Plan]:
+    """Combine inferred kinds with the spec's per-column and data-set-wide settings."""
+    plans = []
+    for name, kind in kinds.items():
+        column = spec.columns.get(name)
+        missing = (column.missing if column else None) or spec.missing
+        if kind == "categorical" and missing in ("mean", "median") and not (column and column.missing):
+            missing = "most_frequent"  # a data-set-wide mean/median means the most frequent category here
+        fill = column.fill_value if column is not None and column.fill_value is not None else spec.fill_value
+        scale = (column.scale if column else None) or spec.scale
+        plans.append(Plan(name, kind, missing, fill, scale))
+    return plans
+
+
+def declared_kinds(spec: DataSpec) -> dict[str, str]:
+    return {name: c.kind for name, c in spec.columns.items() if c.kind in ("numeric", "categorical")}
+
+
+def drop_row_columns(spec: DataSpec, features: list[str]) -> list[str]:
+    """Feature columns whose empty cells remove the row (known before the data is seen)."""
+    return [c for c in features
+            if ((spec.columns[c].missing if c in spec.columns else None) or spec.missing) == "drop_rows"]
+
+
+def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
+    """Refuse a target that is empty everywhere, or text when the loss needs numbers."""
+    column = frame[spec.target]
+    present = column[~missing_mask(column)]
+    if present.empty:
+        raise DataError(f"data.target: column {spec.target!r} is empty in every row of {source}; there is nothing "
+                        "to learn from. Check data.target and data.csv.separator")
+    if task == "regression" and present.dtype.kind not in "biuf":
+        import pandas as pd
+
+        if pd.to_numeric(present.astype(str).str.strip(), errors="coerce").notna().mean() < 0.9:
+            raise DataError(
+                f"data.target: column {spec.target!r} in {source} holds text like {present.iloc[0]!r}; the loss "
+                "needs numbers. For class labels use loss: sparse_categorical_crossentropy with a softmax output "
+                "layer (or binary_crossentropy for two classes)"
+            )
+
+
+# --- preparing --------------------------------------------------------------------------------------
+
+
+def streams(spec: DataSpec) -> bool:
+    """Tell whether the training CSV is read in chunks (`data.streaming`, or auto above a size)."""
+    if spec.streaming != "auto":
+        return bool(spec.streaming)
+    try:
+        return Path(spec.path).stat().st_size > spec.streaming_above_mb * 1e6
+    except OSError:
+        return False
+
+
 def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
-    """Read the CSV(s), split, check and scale them: everything `fit` needs.
+    """Read the CSV(s), split them, fit the preprocessing on the training rows and apply it everywhere.
 
     Args:
         spec: the spec's data section (paths already absolute).
-        seed: seeds the random validation split.
-        loss: the training loss; a sparse categorical one maps target labels to class ids.
+        seed: seeds the random validation/test split.
+        loss: the training loss; it decides whether the target is a number, a binary or a class label.
 
     Raises:
-        DataError: a missing file or column, a non-numeric feature, NaN values, too few rows.
+        DataError: a missing file or column, an unusable column, empty cells, too few rows, ...
     """
-    frame, digest = _read_csv(spec.path)
+    if streams(spec):
+        from dlrun.stream import prepare_streaming
+
+        return prepare_streaming(spec, seed, loss)
+    task = task_of(loss)
+    frame = read_csv(spec.path, spec.csv)
     features = select_features(list(frame.columns), spec, spec.path)
-    _check_columns(frame, features, spec, spec.path)
-    sha = {spec.path: digest}
-    if spec.validation_path is not None:
-        valid, sha[spec.validation_path] = _read_csv(spec.validation_path)
-        missing = [c for c in [*features, spec.target] if c not in valid.columns]
-        if missing:
-            raise DataError(f"data.validation_path: {', '.join(map(repr, missing))} not in {spec.validation_path}; "
-                            f"its columns are: {', '.join(valid.columns)}")
-        _check_columns(valid, features, spec, spec.validation_path)
-        train = frame
-    else:
-        order = np.random.default_rng(seed).permutation(len(frame))
-        n_valid = int(round(len(frame) * spec.validation_split))
-        if n_valid < 1 or n_valid >= len(frame):
-            raise DataError(f"data.validation_split: {spec.validation_split} of {len(frame)} rows leaves "
-                            f"{n_valid} validation and {len(frame) - n_valid} training rows; both need at least one")
-        valid, train = frame.iloc[order[:n_valid]], frame.iloc[order[n_valid:]]
-    classes = _classes(train, spec.target, loss, spec.path)
-    pre = Preprocessing.fit(train, features, spec.target, spec.scale, classes)
-    source = spec.validation_path or spec.path
-    return Prepared(pre.inputs(train), pre.targets(train, spec.path), pre.inputs(valid), pre.targets(valid, source), pre, sha)
+    check_target(frame, spec, task, spec.path)
+    keep, dropped = keep_rows(frame, spec.target, drop_row_columns(spec, features))
+    frame = frame[keep]
+    sha = {spec.path: file_sha256(spec.path)}
+    parts = {"train": frame}
+    sources = {"train": spec.path, "validation": spec.validation_path or spec.path, "test": spec.test_path or spec.path}
+    for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
+        if path is not None:
+            parts[part] = read_csv(path, spec.csv)
+            sha[path] = file_sha256(path)
+    fractions = {"validation": spec.validation_split, "test": spec.test_split}
+    if any(fractions.values()):
+        labels = None
+        if spec.stratify:
+            if task == "regression":
+                raise DataError(f"data.stratify: stratified splits keep each class's share, but loss {loss!r} "
+                                "predicts numbers; remove stratify or use a classification loss")
+            labels = frame[spec.target].to_numpy(dtype=object)
+        split = split_rows(len(frame), fractions, seed, labels)
+        for part, index in split.items():
+            parts[part] = frame.iloc[index]
+    train = parts["train"]
+    kinds = infer_kinds(train, features, declared_kinds(spec), spec.max_categories, spec.path, spec.csv.decimal)
+    fitter = Fitter(plans_for(spec, kinds), spec.target, task, spec.path, spec.csv.decimal,
+                    max_categories=spec.max_categories, inferred=set(kinds) - set(declared_kinds(spec)))
+    fitter.update(train)
+    pre = fitter.finish(features, spec.csv.model_dump(), [c for c in frame.columns if c not in features
+                                                         and c != spec.target])
+    encoded: dict[str, Encoded] = {}
+    for part, rows in parts.items():
+        encoded[part] = pre.apply(rows, sources[part])
+        if part != "train":
+            for key, count in encoded[part].dropped.items():
+                dropped[key] += count
+    if len(encoded["validation"].x) == 0:
+        raise DataError(f"{sources['validation']}: no validation rows left (after leaving out empty targets and "
+                        "drop_rows rows)")
+    test = encoded.get("test")
+    return Prepared(
+        encoded["train"].x, encoded["train"].y, encoded["validation"].x, encoded["validation"].y, pre, sha,
+        x_test=test.x if test else None, y_test=test.y if test else None,
+        rows={part: int(len(e.x)) for part, e in encoded.items()},
+        dropped=dropped,
+        unseen={part: e.unseen for part, e in encoded.items() if part != "train" and e.unseen},
+    )
 
 
-def _classes(train, target: str, loss: str, source: str) -> list | None:
-    column = train[target]
-    numeric = column.dtype.kind in "biuf"
-    if loss not in CLASS_LOSSES:
-        if not numeric:
-            raise DataError(
-                f"data.target: column {target!r} in {source} holds text like {column.iloc[0]!r}; loss {loss!r} needs "
-                f"numbers. For class labels use loss: sparse_categorical_crossentropy with a softmax output layer"
-            )
-        return None
-    labels = sorted(column.unique().tolist(), key=lambda v: (str(type(v)), v))
-    return [v.item() if hasattr(v, "item") else v for v in labels]
+def split_rows(n: int, fractions: dict[str, float | None], seed: int,
+               labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Split row positions at random (seeded) into train and the held-out parts.
+
+    Validation takes the first rows of a seeded permutation, test the next ones, training the rest;
+    with `labels`, each class is split that way on its own, so every part keeps the class shares.
+
+    Raises:
+        DataError: a part would be empty.
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    groups = [order] if labels is None else [order[labels[order] == value] for value in _distinct(labels)]
+    out: dict[str, list] = {"train": [], "validation": [], "test": []}
+    for group in groups:
+        start = 0
+        for part in ("validation", "test"):
+            count = int(round(len(group) * fractions[part])) if fractions.get(part) else 0
+            out[part].append(group[start:start + count])
+            start += count
+        out["train"].append(group[start:])
+    split = {part: np.concatenate(chunks) for part, chunks in out.items() if chunks}
+    for part in ("validation", "test"):
+        if fractions.get(part) and len(split[part]) == 0:
+            raise DataError(f"data.{part}_split: {fractions[part]} of {n} rows leaves no {part} rows; "
+                            "use a larger fraction or more rows")
+        if not fractions.get(part):
+            split.pop(part, None)
+    if len(split["train"]) == 0:
+        held = ", ".join(f"{p} {len(split[p])}" for p in ("validation", "test") if p in split)
+        raise DataError(f"data.validation_split: the split of {n} rows leaves {held} and 0 training rows; "
+                        "both need at least one")
+    return split
 
 
-def _read_csv(path: str):
+def _distinct(labels: np.ndarray) -> list:
     import pandas as pd
 
-    file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {file} (paths in a spec are relative to the spec file's folder)") from None
-    except IsADirectoryError:
-        raise DataError(f"{file} is a folder, not a CSV file") from None
-    try:
-        frame = pd.read_csv(file, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{file} is empty: a CSV with a header line and at least one row is needed") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"cannot read {file} as CSV: {str(exc).strip()}") from None
-    if frame.empty:
-        raise DataError(f"{file} has a header but no rows: at least one row of data is needed")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame, hashlib.sha256(raw).hexdigest()
-
-
-def _check_columns(frame, features: list[str], spec: DataSpec, source: str) -> None:
-    text = [c for c in features if frame[c].dtype.kind not in "biuf"]
-    if text:
-        examples = "; ".join(f"{c!r} (e.g. {frame[c].dropna().iloc[0]!r})" if frame[c].notna().any() else repr(c)
-                             for c in text[:5])
-        raise DataError(f"non-numeric feature column(s) in {source}: {examples}. Leave them out with "
-                        f"data.drop: [{', '.join(text)}], or list only numeric columns in data.features")
-    counts = frame[[*features, spec.target]].isna().sum()
-    gaps = {c: int(n) for c, n in counts.items() if n}
-    if gaps:
-        listed = ", ".join(f"{c!r} ({n} rows)" for c, n in gaps.items())
-        raise DataError(f"missing (NaN) values in {source}: {listed}. Fill or remove those rows, "
-                        f"or leave feature columns out with data.drop")
+    return list(pd.unique(pd.Series(labels, dtype=object).dropna()))
