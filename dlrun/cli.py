@@ -72,6 +72,8 @@ def show_summary(run_dir: Path, summary: dict) -> None:
     for key, value in summary["best"].items():
         if key not in ("learning_rate",):
             table.add_row(f"  {key} at best epoch", _fmt(value))
+    for key, value in summary.get("test", {}).items():
+        table.add_row(f"Test {key} ({summary['rows'].get('test', '?')} rows)", _fmt(value))
     table.add_row("Wall time", f"{summary['wall_time_s']:.1f} s")
     out.print(table)
     out.print(f"Run directory: {run_dir}", soft_wrap=True, markup=False)  # whole, never folded: users copy it
@@ -106,10 +108,10 @@ def validate(
 
     with reported():
         loaded = load_spec(spec, overrides)
-        header = read_header(loaded.data.path)
+        header = read_header(loaded.data.path, loaded.data.csv)
         features = select_features(header, loaded.data, loaded.data.path)
         if loaded.data.validation_path:
-            read_header(loaded.data.validation_path)
+            read_header(loaded.data.validation_path, loaded.data.csv)
         rows = describe(loaded.model, len(features))
     table = Table(title=f"{loaded.name}: {len(features)} input features -> {rows[-1].width} outputs")
     for column in ("#", "layer", "", "output width", "params"):
@@ -264,6 +266,54 @@ def sweep(
             raise error
         if result.failures:
             raise DlrunError(f"{len(result.failures)} of {points} runs did not finish; see the table and messages above")
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>/<timestamp>/).")],
+    data: Annotated[Path, typer.Argument(help="CSV of raw rows, with the columns the model was trained on.")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV to write: the input rows plus predictions.")] = Path(
+        "predictions.csv"),
+    threshold: Annotated[float, typer.Option(help="Binary classification: probability at which the label is the "
+                                                  "second class.")] = 0.5,
+) -> None:
+    """Predict raw CSV rows with a trained run, through the run's saved preprocessing."""
+    from dlrun.predict import predict as run_predict
+
+    with reported():
+        result = run_predict(run_dir, data, out_file, threshold)
+    note = f"; {result.skipped} rows left without a prediction (empty cells in drop_rows columns)" if result.skipped else ""
+    if result.unseen:
+        note += "; unseen categories (encoded as all zeros): " + ", ".join(f"{c} {n}" for c, n in result.unseen.items())
+    out.print(f"wrote {result.rows} predictions to {result.out}{note}", markup=False, soft_wrap=True)
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>/<timestamp>/).")],
+    data: Annotated[Path, typer.Argument(help="Labelled CSV: the model's columns plus the target.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Compute the loss and every metric of a trained run on a labelled CSV."""
+    import json
+
+    from dlrun.predict import evaluate as run_evaluate
+
+    with reported():
+        result = run_evaluate(run_dir, data)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    table = Table(title=f"{data}: {result.rows} rows")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.metrics.items():
+        table.add_row(key, _fmt(value))
+    out.print(table)
+    if any(result.dropped.values()):
+        out.print(f"rows left out: {result.dropped}", markup=False)
+    if result.unseen:
+        out.print(f"unseen categories (encoded as all zeros): {result.unseen}", markup=False)
 
 
 def main() -> None:

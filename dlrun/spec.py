@@ -46,8 +46,61 @@ MetricName = Annotated[str, _known("metric", names.METRICS)]
 # --- data -------------------------------------------------------------------------------------
 
 
+MissingStrategy = Literal["mean", "median", "most_frequent", "constant", "drop_rows", "error"]
+
+
+class CsvOptions(StrictModel):
+    """How the CSV files are written: separator, decimal mark, encoding, quoting."""
+
+    separator: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    """Character between fields: ',' (default), ';', '\\t' (tab), '|', ..."""
+    decimal: Literal[".", ","] = "."
+    """Decimal mark of numbers: '.' (1.5) or ',' (1,5; then the separator is usually ';')."""
+    encoding: str = "utf-8"
+    """Text encoding: utf-8 (with or without a byte-order mark), latin-1, cp1252, utf-16, ..."""
+    quotechar: Annotated[str, Field(min_length=1, max_length=1)] = '"'
+    """Character that quotes a field holding the separator or a line break."""
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise PydanticCustomError(
+                "unknown_name", "{detail}",
+                {"detail": f"unknown encoding {value!r}; expected a Python codec name like utf-8, latin-1 or cp1252"},
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_marks(self) -> CsvOptions:
+        if self.decimal == self.separator:
+            raise PydanticCustomError(
+                "csv_options", "{detail}",
+                {"detail": f"decimal and separator are both {self.separator!r}; with decimal ',' use "
+                           "separator ';' (the usual European CSV)"},
+            )
+        return self
+
+
+class ColumnSpec(StrictModel):
+    """How one column is used, overriding what dlrun infers from the data."""
+
+    kind: Literal["numeric", "categorical", "ignore"] | None = None
+    """numeric, categorical (one-hot, e.g. for integer codes) or ignore; default: inferred from the data."""
+    scale: Literal["none", "minmax", "standard"] | None = None
+    """Scaling of a numeric column; default: data.scale."""
+    missing: MissingStrategy | None = None
+    """What to do with empty cells in this column; default: data.missing."""
+    fill_value: float | int | str | None = None
+    """Value for missing: constant (default 0 for numbers, 'missing' for categories)."""
+
+
 class DataSpec(StrictModel):
-    """Where the examples come from and how they are split and scaled."""
+    """Where the examples come from, how they are read, split and preprocessed."""
 
     path: str
     """CSV file with the training rows, relative to the spec file's folder."""
@@ -61,8 +114,30 @@ class DataSpec(StrictModel):
     """Fraction of the rows held out at random (seeded) for validation; or give `validation_path`."""
     validation_path: str | None = None
     """A separate CSV of validation rows, relative to the spec file's folder; or give `validation_split`."""
+    test_split: Annotated[float, Field(gt=0, lt=1)] | None = None
+    """Optional fraction of the rows held out (seeded) for one evaluation after training; or `test_path`."""
+    test_path: str | None = None
+    """Optional CSV of test rows evaluated once after training, relative to the spec file's folder."""
+    stratify: bool = False
+    """Keep each class's share of rows in the validation/test split (classification losses only)."""
     scale: Literal["none", "minmax", "standard"] = "none"
     """Feature scaling, fitted on the training rows only: none, minmax (to [0, 1]) or standard (z-score)."""
+    missing: MissingStrategy = "error"
+    """Empty feature cells: mean, median (most_frequent for categories), most_frequent, constant, drop_rows, error."""
+    fill_value: float | int | str | None = None
+    """Value used by missing: constant (default 0 for numbers, 'missing' for categories)."""
+    columns: dict[str, ColumnSpec] = {}
+    """Per-column settings by column name: kind, scale, missing, fill_value."""
+    max_categories: Annotated[int, Field(gt=1)] = 50
+    """A text column with more distinct values than this is free text (an error), not a category."""
+    csv: CsvOptions = CsvOptions()
+    """How the CSV files are written: separator, decimal, encoding, quotechar."""
+    streaming: bool | Literal["auto"] = "auto"
+    """Read the CSV in chunks instead of loading it (true/false); auto: when larger than streaming_above_mb."""
+    streaming_above_mb: Annotated[float, Field(gt=0)] = 1024.0
+    """File size (MB) above which `streaming: auto` streams the CSV."""
+    chunk_rows: Annotated[int, Field(gt=0)] = 65536
+    """Rows read at a time when streaming (memory use grows with it)."""
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> DataSpec:
@@ -73,6 +148,24 @@ class DataSpec(StrictModel):
                 "{detail}",
                 {"detail": f"give exactly one of validation_split (a fraction like 0.3) or validation_path "
                            f"(a CSV of validation rows); this spec gives {given}"},
+            )
+        if self.test_split is not None and self.test_path is not None:
+            raise PydanticCustomError(
+                "validation_source", "{detail}",
+                {"detail": "give at most one of test_split (a fraction like 0.2) or test_path (a CSV of test rows); "
+                           "this spec gives both"},
+            )
+        held_out = (self.validation_split or 0) + (self.test_split or 0)
+        if held_out >= 1:
+            raise PydanticCustomError(
+                "validation_source", "{detail}",
+                {"detail": f"validation_split + test_split = {held_out:g} leaves no training rows; "
+                           "their sum must be below 1 (like 0.2 + 0.2)"},
+            )
+        if self.target in self.columns:
+            raise PydanticCustomError(
+                "validation_source", "{detail}",
+                {"detail": f"columns.{self.target}: the target is not preprocessed; remove it from data.columns"},
             )
         return self
 

@@ -184,8 +184,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
         spec.name = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem) or "run"
     base = path.resolve().parent
     spec.data.path = str((base / spec.data.path).resolve())
-    if spec.data.validation_path is not None:
-        spec.data.validation_path = str((base / spec.data.validation_path).resolve())
+    for key in ("validation_path", "test_path"):
+        if getattr(spec.data, key) is not None:
+            setattr(spec.data, key, str((base / getattr(spec.data, key)).resolve()))
     return spec
 
 

@@ -69,20 +69,24 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     training = spec.training
     keras.config.disable_interactive_logging()  # dlrun reports for Keras (TerminateOnNaN would print mid-bar)
     keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec.model, data.x_train.shape[1])
+    model = build_model(spec.model, data.preprocessing.width)
     optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())
-    steps = math.ceil(len(data.x_train) / training.batch_size)
-    valid_steps = math.ceil(len(data.x_valid) / training.batch_size)
+    steps = math.ceil(data.rows["train"] / training.batch_size)
+    valid_steps = math.ceil(data.rows["validation"] / training.batch_size)
     model.compile(optimizer=optimizer, loss=training.loss, metrics=list(training.metrics),
                   steps_per_execution=_steps_per_execution(steps))
 
     # Keras rebuilds its input pipeline every epoch when given arrays; on small data that costs far
     # more than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
-    train_ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()
-    if training.shuffle:
-        train_ds = train_ds.shuffle(len(data.x_train), seed=spec.seed, reshuffle_each_iteration=True)
-    train_ds = train_ds.batch(training.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
-    valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size).cache().repeat()
+    if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
+        train_ds = data.stream.dataset("train", training.batch_size, shuffle=training.shuffle)
+        valid_ds = data.stream.dataset("validation", training.batch_size)
+    else:
+        train_ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()
+        if training.shuffle:
+            train_ds = train_ds.shuffle(len(data.x_train), seed=spec.seed, reshuffle_each_iteration=True)
+        train_ds = train_ds.batch(training.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
+        valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size).cache().repeat()
 
     stop = training.early_stopping
     early = keras.callbacks.EarlyStopping(
@@ -119,6 +123,10 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     if status != "nan":
         model.save(run_dir / runs.MODEL)
     summary = _summary(spec, data, history, early, status, wall, keras, tf)
+    if status in ("completed", "early-stopped") and data.has_test:
+        summary["test"] = _evaluate_test(model, data, training.batch_size, tf)
+    if data.stream is not None:
+        summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
     runs.write_json(run_dir / runs.SUMMARY, summary)
     if summary["epochs_run"]:
         from dlrun.plot import write_run_plots
@@ -135,6 +143,17 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         error.exit_code = 130
         raise error
     return summary
+
+
+def _evaluate_test(model, data: Prepared, batch_size: int, tf) -> dict[str, float]:
+    """Evaluate the held-out test rows once, with the weights training ended with (restored if so asked)."""
+    if data.stream is not None:
+        test_ds = data.stream.dataset("test", batch_size, repeat=False)
+    else:
+        test_ds = tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test)).batch(batch_size)
+    steps = math.ceil(data.rows["test"] / batch_size)
+    results = model.evaluate(test_ds, steps=steps, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in results.items()}
 
 
 def _steps_per_execution(steps: int) -> int:
@@ -179,7 +198,10 @@ def _summary(spec: Spec, data: Prepared, history, early, status: str, wall: floa
         "final": row(epochs_run - 1) if epochs_run else {},
         "wall_time_s": round(wall, 3),
         "seed": spec.seed,
-        "rows": {"train": int(len(data.x_train)), "validation": int(len(data.x_valid))},
+        "rows": dict(data.rows),
+        "dropped_rows": dict(data.dropped),
+        "unseen_categories": data.unseen,
+        "streaming": data.stream is not None,
         "data_sha256": data.sha256,
         "versions": {"dlrun": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
                      "python": platform.python_version()},
