@@ -1,0 +1,82 @@
+"""Per-epoch time of the course's way (plain Keras on pandas DataFrames) against dlrun, in one invocation.
+
+Both train the bundled binary-classification example with the same seed, split, scaling, model and
+early stopping. Prints each one's milliseconds per epoch, their ratio, and both best val_loss values.
+Target: dlrun at most 0.2x the course's per-epoch time, best val_loss equal within 1e-3.
+
+    .venv/bin/python tests/bench/bench_course.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from dlrun.backend import import_keras
+from dlrun.data import prepare
+from dlrun.specfile import load_spec
+from dlrun.train import train
+
+SPEC = Path(__file__).resolve().parents[2] / "configs" / "06_binary_classification.yaml"
+
+
+def course_way(spec) -> tuple[float, int, float]:
+    """Train as the course writes it; return (ms per epoch, epochs, best val_loss)."""
+    keras = import_keras()
+    data = prepare(spec.data, spec.seed, spec.training.loss)
+    names = data.preprocessing.features
+    x_train, x_valid = pd.DataFrame(data.x_train, columns=names), pd.DataFrame(data.x_valid, columns=names)
+    y_train, y_valid = pd.Series(data.y_train), pd.Series(data.y_valid)
+
+    keras.utils.set_random_seed(spec.seed)
+    model = keras.Sequential([
+        keras.Input(shape=(len(names),)),
+        keras.layers.Dense(4, activation="relu"),
+        keras.layers.Dense(4, activation="relu"),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["binary_accuracy"])
+    stop = spec.training.early_stopping
+    early_stopping = keras.callbacks.EarlyStopping(
+        min_delta=stop.min_delta, patience=stop.patience, restore_best_weights=stop.restore_best_weights)
+    started = time.perf_counter()
+    history = model.fit(x_train, y_train, validation_data=(x_valid, y_valid), batch_size=spec.training.batch_size,
+                        epochs=spec.training.epochs, callbacks=[early_stopping], verbose=0)
+    elapsed = time.perf_counter() - started
+    epochs = len(history.history["loss"])
+    return 1000 * elapsed / epochs, epochs, min(history.history["val_loss"])
+
+
+def dlrun_way(spec, out: Path) -> tuple[float, int, float]:
+    """Train through dlrun; return (ms per epoch, epochs, best val_loss)."""
+    summary = train(spec, out, quiet=True).summary
+    history = pd.read_csv(out / spec.name / sorted(p.name for p in (out / spec.name).iterdir())[-1] / "history.csv")
+    return 1000 * summary["wall_time_s"] / summary["epochs_run"], summary["epochs_run"], history["val_loss"].min()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; medians are reported")
+    args = parser.parse_args()
+    spec = load_spec(SPEC)
+    course, ours = [], []
+    with tempfile.TemporaryDirectory() as out:
+        dlrun_way(spec, Path(out))  # warm up TensorFlow's one-time costs for both
+        for _ in range(args.repeats):
+            course.append(course_way(spec))
+            ours.append(dlrun_way(spec, Path(out)))
+    course_ms = statistics.median(c[0] for c in course)
+    dlrun_ms = statistics.median(o[0] for o in ours)
+    print(f"course (Keras on DataFrames): {course_ms:7.2f} ms/epoch  epochs {course[0][1]:4d}  best val_loss {course[0][2]:.6f}")
+    print(f"dlrun (cached tf.data):       {dlrun_ms:7.2f} ms/epoch  epochs {ours[0][1]:4d}  best val_loss {ours[0][2]:.6f}")
+    print(f"ratio dlrun/course: {dlrun_ms / course_ms:.3f} (target <= 0.2)")
+    print(f"best val_loss difference: {abs(course[0][2] - ours[0][2]):.2e} (target <= 1e-3)")
+
+
+if __name__ == "__main__":
+    main()
