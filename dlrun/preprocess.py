@@ -214,7 +214,7 @@ class Preprocessing:
         if gaps.any():
             _refuse_missing(column, series, gaps, source)
             keys = np.where(gaps, str(column.fill_value), keys)
-        codes = pd.Categorical(keys, categories=column.categories).codes
+        codes = pd.Index(column.categories).get_indexer(keys)  # -1: not a training category
         onehot = np.zeros((len(keys), len(column.categories)), "float32")
         known = codes >= 0
         onehot[np.nonzero(known)[0], codes[known]] = 1.0

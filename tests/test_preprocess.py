@@ -1,0 +1,323 @@
+"""Preprocessing from the spec: column kinds, missing values, categories, CSV options, splits, bad input.
+
+None of these trains a model: `prepare` and the CLI fail before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import binary_spec, write_spec
+from dlrun.cli import app
+from dlrun.data import prepare, split_rows
+from dlrun.errors import DataError, SpecError
+from dlrun.preprocess import Preprocessing
+from dlrun.specfile import load_spec
+
+
+def mixed_frame(rows: int = 120, seed: int = 0) -> pd.DataFrame:
+    """Numbers, a text category, an integer code, NaNs and an id column."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "id": np.arange(5000, 5000 + rows),
+        "age": rng.normal(40, 10, rows).round(1),
+        "city": rng.choice(["Paris", "Rome", "Oslo"], rows),
+        "code": rng.integers(1, 4, rows),
+        "income": rng.normal(50, 5, rows),
+    })
+    frame.loc[rng.choice(rows, 8, replace=False), "age"] = np.nan
+    frame.loc[rng.choice(rows, 5, replace=False), "city"] = np.nan
+    frame["target"] = ((frame["age"].fillna(40) > 40) ^ (frame["city"] == "Rome")).astype(int)
+    return frame
+
+
+def spec_for(tmp_path, frame: pd.DataFrame | None = None, text: str | None = None, **data) -> object:
+    """Write the CSV (from a frame or raw text) and a binary spec with `data` keys changed; load it."""
+    if text is not None:
+        (tmp_path / "data.csv").write_text(text, encoding="utf-8")
+    elif frame is not None:
+        frame.to_csv(tmp_path / "data.csv", index=False)
+    spec = binary_spec()
+    spec["data"].update(data)
+    spec["data"] = {k: v for k, v in spec["data"].items() if v is not None}
+    return load_spec(write_spec(tmp_path, spec))
+
+
+def prepared(spec):
+    return prepare(spec.data, spec.seed, spec.training.loss)
+
+
+def failing_train(spec_path) -> str:
+    """Run `dlrun train` expecting a user error: exit 1, one message, no traceback; return the message."""
+    result = CliRunner().invoke(app, ["train", str(spec_path), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.output.startswith("error: ")
+    return result.output
+
+
+# --- kinds ------------------------------------------------------------------------------------------
+
+
+def test_kinds_are_inferred_and_statistics_come_from_training_rows_only(tmp_path):
+    frame = mixed_frame()
+    spec = spec_for(tmp_path, frame, drop=["id"], missing="mean", scale="standard")
+    data = prepared(spec)
+    pre = data.preprocessing
+    kinds = {c.name: c.kind for c in pre.columns}
+    assert kinds == {"age": "numeric", "city": "categorical", "code": "numeric", "income": "numeric"}
+    assert pre.input_names == ["age", "city=Oslo", "city=Paris", "city=Rome", "code", "income"]
+    assert data.x_train.shape == (90, 6) and data.x_valid.shape == (30, 6)
+    train = frame.iloc[split_rows(len(frame), {"validation": 0.25}, 0)["train"]]
+    age = next(c for c in pre.columns if c.name == "age")
+    assert age.offset == pytest.approx(train["age"].mean())  # not the whole file's mean
+    assert age.offset != pytest.approx(frame["age"].mean())
+    assert age.fill_value == pytest.approx(train["age"].mean())
+    filled = train["age"].fillna(train["age"].mean())
+    assert age.divisor == pytest.approx(filled.std(ddof=0))  # the scaler sees the imputed column
+    city = next(c for c in pre.columns if c.name == "city")
+    assert city.missing == "most_frequent" and city.fill_value == train["city"].mode()[0]
+    assert np.allclose(data.x_train[:, 1:4].sum(axis=1), 1.0)  # exactly one city per row, gaps filled
+
+
+def test_declared_kinds_override_inference(tmp_path):
+    spec = spec_for(tmp_path, mixed_frame(), missing="mean",
+                    columns={"code": {"kind": "categorical"}, "id": {"kind": "ignore"},
+                             "income": {"scale": "minmax"}})
+    pre = prepared(spec).preprocessing
+    assert "id" not in pre.features and "id" in pre.dropped_columns
+    code = next(c for c in pre.columns if c.name == "code")
+    assert code.kind == "categorical" and code.categories == ["1", "2", "3"]
+    income = next(c for c in pre.columns if c.name == "income")
+    assert income.scale == "minmax" and income.offset == pytest.approx(mixed_frame()["income"].iloc[
+        split_rows(120, {"validation": 0.25}, 0)["train"]].min())
+
+
+def test_unusable_columns_are_named_with_how_to_drop_or_declare_them(tmp_path):
+    frame = mixed_frame(rows=60)
+    rng = np.random.default_rng(1)
+    frame["notes"] = [" ".join(rng.choice(["good", "bad", "late", "ok", "fine", "slow"], 4)) for _ in range(60)]
+    frame["when"] = pd.date_range("2024-01-01", periods=60).strftime("%Y-%m-%d")
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    message = failing_train(write_spec(tmp_path, {**binary_spec(), "data": {
+        "path": "data.csv", "target": "target", "validation_split": 0.25, "missing": "mean"}}))
+    for words in ("'id'", "looks like an id", "'notes'", "free text", "'when'", "dates",
+                  "data.drop: [id, notes, when]", "kind: categorical"):
+        assert words in message
+    assert "'city'" not in message and "'age'" not in message
+
+
+def test_a_text_category_seen_only_in_validation_rows_is_all_zeros_and_counted(tmp_path):
+    frame = mixed_frame()
+    valid = mixed_frame(rows=20, seed=3)
+    valid.loc[:3, "city"] = "Lima"
+    valid.to_csv(tmp_path / "valid.csv", index=False)
+    spec = spec_for(tmp_path, frame, drop=["id"], missing="mean", validation_split=None,
+                    validation_path="valid.csv")
+    data = prepared(spec)
+    assert data.unseen == {"validation": {"city": 4}}
+    assert (data.x_valid[:4, 1:4] == 0).all() and (data.x_valid[4:, 1:4].sum(axis=1) == 1).all()
+
+
+# --- missing values ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["mean", "median", "most_frequent", "constant"])
+def test_missing_value_strategies_fill_from_training_rows(tmp_path, strategy):
+    frame = mixed_frame()
+    spec = spec_for(tmp_path, frame, drop=["id"], missing="mean", validation_split=None,
+                    validation_path="data.csv", columns={"age": {"missing": strategy, "fill_value": -1.0}})
+    age = next(c for c in prepared(spec).preprocessing.columns if c.name == "age")
+    expected = {"mean": frame["age"].mean(), "median": frame["age"].median(),
+                "most_frequent": frame["age"].mode().min(), "constant": -1.0}[strategy]
+    assert age.fill_value == pytest.approx(expected)
+
+
+def test_drop_rows_and_missing_targets_are_left_out_and_counted(tmp_path):
+    frame = mixed_frame()
+    frame["target"] = frame["target"].astype(float)
+    frame.loc[[0, 5, 9], "target"] = np.nan
+    spec = spec_for(tmp_path, frame, drop=["id"], missing="drop_rows")
+    data = prepared(spec)
+    gaps = frame["target"].notna() & (frame["age"].isna() | frame["city"].isna())
+    assert data.dropped == {"missing_target": 3, "missing_values": int(gaps.sum())}
+    assert data.rows["train"] + data.rows["validation"] == 120 - 3 - int(gaps.sum())
+
+
+def test_strategy_error_names_the_column_and_its_lines(tmp_path):
+    frame = mixed_frame()
+    spec_path = write_spec(tmp_path, {**binary_spec(), "data": {"path": "data.csv", "target": "target",
+                                                                "validation_path": "data.csv", "drop": ["id", "city"]}})
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    message = failing_train(spec_path)
+    first = frame.index[frame["age"].isna()][0] + 2
+    assert "'age' (8 rows)" in message and f"line {first}" in message and "data.missing" in message
+
+
+def test_mean_of_a_categorical_column_is_refused_when_asked_per_column(tmp_path):
+    spec = spec_for(tmp_path, mixed_frame(), drop=["id"], missing="mean", columns={"city": {"missing": "mean"}})
+    with pytest.raises(DataError, match=r"columns.city.missing: mean does not apply to categorical column 'city'"):
+        prepared(spec)
+
+
+# --- CSV options --------------------------------------------------------------------------------------
+
+
+def test_semicolons_decimal_commas_bom_and_quoted_fields(tmp_path):
+    lines = ["x;city;target"] + [f"{i},5;\"Rome; Italy\";{i % 2}" if i % 3 else f"{i},25;Oslo;{i % 2}"
+                                 for i in range(12)]
+    (tmp_path / "data.csv").write_bytes(("\n".join(lines) + "\n").encode("utf-8-sig"))
+    spec = spec_for(tmp_path, csv={"separator": ";", "decimal": ","})
+    pre = prepared(spec).preprocessing
+    assert pre.features == ["x", "city"]  # the BOM is not part of the first column's name
+    city = next(c for c in pre.columns if c.name == "city")
+    assert city.categories == ["Oslo", "Rome; Italy"]
+    x = next(c for c in pre.columns if c.name == "x")
+    values = [i + (0.25 if i % 3 == 0 else 0.5) for i in range(12)]
+    train = np.array(values)[split_rows(12, {"validation": 0.25}, 0)["train"]]
+    assert x.offset == pytest.approx(train.mean())
+
+
+def test_latin1_encoding(tmp_path):
+    text = "x,ville,target\n" + "".join(f"{i},{'Besançon' if i % 2 else 'Orléans'},{i % 2}\n" for i in range(12))
+    (tmp_path / "data.csv").write_bytes(text.encode("latin-1"))
+    city = prepared(spec_for(tmp_path, csv={"encoding": "latin-1"})).preprocessing.columns[1]
+    assert city.categories == ["Besançon", "Orléans"]
+    message = failing_train(write_spec(tmp_path, binary_spec()))  # read as the default utf-8
+    assert "utf-8" in message and "data.csv.encoding" in message
+
+
+@pytest.mark.parametrize("bad_line", ["1,2,3,4,1", "1,2"])
+def test_ragged_row_is_an_error_naming_its_line(tmp_path, bad_line):
+    rows = [f"{i},{i * 2},{i % 2}" for i in range(10)]
+    rows[6] = bad_line
+    (tmp_path / "data.csv").write_text("a,b,target\n" + "\n".join(rows) + "\n")
+    message = failing_train(write_spec(tmp_path, binary_spec()))
+    assert "line 8 has" in message and "ragged row" in message and "the header has 3" in message
+
+
+def test_wrong_separator_says_which_one_to_set(tmp_path):
+    (tmp_path / "data.csv").write_text("a;b;target\n" + "".join(f"{i};{i};{i % 2}\n" for i in range(10)))
+    message = failing_train(write_spec(tmp_path, binary_spec()))
+    assert "single column 'a;b;target'" in message and "data.csv.separator: ';'" in message
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "spec.yaml")])
+    assert result.exit_code == 1 and "data.csv.separator: ';'" in result.output
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+
+def test_all_empty_column(tmp_path):
+    frame = mixed_frame().drop(columns=["id"])
+    frame["empty"] = np.nan
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    message = failing_train(write_spec(tmp_path, {**binary_spec(), "data": {
+        "path": "data.csv", "target": "target", "validation_split": 0.25, "missing": "mean"}}))
+    assert "'empty' is empty in every training row" in message and "data.drop: [empty]" in message
+
+
+def test_constant_column_with_minmax_scales_to_zero(tmp_path):
+    frame = mixed_frame().drop(columns=["id", "city"])
+    frame["flat"] = 7.0
+    spec = spec_for(tmp_path, frame, scale="minmax", missing="mean")
+    data = prepared(spec)
+    flat = data.preprocessing.features.index("flat")
+    assert np.isfinite(data.x_train).all() and (data.x_train[:, flat] == 0).all()
+    assert data.x_train[:, 0].min() == 0 and data.x_train[:, 0].max() == pytest.approx(1)
+
+
+def test_target_entirely_missing(tmp_path):
+    frame = mixed_frame().drop(columns=["id"])
+    frame["target"] = np.nan
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    message = failing_train(write_spec(tmp_path, binary_spec()))
+    assert "column 'target' is empty in every row" in message
+
+
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "sparse_categorical_crossentropy"])
+def test_categorical_target_with_a_single_class(tmp_path, loss):
+    frame = mixed_frame().drop(columns=["id", "city"])
+    frame["target"] = "yes"
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    data = binary_spec(loss=loss, metrics=[])
+    data["data"]["missing"] = "mean"
+    message = failing_train(write_spec(tmp_path, data))
+    assert "column 'target'" in message and "single class ('yes')" in message
+
+
+def test_text_in_a_numeric_column_names_value_and_line(tmp_path):
+    frame = mixed_frame().drop(columns=["id", "city"])
+    frame["income"] = frame["income"].astype(object)
+    frame.loc[17, "income"] = "n/a?"
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    data = binary_spec()
+    data["data"]["missing"] = "mean"
+    message = failing_train(write_spec(tmp_path, data))
+    assert "column 'income' is numeric but line 19 holds 'n/a?'" in message and "kind: categorical" in message
+
+
+def test_binary_text_labels_map_to_0_and_1_and_are_saved(tmp_path):
+    frame = mixed_frame().drop(columns=["id", "city"])
+    frame["target"] = np.where(frame["target"] == 1, "spam", "ham")
+    data = prepared(spec_for(tmp_path, frame, missing="mean"))
+    assert data.preprocessing.labels == ["ham", "spam"] and set(np.unique(data.y_train)) == {0.0, 1.0}
+
+
+# --- splits -------------------------------------------------------------------------------------------------
+
+
+def test_stratified_split_keeps_class_shares_and_test_rows_are_held_out(tmp_path):
+    frame = mixed_frame(rows=200).drop(columns=["id", "city"])
+    frame["target"] = np.where(np.arange(200) < 40, "rare", np.where(np.arange(200) % 2, "a", "b"))
+    data = binary_spec(loss="sparse_categorical_crossentropy", metrics=[])
+    data["data"].update(missing="mean", stratify=True, test_split=0.2)
+    spec = load_spec(write_spec(tmp_path, data))
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    result = prepared(spec)
+    assert result.preprocessing.classes == ["a", "b", "rare"]
+    rare = result.preprocessing.classes.index("rare")
+    assert result.rows == {"train": 110, "validation": 50, "test": 40}
+    for y in (result.y_train, result.y_valid, result.y_test):
+        assert (y == rare).mean() == pytest.approx(0.2)  # 40 of 200 everywhere
+
+
+def test_stratify_needs_a_classification_loss(tmp_path):
+    spec = spec_for(tmp_path, mixed_frame(), stratify=True, missing="mean", drop=["id"])
+    spec.training.loss = "mse"
+    with pytest.raises(DataError, match="data.stratify"):
+        prepared(spec)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"test_split": 0.2, "test_path": "t.csv"}, "at most one of test_split"),
+    ({"test_split": 0.8}, "leaves no training rows"),
+    ({"csv": {"separator": ";", "decimal": ";"}}, "data.csv.decimal: expected '.' or ','"),
+    ({"csv": {"decimal": ","}}, "decimal and separator are both ','"),
+    ({"csv": {"encoding": "klingon"}}, "unknown encoding 'klingon'"),
+    ({"columns": {"age": {"kind": "text"}}}, "'numeric', 'categorical' or 'ignore'"),
+    ({"columns": {"target": {"kind": "numeric"}}}, "the target is not preprocessed"),
+])
+def test_invalid_data_options_are_spec_errors(tmp_path, change, words):
+    data = binary_spec()
+    data["data"].update(change)
+    with pytest.raises(SpecError, match=re.escape(words)):
+        load_spec(write_spec(tmp_path, data))
+
+
+def test_preprocessing_json_is_readable_and_round_trips(tmp_path):
+    pre = prepared(spec_for(tmp_path, mixed_frame(), drop=["id"], missing="mean")).preprocessing
+    text = json.dumps(pre.to_dict(), indent=2)
+    data = json.loads(text)
+    assert data["inputs"] == pre.input_names and data["csv"]["separator"] == ","
+    assert "categories" not in data["columns"][0] and "offset" not in data["columns"][1]
+    again = Preprocessing.from_dict(data)
+    frame = mixed_frame(rows=10, seed=9)
+    assert np.array_equal(again.inputs(frame), pre.inputs(frame))
+    legacy = Preprocessing.from_dict({"features": ["a"], "target": "y", "scale": "minmax", "offset": [1.0],
+                                      "divisor": [2.0], "classes": None}, "mse")
+    assert legacy.inputs(pd.DataFrame({"a": [3.0]}))[0, 0] == 1.0 and legacy.task == "regression"
