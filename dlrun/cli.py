@@ -316,6 +316,86 @@ def evaluate(
         out.print(f"unseen categories (encoded as all zeros): {result.unseen}", markup=False)
 
 
+config_app = typer.Typer(help="Show the fully resolved spec.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    overrides: SetOption = None,
+) -> None:
+    """Print the spec with every default filled in, as YAML that trains to the same result."""
+    import yaml
+
+    from dlrun.specfile import load_spec
+
+    with reported():
+        loaded = load_spec(spec, overrides)
+    print(yaml.safe_dump(loaded.resolved(), sort_keys=False), end="")
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the schema here instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of specs, for editor completion (yaml-language-server)."""
+    from dlrun.schema import schema_text
+
+    text = schema_text()
+    if out_file is None:
+        print(text, end="")
+        return
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text, encoding="utf-8")
+    err.print(f"wrote {out_file}; point specs at it with: # yaml-language-server: $schema={out_file}",
+              markup=False, soft_wrap=True)
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="The CSV to learn from.")],
+    target: Annotated[str, typer.Option(help="The column to predict.")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Spec file to write (default: <csv stem>.yaml).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing spec file.")] = False,
+) -> None:
+    """Write a commented starter spec for a CSV: task, features, scaling, a network and early stopping."""
+    from dlrun.errors import DlrunError
+    from dlrun.starter import starter_spec
+
+    spec_path = out_file or Path(f"{data.stem}.yaml")
+    with reported():
+        if spec_path.exists() and not force:
+            raise DlrunError(f"{spec_path} exists; pick another --out, or pass --force to overwrite it")
+        text = starter_spec(data, target, spec_path)
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {spec_path}; next: dlrun check {spec_path}", markup=False)
+
+
+@app.command()
+def check(
+    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    overrides: SetOption = None,
+) -> None:
+    """Load the data and build the real Keras model without training; warn of likely mistakes."""
+    from dlrun.check import check as check_spec
+    from dlrun.specfile import load_spec
+
+    with reported():
+        report = check_spec(load_spec(spec, overrides))
+    print(report.summary)
+    out.print("Rows: " + ", ".join(f"{part} {n}" for part, n in report.rows.items()), markup=False)
+    if report.classes is not None:
+        total = sum(report.classes.values())
+        out.print("Training classes: " + ", ".join(f"{label} {n} ({n / total:.0%})"
+                                                for label, n in report.classes.items()), markup=False)
+    for warning in report.warnings:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    if not report.warnings:
+        out.print("No likely mistakes found.")
+
+
 def main() -> None:
     """Entry point for `python -m dlrun`."""
     app(prog_name="dlrun")

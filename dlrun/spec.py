@@ -37,10 +37,14 @@ def _known(kind: str, choices):
     return AfterValidator(check)
 
 
-ActivationName = Annotated[str, _known("activation", names.ACTIVATIONS)]
-InitializerName = Annotated[str, _known("initializer", names.INITIALIZERS)]
-LossName = Annotated[str, _known("loss", names.LOSSES)]
-MetricName = Annotated[str, _known("metric", names.METRICS)]
+def _one_of(choices) -> Field:
+    return Field(json_schema_extra={"enum": sorted(choices)})  # editors complete and check the names
+
+
+ActivationName = Annotated[str, _known("activation", names.ACTIVATIONS), _one_of(names.ACTIVATIONS)]
+InitializerName = Annotated[str, _known("initializer", names.INITIALIZERS), _one_of(names.INITIALIZERS)]
+LossName = Annotated[str, _known("loss", names.LOSSES), _one_of(names.LOSSES)]
+MetricName = Annotated[str, _known("metric", names.METRICS), _one_of(names.METRICS)]
 
 
 # --- data -------------------------------------------------------------------------------------
