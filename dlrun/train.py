@@ -80,13 +80,15 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     # more than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
     if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
         train_ds = data.stream.dataset("train", training.batch_size, shuffle=training.shuffle)
-        valid_ds = data.stream.dataset("validation", training.batch_size)
+        valid_ds = data.stream.dataset("validation", training.batch_size, repeat=False)
     else:
         train_ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()
         if training.shuffle:
             train_ds = train_ds.shuffle(len(data.x_train), seed=spec.seed, reshuffle_each_iteration=True)
         train_ds = train_ds.batch(training.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
-        valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size).cache().repeat()
+        # Not repeated: with steps_per_execution > validation_steps, Keras would read past the end of a
+        # repeated dataset into the next pass, and val_loss would count some rows twice.
+        valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size).cache()
 
     stop = training.early_stopping
     early = keras.callbacks.EarlyStopping(
