@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,11 @@ class Task:
     why: str
 
 
-def infer_task(target) -> Task:
-    """Decide regression, binary or multi-class from a target column's values (a pandas Series)."""
-    values = target.dropna()
-    distinct = sorted(values.unique().tolist(), key=lambda v: (str(type(v)), v))
-    numeric = values.dtype.kind in "biuf"
-    integral = numeric and bool((values == values.round()).all())
+def infer_task(values: list) -> Task:
+    """Decide regression, binary or multi-class from a target column's non-empty values."""
+    distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    numeric = not any(isinstance(v, str) for v in distinct)
+    integral = numeric and all(float(v).is_integer() for v in distinct)
     if len(distinct) == 2:
         return Task("binary", distinct, "{type: dense, units: 1, activation: sigmoid}", "binary_crossentropy",
                     ["binary_accuracy"], f"two distinct values ({distinct[0]!r}, {distinct[1]!r}): binary classification")
@@ -45,44 +45,76 @@ def infer_task(target) -> Task:
                 "numbers: regression (a linear output, mean absolute error)")
 
 
+def read_columns(csv_path: Path) -> tuple[dict[str, list], int]:
+    """Read a CSV into columns of parsed values (numbers where they parse, text otherwise, None if empty).
+
+    The standard library is enough here and keeps `dlrun init` fast: no pandas import.
+    """
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {csv_path}") from None
+    except (UnicodeDecodeError, csv.Error, IsADirectoryError) as exc:
+        raise DataError(f"cannot read {csv_path} as CSV: {exc}") from None
+    if not rows or not rows[0]:
+        raise DataError(f"{csv_path} is empty: a CSV with a header line and rows is needed")
+    header = [name.strip() for name in rows[0]]
+    columns: dict[str, list] = {name: [] for name in header}
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            if not row:
+                continue
+            raise DataError(f"{csv_path}, line {line}: {len(row)} fields where the header has {len(header)}")
+        for name, cell in zip(header, row):
+            columns[name].append(_parse(cell))
+    return columns, len(rows) - 1
+
+
+def _parse(cell: str):
+    cell = cell.strip()
+    if cell == "" or cell.lower() in ("na", "nan", "null", "none"):
+        return None
+    try:
+        number = float(cell)
+    except ValueError:
+        return cell
+    return int(number) if number.is_integer() and "." not in cell and "e" not in cell.lower() else number
+
+
 def starter_spec(csv_path: Path, target: str, spec_path: Path) -> str:
     """Return the text of a starter spec for `csv_path`, to be written at `spec_path`.
 
     Raises:
         DataError: the CSV cannot be read, or has no such target column or no usable feature.
     """
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(csv_path, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {csv_path}") from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {csv_path} as CSV: {str(exc).strip()}") from None
-    if target not in frame.columns:
-        raise DataError(f"--target: column {target!r} is not in {csv_path}; its columns are: {', '.join(frame.columns)}")
-    if frame[target].notna().sum() == 0:
+    columns, n_rows = read_columns(csv_path)
+    if target not in columns:
+        raise DataError(f"--target: column {target!r} is not in {csv_path}; its columns are: {', '.join(columns)}")
+    labels = [v for v in columns[target] if v is not None]
+    if not labels:
         raise DataError(f"--target: column {target!r} in {csv_path} is empty; pick the column to predict")
-    task = infer_task(frame[target])
+    task = infer_task(labels)
     features, dropped, gaps = [], [], []
-    for column in frame.columns:
+    for column, values in columns.items():
         if column == target:
             continue
-        series = frame[column]
-        if series.notna().sum() == 0:
+        present = [v for v in values if v is not None]
+        text = {v for v in present if isinstance(v, str)}
+        if not present:
             dropped.append((column, "empty"))
-        elif series.dtype.kind not in "biuf" and series.nunique() > MAX_CATEGORIES:
-            dropped.append((column, f"text with {series.nunique()} distinct values: an id or free text"))
+        elif text and len(set(present)) > MAX_CATEGORIES:
+            dropped.append((column, f"text with {len(set(present))} distinct values: an id or free text"))
         else:
             features.append(column)
-            if series.isna().any():
+            if len(present) < len(values):
                 gaps.append(column)
     if not features:
         raise DataError(f"{csv_path} has no usable feature columns besides {target!r}")
     data_path = Path(os.path.relpath(csv_path.resolve(), spec_path.resolve().parent)).as_posix()
     name = csv_path.stem.replace(" ", "-")
     lines = [
-        f"# Starter spec written by `dlrun init` for {csv_path.name} ({len(frame)} rows).",
+        f"# Starter spec written by `dlrun init` for {csv_path.name} ({n_rows} rows).",
         f"# Target {target!r}: {task.why}.",
         "# Check it with `dlrun check SPEC`, then train with `dlrun train SPEC`.",
         f"name: {name}",
@@ -114,7 +146,7 @@ def starter_spec(csv_path: Path, target: str, spec_path: Path) -> str:
         "  optimizer: {name: adam, learning_rate: 0.001}",
         f"  loss: {task.loss}",
         f"  metrics: [{', '.join(task.metrics)}]",
-        f"  batch_size: {256 if len(frame) > 20000 else 32}",
+        f"  batch_size: {256 if n_rows > 20000 else 32}",
         "  epochs: 500",
         "  early_stopping:  # stop when val_loss has not improved for 20 epochs; keep the best weights",
         "    monitor: val_loss",
