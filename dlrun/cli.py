@@ -240,7 +240,9 @@ def sweep(
             if spec is not None or sets or seeds or axes_file:
                 raise DlrunError("--resume finishes a sweep as it was started: drop SPEC, --set, --seeds and --file")
             sweep_dir = resume
-            points = len(sweeping.read_manifest(sweep_dir)["points"])
+            manifest = sweeping.read_manifest(sweep_dir)
+            points = len(manifest["points"])
+            left = sum(sweeping.needs_run(p, sweep_dir) for p in manifest["points"])
         else:
             if spec is None:
                 raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
@@ -249,7 +251,8 @@ def sweep(
         runner = sweeping.make_executor(executor, jobs, address, points)
         if resume is None:
             sweep_dir = sweeping.start(spec, grid, out_dir)
-        out.print(f"sweep of {points} runs in {sweep_dir}")
+        out.print(f"resuming sweep {sweep_dir}: {left} of {points} runs left" if resume is not None
+                  else f"sweep of {points} runs in {sweep_dir}")
         result = sweeping.execute(sweep_dir, runner, console=out)
         for item in result.skipped:
             err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
@@ -257,7 +260,7 @@ def sweep(
             comparing.print_table(out, comparing.rich_table(result.columns, result.table, title=f"sweep {sweep_dir}"))
             comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
         for point in result.failures:
-            if point.get("error"):
+            if point.get("error") and point["status"] != "interrupted":
                 err.print(f"point {point['index']} ({' '.join(point['overrides'])}) {point['status']}: {point['error']}",
                           markup=False, soft_wrap=True)
         if result.interrupted:

@@ -16,6 +16,7 @@ from typing import Any
 RAY_MISSING = 'the Ray executor needs Ray, which is not installed: pip install "dlrun[ray]" (or --executor local)'
 
 _events = None  # the queue a local worker reports "started" on (set by its initializer)
+_stop = None  # set by the driver on Ctrl-C: points already queued to a worker must not start
 _training = False  # a Ctrl-C only interrupts a worker while it trains (see _on_sigint)
 _threads_set = False
 
@@ -57,9 +58,11 @@ def run_point(index: int, spec_path: str, overrides: list[str], out: str, thread
         None when training never started), "error" (a message, or None)}.
     """
     global _training
+    result: dict[str, Any] = {"index": index, "status": "failed", "run_dir": None, "error": None}
+    if _stop is not None and _stop.is_set():
+        return result | {"status": "interrupted", "error": "not started: the sweep was interrupted"}
     if _events is not None:
         _events.put(("start", index))
-    result: dict[str, Any] = {"index": index, "status": "failed", "run_dir": None, "error": None}
     _training = True
     try:
         size_threads(threads)
@@ -92,9 +95,9 @@ def _clear_session() -> None:
         sys.modules["keras"].backend.clear_session()
 
 
-def _init_local_worker(events, threads: int) -> None:
-    global _events
-    _events = events
+def _init_local_worker(events, stop, threads: int) -> None:
+    global _events, _stop
+    _events, _stop = events, stop
     signal.signal(signal.SIGINT, _on_sigint)
     size_threads(threads)
 
@@ -124,9 +127,9 @@ class LocalExecutor:
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         context = multiprocessing.get_context("spawn")
-        events = context.Queue()
+        events, stop = context.Queue(), context.Event()
         pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context,
-                                   initializer=_init_local_worker, initargs=(events, self.threads))
+                                   initializer=_init_local_worker, initargs=(events, stop, self.threads))
         pending = set()
         for task in tasks:
             future = pool.submit(run_point, *task, self.threads)
@@ -140,6 +143,7 @@ class LocalExecutor:
                     yield _result(future)
             _drain(events, on_start, queue.Empty)
         except KeyboardInterrupt:
+            stop.set()
             for future in pending:
                 future.cancel()
             # Points that were training stop at once (they got the Ctrl-C too) and report it.

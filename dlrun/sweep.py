@@ -413,7 +413,7 @@ class _Display:
         if index in self.running:
             self.running.remove(index)
         ok = point["status"] in FINISHED
-        self.failed += not ok
+        self.failed += point["status"] in KEPT_FAILURES
         if self.console is not None:
             mark = "[green]done[/]" if ok else f"[red]{point['status']}[/]"
             self.progress.console.print(f"{mark} {self.labels[index]}", highlight=False)

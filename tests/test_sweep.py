@@ -1,0 +1,183 @@
+"""Tests of sweeps: value lists, the grid, local and Ray execution, failures, and resuming."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import binary_spec, make_binary_csv, write_spec
+from dlrun import compare, sweep
+from dlrun.cli import app
+from dlrun.errors import DlrunError, SpecError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def experiment(tmp_path) -> Path:
+    make_binary_csv(tmp_path / "data.csv", rows=80)
+    return write_spec(tmp_path, binary_spec(epochs=2, batch_size=64))
+
+
+def sweep_dirs() -> list[Path]:
+    return sorted(Path("runs").glob("*/sweep-*"))
+
+
+@pytest.mark.parametrize("text, values", [
+    ("0.01,0.001", ["0.01", "0.001"]),
+    ("[a,b],[a,c]", ["[a,b]", "[a,c]"]),
+    ("{name: sgd, momentum: 0.9},adam", ["{name: sgd, momentum: 0.9}", "adam"]),
+    ("'x,y',z", ["'x,y'", "z"]),
+    ("[a,b]", ["[a,b]"]),
+])
+def test_values_split_only_at_top_level_commas(text, values):
+    assert sweep.split_values(text) == values
+
+
+def test_grid_is_the_product_with_constants_first(tmp_path):
+    axes = tmp_path / "axes.yaml"
+    axes.write_text("model.layers[0].units: [4, 8]\ndata.features: [[f0, f1], [f2]]\n", encoding="utf-8")
+    grid = sweep.make_grid(["training.epochs=2", "training.optimizer.learning_rate=0.1,0.01"], "0,1", axes)
+    points = grid.points()
+    assert len(points) == 2 * 2 * 2 * 2
+    assert points[0] == ["training.epochs=2", "model.layers[0].units=4", 'data.features=["f0", "f1"]',
+                         "training.optimizer.learning_rate=0.1", "seed=0"]
+    assert len({tuple(p) for p in points}) == len(points)
+
+
+@pytest.mark.parametrize("sets, seeds, message", [
+    (["training.epochs"], None, "expected PATH=VALUE"),
+    (["seed=1,1"], None, "listed twice"),
+    (["seed=1,2"], "0,1", "set twice"),
+    ([], "a,b", "whole numbers"),
+    ([], None, "nothing to sweep"),
+])
+def test_grid_mistakes(sets, seeds, message):
+    with pytest.raises(SpecError, match=message):
+        sweep.make_grid(sets, seeds)
+
+
+def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment):
+    result = runner.invoke(app, ["sweep", str(experiment), "--set", "training.optimizer.learning_rate=0.05,0.001",
+                                 "--set", "model.layers[0].units=4,8", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    (sweep_dir,) = sweep_dirs()
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    assert [p["status"] for p in manifest["points"]] == ["completed"] * 4
+    seen = set()
+    for point in manifest["points"]:
+        run_dir = sweep_dir / point["run_dir"]
+        assert (run_dir / "overrides.txt").read_text().splitlines() == point["overrides"]
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        seen.add((config["training"]["optimizer"]["learning_rate"], config["model"]["layers"][0]["units"]))
+        assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 2
+    assert seen == {(0.05, 4), (0.05, 8), (0.001, 4), (0.001, 8)}
+    with open(sweep_dir / "compare.csv", newline="") as handle:
+        import csv
+
+        table = list(csv.DictReader(handle))
+    assert len(table) == 4
+    values = [float(row["best:val_loss"]) for row in table]
+    assert values == sorted(values)
+    assert {"training.optimizer.learning_rate", "model.layers[0].units"} <= set(table[0])
+    assert "best:" in result.stdout and "completed" in result.stdout
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(experiment):
+    result = runner.invoke(app, ["sweep", str(experiment), "--set", "training.epochs=1",
+                                 "--set", "data.target=target,no_such_column", "--jobs", "2"])
+    assert result.exit_code == 1
+    (sweep_dir,) = sweep_dirs()
+    points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
+    assert [p["status"] for p in points] == ["completed", "failed"]
+    assert "no_such_column" in points[1]["error"]  # failed in its worker, reading the CSV
+    assert points[1]["run_dir"] is None
+    assert "did not finish" in result.stderr and "no_such_column" in result.stderr
+    assert "failed" in result.stdout and "completed" in result.stdout
+
+
+def test_a_bad_override_fails_its_point_before_any_worker_starts(experiment):
+    manifest_dir = sweep.start(experiment, sweep.make_grid(["model.layers[0].units=0,-1"]), Path("runs"))
+
+    class NoWorkers:
+        def run(self, tasks, on_start):
+            raise AssertionError(f"no point should reach a worker, got {tasks}")
+
+    result = sweep.execute(manifest_dir, NoWorkers())
+    assert [p["status"] for p in result.manifest["points"]] == ["failed", "failed"]
+    assert "greater than 0" in result.manifest["points"][0]["error"]
+    assert [row["status"] for row in result.table] == ["failed", "failed"]
+    assert [row["model.layers[0].units"] for row in result.table] == [0, -1]
+
+
+def test_resume_runs_only_the_missing_points(experiment):
+    grid = sweep.make_grid(["training.epochs=1"], "0,1,2")
+    sweep_dir = sweep.start(experiment, grid, Path("runs"))
+    first = sweep.execute(sweep_dir, sweep.make_executor("local", 2, None, 3))
+    assert [p["status"] for p in first.manifest["points"]] == ["completed"] * 3
+    points = first.manifest["points"]
+    kept = sweep_dir / points[0]["run_dir"]
+    kept_summary = (kept / "summary.json").read_text()
+    # Simulate an interrupted sweep: point 1's run was lost, point 2 was stopped mid-run (no summary).
+    shutil.rmtree(sweep_dir / points[1]["run_dir"])
+    (sweep_dir / points[2]["run_dir"] / "summary.json").unlink()
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    manifest["points"][2]["status"] = "interrupted"
+    (sweep_dir / "sweep.json").write_text(json.dumps(manifest))
+
+    result = runner.invoke(app, ["sweep", "--resume", str(sweep_dir), "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    resumed = json.loads((sweep_dir / "sweep.json").read_text())["points"]
+    assert [p["status"] for p in resumed] == ["completed"] * 3
+    assert resumed[0]["run_dir"] == points[0]["run_dir"] and (kept / "summary.json").read_text() == kept_summary
+    run_dirs = [r for r in compare.candidates([sweep_dir])[0]]
+    assert len(run_dirs) == 3  # the half-written run was replaced, not kept beside the new one
+    assert all(compare.load_run(r).summary["status"] == "completed" for r in run_dirs)
+
+    again = runner.invoke(app, ["sweep", "--resume", str(sweep_dir)])
+    assert again.exit_code == 0 and "0/0" in again.stdout  # nothing left to run
+
+
+def test_resume_mistakes(experiment, tmp_path):
+    result = runner.invoke(app, ["sweep", "--resume", str(tmp_path)])
+    assert result.exit_code == 1 and "not a sweep folder" in result.stderr
+    sweep_dir = sweep.start(experiment, sweep.make_grid(["seed=0,1"]), Path("runs"))
+    result = runner.invoke(app, ["sweep", "--resume", str(sweep_dir), "--set", "seed=3,4"])
+    assert result.exit_code == 1 and "drop SPEC" in result.stderr
+    experiment.write_text(experiment.read_text() + "\n# edited\n")
+    with pytest.raises(DlrunError, match="changed since the sweep started"):
+        sweep.execute(sweep_dir, sweep.make_executor("local", 1, None, 2))
+
+
+def test_ray_missing_says_how_to_install(experiment, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    result = runner.invoke(app, ["sweep", str(experiment), "--seeds", "0,1", "--executor", "ray"])
+    assert result.exit_code == 1
+    assert 'pip install "dlrun[ray]"' in result.stderr and "Traceback" not in result.output
+    assert not sweep_dirs()  # nothing was started
+
+
+def test_address_needs_the_ray_executor(experiment):
+    result = runner.invoke(app, ["sweep", str(experiment), "--seeds", "0,1", "--address", "auto"])
+    assert result.exit_code == 1 and "--executor ray" in result.stderr
+
+
+def test_ray_sweep_2x2_on_a_local_instance(experiment):
+    pytest.importorskip("ray")
+    result = runner.invoke(app, ["sweep", str(experiment), "--set", "training.optimizer.learning_rate=0.05,0.001",
+                                 "--seeds", "0,1", "--executor", "ray", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    (sweep_dir,) = sweep_dirs()
+    points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
+    assert [p["status"] for p in points] == ["completed"] * 4
+    runs, skipped = compare.load_runs([sweep_dir])
+    assert not skipped and len(runs) == 4
+    assert {(r.params["training.optimizer.learning_rate"], r.params["seed"]) for r in runs} == \
+        {(0.05, 0), (0.05, 1), (0.001, 0), (0.001, 1)}
+    assert "best:" in result.stdout
