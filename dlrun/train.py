@@ -74,7 +74,7 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     steps = math.ceil(data.rows["train"] / training.batch_size)
     valid_steps = math.ceil(data.rows["validation"] / training.batch_size)
     model.compile(optimizer=optimizer, loss=training.loss, metrics=list(training.metrics),
-                  steps_per_execution=_steps_per_execution(steps))
+                  steps_per_execution=_steps_per_execution(steps, valid_steps))
 
     # Keras rebuilds its input pipeline every epoch when given arrays; on small data that costs far
     # more than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
@@ -86,9 +86,10 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         if training.shuffle:
             train_ds = train_ds.shuffle(len(data.x_train), seed=spec.seed, reshuffle_each_iteration=True)
         train_ds = train_ds.batch(training.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
-        # Not repeated: with steps_per_execution > validation_steps, Keras would read past the end of a
-        # repeated dataset into the next pass, and val_loss would count some rows twice.
-        valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size).cache()
+        # Repeated too, so Keras keeps one validation iterator for the whole fit; steps_per_execution
+        # divides validation_steps, so no evaluation reads into the next pass.
+        valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size)
+        valid_ds = valid_ds.cache().repeat()
 
     stop = training.early_stopping
     early = keras.callbacks.EarlyStopping(
@@ -158,9 +159,13 @@ def _evaluate_test(model, data: Prepared, batch_size: int, tf) -> dict[str, floa
     return {key: float(value) for key, value in results.items()}
 
 
-def _steps_per_execution(steps: int) -> int:
-    """Run several batches per call into TensorFlow, but never past an epoch's end (a divisor of it)."""
-    return max(d for d in range(1, min(steps, MAX_STEPS_PER_EXECUTION) + 1) if steps % d == 0)
+def _steps_per_execution(steps: int, valid_steps: int) -> int:
+    """Run several batches per call into TensorFlow, but never past the end of a training or validation pass.
+
+    Keras uses the same value for fit and for the evaluation inside it, so it divides both step counts.
+    """
+    limit = min(steps, valid_steps, MAX_STEPS_PER_EXECUTION)
+    return max(d for d in range(1, limit + 1) if steps % d == 0 and valid_steps % d == 0)
 
 
 def _read_history(run_dir: Path) -> dict[str, list[float]]:

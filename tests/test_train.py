@@ -154,3 +154,17 @@ def test_bad_data_leaves_no_run_directory(tmp_path):
     with pytest.raises(Exception, match="'nope' is not in"):
         train(spec, tmp_path / "runs", quiet=True)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("batch_size", [8, 7])
+def test_logged_val_loss_is_a_plain_evaluation_whatever_the_steps_per_execution(tmp_path, batch_size):
+    # 90 training and 30 validation rows: batch 8 runs 4 batches per call, batch 7 one (13 and 5 steps).
+    make_binary_csv(tmp_path / "data.csv")
+    spec = load_spec(write_spec(tmp_path, binary_spec(batch_size=batch_size, epochs=3)))
+    outcome = train(spec, tmp_path / "runs", quiet=True)
+    history = pd.read_csv(outcome.run_dir / runs.HISTORY)
+    model = keras.saving.load_model(outcome.run_dir / runs.MODEL)
+    prepared = prepare(spec.data, spec.seed, spec.training.loss)
+    fresh = model.evaluate(prepared.x_valid, prepared.y_valid, batch_size=batch_size, verbose=0, return_dict=True)
+    assert fresh["loss"] == pytest.approx(history["val_loss"].iloc[-1], abs=1e-5)
+    assert fresh["binary_accuracy"] == pytest.approx(history["val_binary_accuracy"].iloc[-1], abs=1e-6)
