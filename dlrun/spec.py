@@ -245,6 +245,25 @@ class ModelSpec(StrictModel):
 # --- training ---------------------------------------------------------------------------------
 
 
+def _expected_type(key: str, default: object) -> str | None:
+    """Say what an optimizer argument takes, from its Keras default (None defaults are numbers but one)."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, (int, float)) or (default is None and key != "exclude_layers"):
+        return "a number" if default is not None else "a number or null"
+    return "a list of layer names" if key == "exclude_layers" else None
+
+
+def _has_type(value: object, expected: str) -> bool:
+    if value is None:
+        return expected in ("a number or null", "a list of layer names")
+    if expected == "true or false":
+        return isinstance(value, bool)
+    if expected.startswith("a number"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
 class OptimizerSpec(BaseModel):
     """An optimizer by name, with any of its Keras keyword arguments."""
 
@@ -274,15 +293,12 @@ class OptimizerSpec(BaseModel):
                     "{detail}",
                     {"detail": names.unknown_name(f"argument of optimizer {self.name!r}:", key, allowed)},
                 )
-            default = allowed[key]
-            if isinstance(default, bool) and not isinstance(value, bool) or (
-                isinstance(default, (int, float)) and not isinstance(default, bool)
-                and (isinstance(value, bool) or not isinstance(value, (int, float)))
-            ):
+            expected = _expected_type(key, allowed[key])
+            if expected and not _has_type(value, expected):
                 raise PydanticCustomError(
                     "wrong_type", "{detail}",
-                    {"detail": f"optimizer argument {key!r} expects a {type(default).__name__} "
-                               f"(Keras default {default!r}), received {value!r}"},
+                    {"detail": f"optimizer argument {key!r} expects {expected} (Keras default "
+                               f"{allowed[key]!r}), received {value!r}"},
                 )
         if self.learning_rate is None:
             self.learning_rate = allowed["learning_rate"]

@@ -111,7 +111,9 @@ def test_data_section_errors(tmp_path, change, path, words):
 @pytest.mark.parametrize(("training", "path", "words"), [
     ({"optimizer": "adamm"}, "training.optimizer.name", ["Did you mean 'adam'?"]),
     ({"optimizer": {"name": "adam", "lr": 0.1}}, "training.optimizer", ["'lr'", "Did you mean"]),
-    ({"optimizer": {"name": "sgd", "momentum": "high"}}, "training.optimizer", ["'momentum'", "float"]),
+    ({"optimizer": {"name": "sgd", "momentum": "high"}}, "training.optimizer", ["'momentum'", "a number"]),
+    ({"optimizer": {"name": "adam", "clipnorm": "abc"}}, "training.optimizer", ["'clipnorm'", "a number or null"]),
+    ({"optimizer": {"name": "adam", "amsgrad": 1}}, "training.optimizer", ["'amsgrad'", "true or false"]),
     ({"metrics": ["binary_acuracy"]}, "training.metrics[0]", ["Did you mean 'binary_accuracy'?"]),
     ({"early_stopping": {"monitor": "val_accuracy"}}, "training", ["will not exist", "val_binary_accuracy"]),
     ({"metrics": ["true_positives"], "early_stopping": {"monitor": "val_true_positives"}}, "training",
