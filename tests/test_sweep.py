@@ -181,3 +181,33 @@ def test_ray_sweep_2x2_on_a_local_instance(experiment):
     assert {(r.params["training.optimizer.learning_rate"], r.params["seed"]) for r in runs} == \
         {(0.05, 0), (0.05, 1), (0.001, 0), (0.001, 1)}
     assert "best:" in result.stdout
+
+
+class InProcess:
+    """Run points with the real worker function, in this process (the process pool is tested above)."""
+
+    def run(self, tasks, on_start):
+        from dlrun.executors import run_point
+
+        for task in tasks:
+            on_start(task[0])
+            yield run_point(*task, 2)
+
+
+def test_a_nan_run_is_kept_and_reported_in_the_table(tmp_path):
+    from conftest import make_regression_csv
+
+    make_regression_csv(tmp_path / "data.csv")
+    spec = write_spec(tmp_path, {
+        "data": {"path": "data.csv", "target": "y", "validation_split": 0.25},
+        "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 1}]},
+        "training": {"optimizer": {"name": "sgd", "learning_rate": 0.01}, "loss": "mse", "epochs": 30, "batch_size": 8},
+    })
+    sweep_dir = sweep.start(spec, sweep.make_grid(["training.optimizer.learning_rate=0.01,1.0e+12"]), Path("runs"))
+    result = sweep.execute(sweep_dir, InProcess())
+    points = result.manifest["points"]
+    assert [p["status"] for p in points] == ["completed", "nan"]
+    assert "NaN" in points[1]["error"] and points[1]["run_dir"]  # found although train() raised
+    assert (sweep_dir / points[1]["run_dir"] / "history.csv").is_file()
+    assert [row["status"] for row in result.table] == ["completed", "nan"]
+    assert [p["index"] for p in result.failures] == [1]
