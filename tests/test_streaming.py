@@ -72,6 +72,8 @@ def test_streaming_and_in_memory_training_give_the_same_first_epoch_loss(tmp_pat
     for key in ("loss", "val_loss", "binary_accuracy"):
         assert streamed["final"][key] == pytest.approx(whole["final"][key], abs=1e-5)
     assert streamed["test"]["loss"] == pytest.approx(whole["test"]["loss"], abs=1e-5)
+    # test_path is the validation CSV here: evaluated once with the final weights, it gives the last val_loss
+    assert whole["test"]["loss"] == pytest.approx(whole["final"]["val_loss"], abs=1e-6)
     assert streamed["rows"] == whole["rows"] == {"train": 148, "validation": 30, "test": 30}
 
 
