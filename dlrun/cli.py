@@ -102,7 +102,7 @@ def validate(
     overrides: SetOption = None,
 ) -> None:
     """Check a spec and its CSV header, and print the layer stack (no TensorFlow, instant)."""
-    from dlrun.data import read_header, select_features
+    from dlrun.data import read_header, select_features, text_columns
     from dlrun.model import describe
     from dlrun.specfile import load_spec
 
@@ -110,16 +110,24 @@ def validate(
         loaded = load_spec(spec, overrides)
         header = read_header(loaded.data.path, loaded.data.csv)
         features = select_features(header, loaded.data, loaded.data.path)
-        if loaded.data.validation_path:
-            read_header(loaded.data.validation_path, loaded.data.csv)
+        for other in (loaded.data.validation_path, loaded.data.test_path):
+            if other:
+                read_header(other, loaded.data.csv)
+        categorical = text_columns(loaded.data, features)
         rows = describe(loaded.model, len(features))
-    table = Table(title=f"{loaded.name}: {len(features)} input features -> {rows[-1].width} outputs")
+    table = Table(title=f"{loaded.name}: {len(features)} input columns -> {rows[-1].width} outputs")
     for column in ("#", "layer", "", "output width", "params"):
         table.add_column(column, justify="right" if column in ("#", "output width", "params") else "left")
     for row in rows:
         table.add_row(str(row.index), row.kind, row.detail, str(row.width), f"{row.params:,}")
     out.print(table)
-    out.print(f"Total params: {sum(r.params for r in rows):,}. Spec {spec} is valid.")
+    if categorical:
+        out.print(f"note: {', '.join(categorical)} {'are' if len(categorical) > 1 else 'is'} categorical: one-hot "
+                  "encoding adds an input per category, counted here as one; `dlrun check` builds the exact model.",
+                  markup=False, soft_wrap=True)
+        out.print(f"Total params: at least {sum(r.params for r in rows):,}. Spec {spec} is valid.", markup=False)
+    else:
+        out.print(f"Total params: {sum(r.params for r in rows):,}. Spec {spec} is valid.", markup=False)
 
 
 @app.command()

@@ -95,6 +95,36 @@ def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> l
     return columns
 
 
+def text_columns(spec: DataSpec, features: list[str], rows: int = 200) -> list[str]:
+    """Return the features that will be one-hot encoded, judged from the first `rows` rows (fast; no pandas).
+
+    Declared kinds win; otherwise a column with a cell that is not a number is taken as categorical.
+    Only `dlrun check` and training see every row: this is the quick look `dlrun validate` takes.
+    """
+    options = spec.csv
+    declared = declared_kinds(spec)
+    found = {name for name in features if declared.get(name) == "categorical"}
+    undecided = [name for name in features if name not in declared]
+    with Path(spec.path).open(newline="", encoding=pandas_options(options)["encoding"]) as handle:
+        reader = csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar)
+        header = [name.strip() for name in next(reader, [])]
+        where = {name: header.index(name) for name in undecided if name in header}
+        for _, row in zip(range(rows), reader):
+            for name, index in where.items():
+                cell = row[index].strip() if index < len(row) else ""
+                if cell and cell.lower() not in ("na", "nan", "null") and not _is_number(cell, options.decimal):
+                    found.add(name)
+    return [name for name in features if name in found]
+
+
+def _is_number(cell: str, decimal: str) -> bool:
+    try:
+        float(cell.replace(decimal, ".") if decimal != "." else cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_separator(columns: list[str], options: CsvOptions, path) -> None:
     if len(columns) != 1:
         return

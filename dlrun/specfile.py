@@ -18,6 +18,27 @@ from dlrun.spec import LAYER_TYPES, Spec
 Loc = tuple  # a path into the data: ("model", "layers", 2, "rate")
 
 
+class SpecLoader(yaml.SafeLoader):
+    """Safe YAML, reading `1e-3` as a number: YAML 1.1 wants `1.0e-3`, and people write `1e-3`."""
+
+
+SpecLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_value(text: str):
+    """Read one `--set` value as YAML: `5`, `0.01`, `1e-3`, `[a, b]`, `{patience: 2}`.
+
+    Raises:
+        yaml.YAMLError: the text is not valid YAML.
+    """
+    return yaml.load(text, Loader=SpecLoader) if text.strip() else None
+
+
 @dataclass
 class Source:
     """A spec's data, and where in the file (or in which override) each value came from."""
@@ -43,7 +64,7 @@ def read_yaml(path: Path) -> Source:
         raise SpecError(f"spec file not found: {path} (check the path; specs are YAML files like configs/*.yaml)") from None
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
-    loader = yaml.SafeLoader(text)
+    loader = SpecLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -124,7 +145,7 @@ def apply_overrides(source: Source, overrides: list[str]) -> None:
             raise SpecError(f"--set {text!r}: expected PATH=VALUE, like training.epochs=5")
         loc = parse_override_path(path_text.strip())
         try:
-            value = yaml.safe_load(value_text) if value_text.strip() else None
+            value = parse_value(value_text)
         except yaml.YAMLError as exc:
             raise SpecError(f"--set {text!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
         if not isinstance(source.data, dict):

@@ -22,6 +22,7 @@ import yaml
 
 from dlrun import compare, runs
 from dlrun.errors import DlrunError, SpecError
+from dlrun.specfile import parse_value
 
 MANIFEST = "sweep.json"
 COMPARE_CSV = "compare.csv"
@@ -108,7 +109,7 @@ def _value_text(value: Any) -> str:
 
 def _safe_scalar(text: str) -> bool:
     try:
-        return yaml.safe_load(text) == text
+        return parse_value(text) == text
     except yaml.YAMLError:
         return False
 
@@ -375,7 +376,7 @@ def table(sweep_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[di
 
 def _parsed(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return parse_value(text)
     except yaml.YAMLError:
         return text
 

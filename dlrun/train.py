@@ -119,7 +119,7 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     wall = time.time() - started
     if not history:
         history = _read_history(run_dir)
-    if any(math.isnan(v) for v in history.get("loss", [])):
+    if not all(math.isfinite(v) for v in history.get("loss", [])):  # TerminateOnNaN stops on inf too
         status = "nan"
     elif early is not None and early.stopped_epoch > 0 and status == "completed":
         status = "early-stopped"
@@ -137,7 +137,8 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         write_run_plots(run_dir / runs.HISTORY, run_dir / runs.PLOTS)
     if status == "nan":
         raise TrainingError(
-            f"training stopped at epoch {summary['epochs_run']}: the loss became NaN. The history so far is in "
+            f"training stopped at epoch {summary['epochs_run']}: the loss became NaN (or infinite). "
+            f"The history so far is in "
             f"{run_dir / runs.HISTORY}. Try a lower training.optimizer.learning_rate, or scale the features "
             "(data.scale: standard)"
         )
@@ -187,7 +188,7 @@ def _summary(spec: Spec, data: Prepared, history, early, status: str, wall: floa
             and not math.isinf(early.best) and status != "interrupted":
         best = early.best_epoch
     elif values:
-        finite = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
+        finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
         if finite:
             best = (min(finite) if mode == "min" else max(finite, key=lambda t: (t[0], -t[1])))[1]
     row = lambda i: {k: v[i] for k, v in history.items() if i < len(v)}  # noqa: E731

@@ -40,7 +40,7 @@ def test_train_quiet_has_no_progress_bar(binary_experiment, tmp_path):
 def test_validate_prints_layers_and_parameter_counts(binary_experiment):
     result = invoke("validate", binary_experiment)
     assert result.exit_code == 0, result.output
-    assert "4 input features" in result.output
+    assert "4 input columns" in result.output
     assert "40" in result.output and "9" in result.output  # 4*8+8 and 8*1+1
     assert "Total params: 49" in result.output
 
@@ -170,3 +170,13 @@ def test_cli_does_not_import_tensorflow_for_help_or_validate(binary_experiment):
 def test_python_dash_m_works():
     result = subprocess.run([sys.executable, "-m", "dlrun", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout
+
+
+def test_validate_says_when_one_hot_columns_widen_the_input(tmp_path):
+    rows = pd.DataFrame({"f0": [1.0, 2.0, 3.0, 4.0], "city": ["a", "b", "c", "a"], "code": [1, 2, 1, 2],
+                         "target": [0, 1, 0, 1]})
+    path = spec_with(tmp_path, rows=rows, data__columns={"code": {"kind": "categorical"}})
+    result = invoke("validate", path)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "note: city, code are categorical" in output and "Total params: at least" in output

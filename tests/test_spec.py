@@ -190,3 +190,11 @@ def test_override_errors_name_the_override(binary_experiment):
     assert "model.layers[7] does not exist" in str(error)
     (error,) = problems_of(binary_experiment, ["training.epochs"])
     assert "PATH=VALUE" in str(error)
+
+
+def test_exponent_numbers_read_as_numbers_in_files_and_overrides(tmp_path):
+    path = tmp_path / "spec.yaml"
+    write_spec(tmp_path, binary_spec())
+    path.write_text(path.read_text().replace("training:\n", "training:\n  optimizer: {name: adam, learning_rate: 1e-3}\n"))
+    assert load_spec(path).training.optimizer.learning_rate == 0.001
+    assert load_spec(path, ["training.optimizer.learning_rate=5e-4"]).training.optimizer.learning_rate == 0.0005

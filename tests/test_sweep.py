@@ -206,7 +206,7 @@ def test_a_nan_run_is_kept_and_reported_in_the_table(tmp_path):
     sweep_dir = sweep.start(spec, sweep.make_grid(["training.optimizer.learning_rate=0.01,1.0e+12"]), Path("runs"))
     result = sweep.execute(sweep_dir, InProcess())
     points = result.manifest["points"]
-    assert [p["status"] for p in points] == ["completed", "nan"]
+    assert [p["status"] for p in points] == ["completed", "nan"], points
     assert "NaN" in points[1]["error"] and points[1]["run_dir"]  # found although train() raised
     assert (sweep_dir / points[1]["run_dir"] / "history.csv").is_file()
     assert [row["status"] for row in result.table] == ["completed", "nan"]
