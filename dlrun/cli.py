@@ -102,7 +102,7 @@ def validate(
     overrides: SetOption = None,
 ) -> None:
     """Check a spec and its CSV header, and print the layer stack (no TensorFlow, instant)."""
-    from dlrun.data import read_header, select_features, text_columns
+    from dlrun.columns import read_header, select_features, text_columns
     from dlrun.model import describe
     from dlrun.specfile import load_spec
 

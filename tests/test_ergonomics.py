@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import CONFIGS, ROOT, binary_spec, make_binary_csv, make_regression_csv, write_spec
+from conftest import CONFIGS, binary_spec, make_binary_csv, make_regression_csv, write_spec
 from dlrun.check import likely_mistakes
 from dlrun.cli import app
 from dlrun.schema import spec_schema
@@ -162,7 +161,7 @@ from dlrun.cli import app
 for args in {commands!r}:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, (args, result.output)
-print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'tensorflow', 'keras', 'matplotlib', 'pandas'}}))
+print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'tensorflow', 'keras', 'matplotlib', 'pandas', 'numpy'}}))
 """
 
 
