@@ -220,6 +220,7 @@ def _summary(spec: Spec, data: Prepared, history, early, status: str, wall: floa
         "mode": mode,
         "best_epoch": best + 1 if best is not None else None,
         "best_value": values[best] if best is not None else None,
+        "min_val_loss": min((v for v in history.get("val_loss", []) if math.isfinite(v)), default=None),
         "best": row(best) if best is not None else {},
         "final": row(epochs_run - 1) if epochs_run else {},
         "wall_time_s": round(wall, 3),

@@ -41,6 +41,7 @@ def test_run_directory_holds_everything(binary_experiment, tmp_path):
     assert summary["status"] == "completed" and summary["epochs_run"] == 4 and summary["stopped_epoch"] is None
     best = int(history["val_loss"].idxmin())
     assert summary["best_epoch"] == best + 1 and summary["best_value"] == pytest.approx(history["val_loss"][best])
+    assert summary["min_val_loss"] == pytest.approx(history["val_loss"].min())
     assert summary["final"]["loss"] == pytest.approx(history["loss"].iloc[-1])
     assert summary["rows"] == {"train": 90, "validation": 30}
     assert summary["versions"]["keras"] == keras.__version__
