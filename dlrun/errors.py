@@ -22,7 +22,8 @@ class SpecError(DlrunError):
         if not self.problems:
             return self.args[0]
         if len(self.problems) == 1:
-            return f"{self.args[0]}: {self.problems[0].render()}"
+            problem = self.problems[0]
+            return problem.render() if problem.where else f"{self.args[0]}: {problem.render()}"
         lines = [f"{self.args[0]}: {len(self.problems)} problems"]
         lines += ["- " + p.render().replace("\n", "\n  ") for p in self.problems]
         return "\n".join(lines)

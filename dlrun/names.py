@@ -118,10 +118,14 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
+FEW = 15  # up to this many valid names are listed in full even when one of them is suggested
+
+
 def unknown_name(kind: str, name: object, choices: Iterable[str]) -> str:
     """Say that `name` is not a known `kind`, suggest the closest one, and list a few valid ones."""
     choices = sorted(choices)
     guess = closest(name, choices) if isinstance(name, str) else None
+    if guess and len(choices) > FEW:
+        return f"unknown {kind} {name!r}. Did you mean {guess!r}? (`dlrun schema` lists every valid name)"
     hint = f" Did you mean {guess!r}?" if guess else ""
-    shown = ", ".join(choices) if len(choices) <= 40 else ", ".join(choices[:40]) + ", ..."
-    return f"unknown {kind} {name!r}.{hint} Expected one of: {shown}"
+    return f"unknown {kind} {name!r}.{hint} Expected one of: {', '.join(choices)}"
