@@ -44,6 +44,22 @@ def make_regression_csv(path: Path, rows: int = 120, features: int = 3, seed: in
     return path
 
 
+def mixed_frame(rows: int = 120, seed: int = 0) -> pd.DataFrame:
+    """Numbers, a text category, an integer code, NaNs and an id column."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "id": np.arange(5000, 5000 + rows),
+        "age": rng.normal(40, 10, rows).round(1),
+        "city": rng.choice(["Paris", "Rome", "Oslo"], rows),
+        "code": rng.integers(1, 4, rows),
+        "income": rng.normal(50, 5, rows),
+    })
+    frame.loc[rng.choice(rows, 8, replace=False), "age"] = np.nan
+    frame.loc[rng.choice(rows, 5, replace=False), "city"] = np.nan
+    frame["target"] = ((frame["age"].fillna(40) > 40) ^ (frame["city"] == "Rome")).astype(int)
+    return frame
+
+
 def binary_spec(**training) -> dict:
     """Return spec data for the binary CSV of `make_binary_csv`, with training keys overridden."""
     return {

@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import binary_spec, write_spec
+from conftest import binary_spec, mixed_frame, write_spec
 from dlrun.cli import app
 from dlrun.data import prepare
 from dlrun.specfile import load_spec
-from test_preprocess import mixed_frame
 
 runner = CliRunner()
 

@@ -13,28 +13,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import binary_spec, write_spec
+from conftest import binary_spec, mixed_frame, write_spec
 from dlrun.cli import app
 from dlrun.data import prepare, split_rows
 from dlrun.errors import DataError, SpecError
 from dlrun.preprocess import Preprocessing
 from dlrun.specfile import load_spec
-
-
-def mixed_frame(rows: int = 120, seed: int = 0) -> pd.DataFrame:
-    """Numbers, a text category, an integer code, NaNs and an id column."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "id": np.arange(5000, 5000 + rows),
-        "age": rng.normal(40, 10, rows).round(1),
-        "city": rng.choice(["Paris", "Rome", "Oslo"], rows),
-        "code": rng.integers(1, 4, rows),
-        "income": rng.normal(50, 5, rows),
-    })
-    frame.loc[rng.choice(rows, 8, replace=False), "age"] = np.nan
-    frame.loc[rng.choice(rows, 5, replace=False), "city"] = np.nan
-    frame["target"] = ((frame["age"].fillna(40) > 40) ^ (frame["city"] == "Rome")).astype(int)
-    return frame
 
 
 def spec_for(tmp_path, frame: pd.DataFrame | None = None, text: str | None = None, **data) -> object:

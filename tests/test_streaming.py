@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import binary_spec, write_spec
+from conftest import binary_spec, mixed_frame, write_spec
 from dlrun.cli import app
 from dlrun.data import prepare
 from dlrun.errors import DataError
 from dlrun.specfile import load_spec
 from dlrun.stream import assign
-from test_preprocess import mixed_frame
 
 runner = CliRunner()
 
