@@ -237,8 +237,11 @@ class Preprocessing:
         labels = [label_of(v) for v in uniques]
         unseen = sorted({str(v) for v in labels if v not in index})
         if unseen:
+            known = ", ".join(map(str, names[:10])) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+            hint = (f"; {len(names)} classes looks like a number to predict: use a regression loss such as mae "
+                    "with a one-unit linear output") if len(names) > 20 else ""
             raise DataError(f"{source}: target {self.target!r} has labels not seen in the training rows: "
-                            f"{', '.join(unseen[:10])}; the model only knows {names}")
+                            f"{', '.join(unseen[:10])}; the model only knows {known}{hint}")
         ids = np.array([index[v] for v in labels], dtype="int64")[codes] if len(codes) else np.zeros(0, "int64")
         return ids.astype("int32" if self.task == "multiclass" else "float32")
 

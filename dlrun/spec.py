@@ -410,6 +410,35 @@ class Spec(StrictModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _output_fits_loss(self) -> Spec:
+        dense = [i for i, layer in enumerate(self.model.layers) if layer.type == "dense"]
+        if not dense:
+            raise PydanticCustomError(
+                "output_width", "{detail}",
+                {"detail": "model.layers has no dense layer: end the stack with one, e.g. "
+                           "{type: dense, units: 1} for one number to predict"},
+            )
+        last = dense[-1]
+        units = self.model.layers[last].units
+        loss = self.training.loss
+        if loss == "sparse_categorical_crossentropy":
+            if units < 2:
+                raise PydanticCustomError(
+                    "output_width", "{detail}",
+                    {"detail": f"model.layers[{last}] has 1 unit, but loss {loss!r} needs one output per class: "
+                               "set units to the number of classes, with activation: softmax"},
+                )
+        elif units != 1:
+            # The target is one CSV column, so every other loss compares it with a single output.
+            raise PydanticCustomError(
+                "output_width", "{detail}",
+                {"detail": f"model.layers[{last}] has {units} units, but loss {loss!r} compares one target "
+                           f"column with one output: set units: 1, or for {units} classes use loss: "
+                           "sparse_categorical_crossentropy with activation: softmax"},
+            )
+        return self
+
     @property
     def monitor(self) -> tuple[str, str]:
         """Return the quantity that decides the best epoch, and whether min or max is best."""

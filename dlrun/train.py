@@ -108,7 +108,7 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         callbacks.append(EpochProgress(training.epochs, console))
 
     started = time.time()
-    status = "completed"
+    status, failure = "completed", None
     history: dict[str, list[float]] = {}
     try:
         result = model.fit(train_ds, validation_data=valid_ds, epochs=training.epochs, steps_per_epoch=steps,
@@ -116,6 +116,9 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         history = result.history
     except KeyboardInterrupt:
         status = "interrupted"  # history.csv, written as each epoch ends, is the record of what finished
+    except Exception as exc:  # a Keras or TensorFlow error mid-fit: keep the epochs, report it in one line
+        status, failure = "failed", exc
+    finally:
         for callback in callbacks:
             if hasattr(callback, "progress"):
                 callback.progress.stop()
@@ -126,7 +129,7 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         status = "nan"
     elif early is not None and early.stopped_epoch > 0 and status == "completed":
         status = "early-stopped"
-    if status != "nan":
+    if status not in ("nan", "failed"):
         model.save(run_dir / runs.MODEL)
     summary = _summary(spec, data, history, early, status, wall, keras, tf)
     if status in ("completed", "early-stopped") and data.has_test:
@@ -145,6 +148,12 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
             f"{run_dir / runs.HISTORY}. Try a lower training.optimizer.learning_rate, or scale the features "
             "(data.scale: standard)"
         )
+    if status == "failed":
+        reason = str(failure).strip().splitlines()[-1] if str(failure).strip() else type(failure).__name__
+        raise TrainingError(
+            f"training failed after {summary['epochs_run']} finished epochs ({type(failure).__name__}: {reason}); "
+            f"they are kept in {run_dir}. `dlrun check` builds the model and warns of likely mistakes"
+        ) from failure
     if status == "interrupted":
         error = TrainingError(f"interrupted after {summary['epochs_run']} finished epochs; they are kept in {run_dir}")
         error.exit_code = 130

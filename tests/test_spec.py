@@ -198,3 +198,16 @@ def test_exponent_numbers_read_as_numbers_in_files_and_overrides(tmp_path):
     path.write_text(path.read_text().replace("training:\n", "training:\n  optimizer: {name: adam, learning_rate: 1e-3}\n"))
     assert load_spec(path).training.optimizer.learning_rate == 0.001
     assert load_spec(path, ["training.optimizer.learning_rate=5e-4"]).training.optimizer.learning_rate == 0.0005
+
+
+@pytest.mark.parametrize(("units", "loss", "words"), [
+    (3, "binary_crossentropy", ["has 3 units", "set units: 1", "sparse_categorical_crossentropy"]),
+    (2, "mae", ["has 2 units", "set units: 1"]),
+    (1, "sparse_categorical_crossentropy", ["needs one output per class"]),
+])
+def test_output_width_must_fit_the_loss(tmp_path, units, loss, words):
+    data = binary_spec(loss=loss, metrics=[])
+    data["model"]["layers"][-1]["units"] = units
+    (problem,) = problems_of(write_spec(tmp_path, data))
+    for word in words:
+        assert word in problem.message

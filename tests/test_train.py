@@ -169,3 +169,23 @@ def test_logged_val_loss_is_a_plain_evaluation_whatever_the_steps_per_execution(
     fresh = model.evaluate(prepared.x_valid, prepared.y_valid, batch_size=batch_size, verbose=0, return_dict=True)
     assert fresh["loss"] == pytest.approx(history["val_loss"].iloc[-1], abs=1e-5)
     assert fresh["binary_accuracy"] == pytest.approx(history["val_binary_accuracy"].iloc[-1], abs=1e-6)
+
+
+def test_an_error_inside_fit_is_one_message_and_keeps_the_epochs(binary_experiment, tmp_path, monkeypatch):
+    from dlrun.progress import EpochProgress
+
+    original = EpochProgress.on_epoch_end
+
+    def fail_after_two(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise RuntimeError("something deep in TensorFlow\nResourceExhausted: out of memory")
+
+    monkeypatch.setattr(EpochProgress, "on_epoch_end", fail_after_two)
+    spec = load_spec(binary_experiment, ["training.epochs=10"])
+    with pytest.raises(TrainingError, match=r"failed after 2 finished epochs \(RuntimeError: ResourceExhausted"):
+        train(spec, tmp_path / "runs")
+    (run_dir,) = (tmp_path / "runs" / "spec").iterdir()
+    assert len(pd.read_csv(run_dir / runs.HISTORY)) == 2
+    assert json.loads((run_dir / runs.SUMMARY).read_text())["status"] == "failed"
+    assert not (run_dir / runs.MODEL).exists()
