@@ -229,6 +229,8 @@ def test_categorical_target_with_a_single_class(tmp_path, loss):
     frame["target"] = "yes"
     frame.to_csv(tmp_path / "data.csv", index=False)
     data = binary_spec(loss=loss, metrics=[])
+    if loss == "sparse_categorical_crossentropy":
+        data["model"]["layers"][-1].update(units=2, activation="softmax")
     data["data"]["missing"] = "mean"
     message = failing_train(write_spec(tmp_path, data))
     assert "column 'target'" in message and "single class ('yes')" in message
@@ -259,6 +261,7 @@ def test_stratified_split_keeps_class_shares_and_test_rows_are_held_out(tmp_path
     frame = mixed_frame(rows=200).drop(columns=["id", "city"])
     frame["target"] = np.where(np.arange(200) < 40, "rare", np.where(np.arange(200) % 2, "a", "b"))
     data = binary_spec(loss="sparse_categorical_crossentropy", metrics=[])
+    data["model"]["layers"][-1].update(units=3, activation="softmax")
     data["data"].update(missing="mean", stratify=True, test_split=0.2)
     spec = load_spec(write_spec(tmp_path, data))
     frame.to_csv(tmp_path / "data.csv", index=False)
