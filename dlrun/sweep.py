@@ -80,7 +80,7 @@ def read_axes_file(path: Path) -> list[tuple[str, list[str]]]:
         SpecError: the file is missing, not YAML, or not such a mapping.
     """
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = parse_value(Path(path).read_text(encoding="utf-8"))  # as a spec reads: 1e-3 is a number
     except FileNotFoundError:
         raise SpecError(f"sweep file not found: {path}") from None
     except yaml.YAMLError as exc:
