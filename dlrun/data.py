@@ -8,7 +8,6 @@ Small CSVs are read whole into arrays; a CSV larger than `data.streaming_above_m
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from dlrun.columns import (  # noqa: F401  (re-exported: the data module's publi
     _check_separator, _options, declared_kinds, pandas_options, read_header, select_features, text_columns,
 )
 from dlrun.errors import DataError
+from dlrun.runs import file_sha256  # noqa: F401  (re-exported for dlrun.stream)
 from dlrun.preprocess import (  # noqa: F401  (Preprocessing and CLASS_LOSSES are re-exported)
     CLASS_LOSSES, Encoded, Fitter, Plan, Preprocessing, infer_kinds, keep_rows, missing_mask, task_of, to_numbers,
 )
@@ -132,15 +132,6 @@ def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width:
             if row and len(row) != width:
                 return reader.line_num, len(row)
     return None
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hash a file in blocks (never the whole file in memory)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- columns ------------------------------------------------------------------------------------

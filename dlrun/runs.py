@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -17,11 +18,11 @@ PREPROCESSING = "preprocessing.json"
 PLOTS = "plots"
 
 
-def new_run_dir(out: Path, name: str) -> Path:
-    """Create `out/name/<YYYYmmdd-HHMMSS>/`, never reusing a folder that exists (a suffix is added)."""
+def new_run_dir(out: Path, name: str, prefix: str = "") -> Path:
+    """Create `out/name/<prefix><YYYYmmdd-HHMMSS>/`, never reusing a folder that exists (a suffix is added)."""
     parent = Path(out) / name
     parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         run_dir = parent / (stamp if attempt == 1 else f"{stamp}-{attempt}")
         try:
@@ -29,7 +30,16 @@ def new_run_dir(out: Path, name: str) -> Path:
         except FileExistsError:
             continue
         return run_dir
-    raise FileExistsError(f"no free run folder under {parent}")
+    raise FileExistsError(f"no free folder under {parent}")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hash a file in blocks (never the whole file in memory)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def is_run_dir(path: Path) -> bool:

@@ -8,7 +8,6 @@ finished run are trained again.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import shutil
@@ -165,25 +164,6 @@ def make_grid(sets: list[str], seeds: str | None = None, axes_file: Path | None 
 # --- the sweep folder and its manifest ---------------------------------------------------------
 
 
-def new_sweep_dir(out: Path, name: str) -> Path:
-    """Create `out/name/sweep-<YYYYmmdd-HHMMSS>/`, never reusing one."""
-    parent = Path(out) / name
-    parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1, 1000):
-        folder = parent / (f"sweep-{stamp}" if attempt == 1 else f"sweep-{stamp}-{attempt}")
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            continue
-        return folder
-    raise FileExistsError(f"no free sweep folder under {parent}")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def read_manifest(sweep_dir: Path) -> dict[str, Any]:
     """Read a sweep folder's manifest.
 
@@ -257,11 +237,11 @@ def start(spec: Path, grid: Grid, out: Path) -> Path:
     from dlrun.specfile import load_spec
 
     loaded = load_spec(spec, grid.constants)  # a mistake every point shares stops the sweep here
-    sweep_dir = new_sweep_dir(out, loaded.name)
+    sweep_dir = runs.new_run_dir(out, loaded.name, prefix="sweep-")
     points = [{"index": i, "overrides": overrides, "status": "pending", "run_dir": None, "error": None}
               for i, overrides in enumerate(grid.points())]
     manifest = {
-        "spec": str(Path(spec).resolve()), "spec_sha256": sha256(spec), "name": loaded.name,
+        "spec": str(Path(spec).resolve()), "spec_sha256": runs.file_sha256(spec), "name": loaded.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "constants": grid.constants,
         "axes": [{"path": p, "values": v} for p, v in grid.axes], "points": points,
     }
@@ -285,7 +265,7 @@ def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict],
     spec = Path(manifest["spec"])
     if not spec.is_file():
         raise DlrunError(f"the sweep's spec {spec} is gone; restore it to resume the sweep")
-    if sha256(spec) != manifest["spec_sha256"]:
+    if runs.file_sha256(spec) != manifest["spec_sha256"]:
         raise DlrunError(f"the sweep's spec {spec} changed since the sweep started, so resumed runs would "
                          "not match the finished ones; restore it, or start a new sweep")
     points = manifest["points"]
