@@ -7,11 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.names import BINARY_LOSSES
+from dlrun.preprocess import task_of
 from dlrun.spec import Spec
 
-REGRESSION_LOSSES = {"mae", "mse", "mean_absolute_error", "mean_squared_error", "huber", "log_cosh", "mape",
-                     "msle", "mean_absolute_percentage_error", "mean_squared_logarithmic_error"}
-BINARY_LOSSES = {"binary_crossentropy", "bce", "binary_focal_crossentropy"}
 
 
 @dataclass
@@ -34,11 +33,9 @@ def likely_mistakes(spec: Spec, targets: np.ndarray, classes: list | None) -> li
     """
     warnings = []
     loss = spec.training.loss
-    dense = [layer for layer in spec.model.layers if layer.type == "dense"]
     output = spec.model.layers[-1]
     activation = getattr(output, "activation", None)
-    last_units = dense[-1].units if dense else None
-    if activation == "sigmoid" and loss in REGRESSION_LOSSES:
+    if activation == "sigmoid" and task_of(loss) == "regression":
         warnings.append(f"the output layer is sigmoid (values in 0..1) but the loss {loss!r} is for regression: "
                         "for classification use binary_crossentropy; for numbers use a linear output")
     if loss in BINARY_LOSSES:
@@ -61,8 +58,6 @@ def likely_mistakes(spec: Spec, targets: np.ndarray, classes: list | None) -> li
         if width is not None and width != count:
             warnings.append(f"model.layers[{index}]: softmax over {width} outputs, but {spec.data.target!r} has "
                             f"{count} classes: set the last dense layer's units to {count}")
-    if loss in REGRESSION_LOSSES and last_units is not None and last_units != 1:
-        warnings.append(f"the last dense layer has {last_units} units for one regression target: use units: 1")
     return warnings
 
 

@@ -30,6 +30,11 @@ LOSSES = frozenset({
     "squared_hinge", "tversky",
 })
 
+# What a loss makes of the one target column: two classes (0/1 or two labels), or class ids for a
+# softmax; every other loss predicts a number.
+BINARY_LOSSES = ("binary_crossentropy", "bce", "binary_focal_crossentropy")
+CLASS_LOSSES = ("sparse_categorical_crossentropy",)
+
 # Metric name -> which way is better ("max"/"min"), from each Keras metric's `_direction`;
 # None where Keras does not say (counts), so early stopping on it needs an explicit mode.
 METRICS: dict[str, str | None] = {

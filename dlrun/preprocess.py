@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from dlrun.errors import DataError
+from dlrun.names import BINARY_LOSSES, CLASS_LOSSES
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
-BINARY_LOSSES = ("binary_crossentropy", "bce", "binary_focal_crossentropy")
-CLASS_LOSSES = ("sparse_categorical_crossentropy",)
 DEFAULT_CATEGORY_FILL = "missing"
 _DATE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}(:\d{2})?.*)?\s*$")
 _ID_NAME = re.compile(r"(^|[_\s.-])(id|uuid|key|index)$|^(id|idx|index|uuid)$", re.IGNORECASE)

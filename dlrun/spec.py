@@ -422,7 +422,7 @@ class Spec(StrictModel):
         last = dense[-1]
         units = self.model.layers[last].units
         loss = self.training.loss
-        if loss == "sparse_categorical_crossentropy":
+        if loss in names.CLASS_LOSSES:
             if units < 2:
                 raise PydanticCustomError(
                     "output_width", "{detail}",
