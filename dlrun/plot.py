@@ -23,7 +23,6 @@ from dlrun.runs import CONFIG, HISTORY, find_runs, is_run_dir, run_label
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 VAL = "val_"
 # Columns that are bookkeeping rather than something the model is scored on ("lr" is Keras 2's name).
