@@ -32,9 +32,8 @@ def cores() -> int:
 def size_threads(threads: int) -> None:
     """Size TensorFlow's thread pools before its runtime starts, so N parallel runs don't fight."""
     global _threads_set
-    # Intra-op threads (one op on several cores) are the share that matters; the inter-op pool is
-    # sized by train() from the model (a small model runs its ops one at a time).
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     if _threads_set:
         return
@@ -45,6 +44,7 @@ def size_threads(threads: int) -> None:
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
         pass  # the runtime already started in this process (a reused Ray worker): keep its pools
     _threads_set = True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from dlrun.errors import DataError, TrainingError
 from dlrun.spec import Spec
 
 MAX_STEPS_PER_EXECUTION = 32
-SMALL_MODEL_PARAMS = 100_000
 
 
 @dataclass
@@ -66,10 +64,9 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     keras = import_keras()
     import tensorflow as tf
 
-    from dlrun.model import build_model, describe
+    from dlrun.model import build_model
 
     training = spec.training
-    _size_thread_pools(tf, sum(row.params for row in describe(spec.model, data.preprocessing.width)))
     keras.config.disable_interactive_logging()  # dlrun reports for Keras (TerminateOnNaN would print mid-bar)
     keras.utils.set_random_seed(spec.seed)
     model = build_model(spec.model, data.preprocessing.width)
@@ -177,21 +174,6 @@ def _evaluate_test(model, data: Prepared, batch_size: int, tf) -> dict[str, floa
     steps = math.ceil(data.rows["test"] / batch_size)
     results = model.evaluate(test_ds, steps=steps, verbose=0, return_dict=True)
     return {key: float(value) for key, value in results.items()}
-
-
-def _size_thread_pools(tf, params: int) -> None:
-    """Run a small model's ops one at a time: handing them between threads costs more than the math.
-
-    Measured on the binary example (149 weights): 7.5 ms per epoch with one inter-op thread against
-    10-11 ms with TensorFlow's default pool; the 3x1024 network (2.1M weights) is 10% faster with the
-    default, so it keeps it. A sweep worker (TF_NUM_INTEROP_THREADS set) keeps what it was given.
-    """
-    if params >= SMALL_MODEL_PARAMS or "TF_NUM_INTEROP_THREADS" in os.environ:
-        return
-    try:
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # TensorFlow already started in this process (a test, a notebook): keep its pools
 
 
 def _steps_per_execution(steps: int, valid_steps: int) -> int:
