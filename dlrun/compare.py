@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError
-from dlrun.runs import CONFIG, HISTORY, SUMMARY, read_summary, run_label
+from dlrun.runs import CONFIG, HISTORY, SUMMARY, read_config, read_summary, run_label
 
 # History columns that are bookkeeping, not something a model is scored on.
 NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
@@ -63,24 +63,6 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     else:
         flat[prefix] = data
     return flat
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """Return a run's resolved spec (config.yaml) as plain data.
-
-    Raises:
-        DlrunError: the file is missing or not YAML.
-    """
-    path = Path(run_dir) / CONFIG
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DlrunError(f"{run_dir} has no {CONFIG}: is it a run directory?") from None
-    except yaml.YAMLError as exc:
-        raise DlrunError(f"{path} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise DlrunError(f"{path} does not hold a spec mapping")
-    return data
 
 
 def candidates(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from dlrun import runs
-from dlrun.data import read_chunks, read_header
+from dlrun.data import read_chunks
 from dlrun.errors import DataError
 from dlrun.preprocess import Preprocessing
 
@@ -45,8 +45,7 @@ def load_run(run_dir: str | Path) -> Run:
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir} has no {name}: give a run directory whose training finished "
                             f"(runs/<name>/<timestamp>/)")
-    config = _config(run_dir)
-    training = config.get("training", {})
+    training = runs.read_config(run_dir).get("training", {})
     pre = Preprocessing.from_dict(json.loads((run_dir / runs.PREPROCESSING).read_text(encoding="utf-8")),
                                   training.get("loss"))
     from dlrun.backend import import_keras
@@ -54,24 +53,6 @@ def load_run(run_dir: str | Path) -> Run:
     keras = import_keras()
     model = keras.saving.load_model(run_dir / runs.MODEL, safe_mode=True)
     return Run(run_dir, model, pre, int(training.get("batch_size", 32)))
-
-
-def _config(run_dir: Path) -> dict[str, Any]:
-    import yaml
-
-    path = run_dir / runs.CONFIG
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
-
-
-def check_columns(path: str | Path, pre: Preprocessing, labelled: bool) -> None:
-    """Refuse a CSV that lacks columns the model needs, naming every one."""
-    header = read_header(path, pre.csv)
-    needed = pre.features + ([pre.target] if labelled else [])
-    absent = [c for c in needed if c not in header]
-    if absent:
-        what = "the target and features the model needs" if labelled else "the features the model needs"
-        raise DataError(f"{path} lacks column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
-                        f"({what}: {', '.join(needed)}); its columns are: {', '.join(header)}")
 
 
 @dataclass
@@ -98,7 +79,6 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
         raise DataError(f"--threshold {threshold} is not a probability between 0 and 1 (exclusive); try 0.5")
     run = load_run(run_dir)
     pre = run.preprocessing
-    check_columns(data, pre, labelled=False)
     out = Path(out)
     written = skipped = 0
     unseen: Counter = Counter()
@@ -166,7 +146,6 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
 
     run = load_run(run_dir)
     pre = run.preprocessing
-    check_columns(data, pre, labelled=True)
     unseen: Counter = Counter()
     dropped: Counter = Counter()
     rows = 0

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dlrun.errors import DlrunError
+
 CONFIG = "config.yaml"
 OVERRIDES = "overrides.txt"
 HISTORY = "history.csv"
@@ -63,6 +65,26 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """Return a run's resolved spec (config.yaml) as plain data.
+
+    Raises:
+        DlrunError: the file is missing or not YAML.
+    """
+    path = Path(run_dir) / CONFIG
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DlrunError(f"{run_dir} has no {CONFIG}: is it a run directory?") from None
+    except yaml.YAMLError as exc:
+        raise DlrunError(f"{path} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise DlrunError(f"{path} does not hold a spec mapping")
+    return data
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
