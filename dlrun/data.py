@@ -19,7 +19,7 @@ from dlrun.columns import (  # noqa: F401  (re-exported: the data module's publi
     _check_separator, _options, declared_kinds, pandas_options, read_header, select_features, text_columns,
 )
 from dlrun.errors import DataError
-from dlrun.runs import file_sha256  # noqa: F401  (re-exported for dlrun.stream)
+from dlrun.runs import file_sha256
 from dlrun.preprocess import (  # noqa: F401  (Preprocessing and CLASS_LOSSES are re-exported)
     CLASS_LOSSES, Encoded, Fitter, Plan, Preprocessing, infer_kinds, keep_rows, missing_mask, task_of, to_numbers,
 )
@@ -219,10 +219,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     fractions = {"validation": spec.validation_split, "test": spec.test_split}
     if any(fractions.values()):
         labels = None
-        if spec.stratify:
-            if task == "regression":
-                raise DataError(f"data.stratify: stratified splits keep each class's share, but loss {loss!r} "
-                                "predicts numbers; remove stratify or use a classification loss")
+        if spec.stratify:  # the spec makes sure the loss is a classification one
             labels = frame[spec.target].to_numpy(dtype=object)
         split = split_rows(len(frame), fractions, seed, labels)
         for part, index in split.items():

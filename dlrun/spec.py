@@ -422,6 +422,12 @@ class Spec(StrictModel):
         last = dense[-1]
         units = self.model.layers[last].units
         loss = self.training.loss
+        if self.data.stratify and loss not in (*names.BINARY_LOSSES, *names.CLASS_LOSSES):
+            raise PydanticCustomError(
+                "stratify_loss", "{detail}",
+                {"detail": f"data.stratify keeps each class's share of rows, but loss {loss!r} predicts numbers: "
+                           "remove stratify, or use a classification loss"},
+            )
         if loss in names.CLASS_LOSSES:
             if units < 2:
                 raise PydanticCustomError(

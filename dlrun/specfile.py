@@ -238,7 +238,7 @@ def _problem(source: Source, error: dict) -> Problem:
                    else f"each layer needs a type: one of {', '.join(LAYER_TYPES)}")
         loc = loc + ("type",) if tag is not None else loc
     elif kind in ("unknown_name", "validation_source", "unknown_monitor", "monitor_mode", "wrong_type", "bad_name",
-                  "output_width", "csv_options"):
+                  "output_width", "csv_options", "stratify_loss"):
         message = error["msg"]
     else:
         expected = error["msg"].replace("Input should be ", "expected ").replace("Input should have ", "expected ")

@@ -14,10 +14,11 @@ from typing import Iterator
 import numpy as np
 
 from dlrun.data import (
-    Prepared, check_target, declared_kinds, drop_row_columns, file_sha256, plans_for, read_chunks, read_header,
+    Prepared, check_target, declared_kinds, drop_row_columns, plans_for, read_chunks, read_header,
     select_features,
 )
 from dlrun.errors import DataError
+from dlrun.runs import file_sha256
 from dlrun.preprocess import Fitter, Preprocessing, infer_kinds, keep_rows, task_of
 from dlrun.spec import DataSpec
 
@@ -127,9 +128,6 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         DataError: as `dlrun.data.prepare`, plus median/most_frequent of a numeric column (needs all values).
     """
     task = task_of(loss)
-    if spec.stratify and task == "regression":
-        raise DataError(f"data.stratify: stratified splits keep each class's share, but loss {loss!r} "
-                        "predicts numbers; remove stratify or use a classification loss")
     header = read_header(spec.path, spec.csv)
     features = select_features(header, spec, spec.path)
     drop_rows = drop_row_columns(spec, features)

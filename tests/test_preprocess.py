@@ -274,10 +274,10 @@ def test_stratified_split_keeps_class_shares_and_test_rows_are_held_out(tmp_path
 
 
 def test_stratify_needs_a_classification_loss(tmp_path):
-    spec = spec_for(tmp_path, mixed_frame(), stratify=True, missing="mean", drop=["id"])
-    spec.training.loss = "mse"
-    with pytest.raises(DataError, match="data.stratify"):
-        prepared(spec)
+    data = binary_spec(loss="mse", metrics=[])
+    data["data"].update(stratify=True)
+    with pytest.raises(SpecError, match="data.stratify"):
+        load_spec(write_spec(tmp_path, data))
 
 
 @pytest.mark.parametrize(("change", "words"), [
