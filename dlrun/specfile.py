@@ -237,8 +237,7 @@ def _problem(source: Source, error: dict) -> Problem:
         message = (names.unknown_name("layer type", tag, LAYER_TYPES) if tag is not None
                    else f"each layer needs a type: one of {', '.join(LAYER_TYPES)}")
         loc = loc + ("type",) if tag is not None else loc
-    elif kind in ("unknown_name", "validation_source", "unknown_monitor", "monitor_mode", "wrong_type", "bad_name",
-                  "output_width", "csv_options", "stratify_loss"):
+    elif "detail" in error.get("ctx", {}):  # dlrun's own checks: the message is already written for the user
         message = error["msg"]
     else:
         expected = error["msg"].replace("Input should be ", "expected ").replace("Input should have ", "expected ")
