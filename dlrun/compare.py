@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError
-from dlrun.runs import CONFIG, HISTORY, SUMMARY, read_config, read_summary, run_label
+from dlrun.runs import CONFIG, HISTORY, RUN_FILES, SUMMARY, is_run_dir, read_config, read_summary, run_label
 
 # History columns that are bookkeeping, not something a model is scored on.
 NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
@@ -70,10 +70,10 @@ def candidates(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
     found: list[Path] = []
     skipped: list[Skipped] = []
     for path in map(Path, paths):
-        if _looks_like_run(path):
+        if is_run_dir(path):
             found.append(path)
         elif path.is_dir():
-            below = sorted({p.parent for name in (CONFIG, HISTORY, SUMMARY) for p in path.rglob(name)})
+            below = sorted({p.parent for name in RUN_FILES for p in path.rglob(name)})
             if below:
                 found += below
             else:
@@ -82,10 +82,6 @@ def candidates(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
             skipped.append(Skipped(path, "does not exist"))
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique, skipped
-
-
-def _looks_like_run(path: Path) -> bool:
-    return path.is_dir() and any((path / name).is_file() for name in (CONFIG, HISTORY, SUMMARY))
 
 
 def load_run(run_dir: Path) -> Run:

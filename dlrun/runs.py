@@ -44,9 +44,13 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+RUN_FILES = (CONFIG, HISTORY, SUMMARY)
+"""Files any of which marks a folder as a run directory (a half-written run has some of them)."""
+
+
 def is_run_dir(path: Path) -> bool:
-    """Tell whether a folder is a run directory (it has a history or a config)."""
-    return (path / HISTORY).is_file() or (path / CONFIG).is_file()
+    """Tell whether a folder is a run directory, finished or not."""
+    return any((Path(path) / name).is_file() for name in RUN_FILES)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
