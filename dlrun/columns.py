@@ -15,7 +15,7 @@ _SEPARATORS = {";": "';'", "\t": "'\\t' (tab)", "|": "'|'", ",": "','"}
 
 def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
     """Return `pandas.read_csv` keyword arguments for the spec's CSV options."""
-    options = _options(options)
+    options = csv_options(options)
     encoding = options.encoding
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # reads files with or without a byte-order mark
@@ -23,7 +23,7 @@ def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
             "quotechar": options.quotechar, "index_col": False}
 
 
-def _options(options: CsvOptions | dict | None) -> CsvOptions:
+def csv_options(options: CsvOptions | dict | None) -> CsvOptions:
     if options is None:
         return CsvOptions()
     return options if isinstance(options, CsvOptions) else CsvOptions.model_validate(options)
@@ -32,7 +32,7 @@ def _options(options: CsvOptions | dict | None) -> CsvOptions:
 
 def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> list[str]:
     """Return a CSV's column names without reading the rest (fast; no pandas)."""
-    path, options = Path(path), _options(options)
+    path, options = Path(path), csv_options(options)
     encoding = pandas_options(options)["encoding"]
     try:
         with path.open(newline="", encoding=encoding) as handle:

@@ -15,14 +15,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from dlrun.columns import (  # noqa: F401  (re-exported: the data module's public reading API)
-    _check_separator, _options, declared_kinds, pandas_options, read_header, select_features, text_columns,
+from dlrun.columns import (
+    csv_options, declared_kinds, pandas_options, read_header, select_features,
 )
 from dlrun.errors import DataError
-from dlrun.runs import file_sha256
-from dlrun.preprocess import (  # noqa: F401  (Preprocessing and CLASS_LOSSES are re-exported)
-    CLASS_LOSSES, Encoded, Fitter, Plan, Preprocessing, infer_kinds, keep_rows, missing_mask, task_of, to_numbers,
+from dlrun.preprocess import (
+    Encoded, Fitter, Plan, Preprocessing, infer_kinds, keep_rows, missing_mask, task_of,
 )
+from dlrun.runs import file_sha256
 from dlrun.spec import CsvOptions, DataSpec
 
 PARTS = ("train", "validation", "test")
@@ -81,7 +81,7 @@ def read_chunks(path: str | Path, options: CsvOptions | dict | None = None,
     """
     import pandas as pd
 
-    path, options = Path(path), _options(options)
+    path, options = Path(path), csv_options(options)
     columns = read_header(path, options)
     try:
         reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=chunk_rows is not None,
@@ -124,7 +124,7 @@ def _ragged(path, line: int, found: int, width: int) -> DataError:
 
 def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width: int) -> tuple[int, int] | None:
     """Return (line, fields) of the first row whose field count differs from the header's; None if all match."""
-    options = _options(options)
+    options = csv_options(options)
     with Path(path).open(newline="", encoding=pandas_options(options)["encoding"]) as handle:
         reader = csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar)
         next(reader, None)

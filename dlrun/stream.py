@@ -13,13 +13,11 @@ from typing import Iterator
 
 import numpy as np
 
-from dlrun.data import (
-    Prepared, check_target, declared_kinds, drop_row_columns, plans_for, read_chunks, read_header,
-    select_features,
-)
+from dlrun.columns import declared_kinds, read_header, select_features
+from dlrun.data import Prepared, check_target, drop_row_columns, plans_for, read_chunks
 from dlrun.errors import DataError
-from dlrun.runs import file_sha256
 from dlrun.preprocess import Fitter, Preprocessing, infer_kinds, keep_rows, task_of
+from dlrun.runs import file_sha256
 from dlrun.spec import DataSpec
 
 CODES = {"train": 0, "validation": 1, "test": 2}
