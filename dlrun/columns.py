@@ -24,6 +24,7 @@ def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
 
 
 def csv_options(options: CsvOptions | dict | None) -> CsvOptions:
+    """Return the spec's CSV options as a model, from a model, a saved dict, or None (the defaults)."""
     if options is None:
         return CsvOptions()
     return options if isinstance(options, CsvOptions) else CsvOptions.model_validate(options)
