@@ -21,8 +21,8 @@ def import_keras():
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401  (the noisy part)
             import keras
+            import tensorflow  # noqa: F401  (the noisy part)
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.names import BINARY_LOSSES
-from dlrun.preprocess import task_of
-from dlrun.spec import Spec
-
+from dlrun.data.preprocess import task_of
+from dlrun.spec.models import Spec
+from dlrun.spec.names import BINARY_LOSSES
 
 
 @dataclass
@@ -36,28 +35,38 @@ def likely_mistakes(spec: Spec, targets: np.ndarray, classes: list | None) -> li
     output = spec.model.layers[-1]
     activation = getattr(output, "activation", None)
     if activation == "sigmoid" and task_of(loss) == "regression":
-        warnings.append(f"the output layer is sigmoid (values in 0..1) but the loss {loss!r} is for regression: "
-                        "for classification use binary_crossentropy; for numbers use a linear output")
+        warnings.append(
+            f"the output layer is sigmoid (values in 0..1) but the loss {loss!r} is for regression: "
+            "for classification use binary_crossentropy; for numbers use a linear output"
+        )
     if loss in BINARY_LOSSES:
         distinct = set(np.unique(targets).tolist())
         if not distinct <= {0, 1}:
             shown = ", ".join(map(str, sorted(distinct)[:6]))
-            warnings.append(f"loss {loss!r} expects targets 0 and 1, but {spec.data.target!r} has {shown}"
-                            f"{' ...' if len(distinct) > 6 else ''}: use a regression loss (mae) or a 0/1 target")
+            warnings.append(
+                f"loss {loss!r} expects targets 0 and 1, but {spec.data.target!r} has {shown}"
+                f"{' ...' if len(distinct) > 6 else ''}: use a regression loss (mae) or a 0/1 target"
+            )
         if activation != "sigmoid":
-            warnings.append(f"loss {loss!r} expects probabilities, but the output activation is {activation!r}: "
-                            "use activation: sigmoid on the last layer")
+            warnings.append(
+                f"loss {loss!r} expects probabilities, but the output activation is {activation!r}: "
+                "use activation: sigmoid on the last layer"
+            )
     if loss == "sparse_categorical_crossentropy" and activation not in ("softmax", None):
-        warnings.append(f"loss {loss!r} expects class probabilities, but the output activation is {activation!r}: "
-                        "use activation: softmax on the last layer")
+        warnings.append(
+            f"loss {loss!r} expects class probabilities, but the output activation is {activation!r}: "
+            "use activation: softmax on the last layer"
+        )
     count = len(classes) if classes is not None else None
     for index, layer in enumerate(spec.model.layers):
         if getattr(layer, "activation", None) != "softmax" or count is None:
             continue
-        width = next((l.units for l in reversed(spec.model.layers[:index + 1]) if l.type == "dense"), None)
+        width = next((x.units for x in reversed(spec.model.layers[: index + 1]) if x.type == "dense"), None)
         if width is not None and width != count:
-            warnings.append(f"model.layers[{index}]: softmax over {width} outputs, but {spec.data.target!r} has "
-                            f"{count} classes: set the last dense layer's units to {count}")
+            warnings.append(
+                f"model.layers[{index}]: softmax over {width} outputs, but {spec.data.target!r} has "
+                f"{count} classes: set the last dense layer's units to {count}"
+            )
     return warnings
 
 
@@ -68,7 +77,7 @@ def check(spec: Spec) -> Report:
         DataError: the CSV cannot be used as the spec says.
     """
     from dlrun.backend import import_keras
-    from dlrun.data import prepare
+    from dlrun.data.prepare import prepare
     from dlrun.model import build_model
 
     keras = import_keras()
@@ -83,8 +92,10 @@ def check(spec: Spec) -> Report:
     if classes is not None or spec.training.loss in BINARY_LOSSES:
         labels = classes if classes is not None else data.preprocessing.labels
         values, counts = np.unique(y, return_counts=True)
-        balance = {str(labels[int(v)] if labels is not None and int(v) < len(labels) else _plain(v)): int(c)
-                   for v, c in zip(values, counts)}
+        balance = {
+            str(labels[int(v)] if labels is not None and int(v) < len(labels) else _plain(v)): int(c)
+            for v, c in zip(values, counts)
+        }
     return Report("\n".join(lines), data.rows, balance, likely_mistakes(spec, y, classes))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlrun.spec import ActivationLayer, BatchNormalizationLayer, DenseLayer, DropoutLayer, ModelSpec
+from dlrun.spec.models import ActivationLayer, BatchNormalizationLayer, DenseLayer, DropoutLayer, ModelSpec
 
 
 @dataclass
@@ -55,7 +55,10 @@ def build_model(model: ModelSpec, input_width: int):
         DenseLayer: dense,
         DropoutLayer: lambda layer: keras.layers.Dropout(layer.rate),
         BatchNormalizationLayer: lambda layer: keras.layers.BatchNormalization(
-            momentum=layer.momentum, epsilon=layer.epsilon),
+            momentum=layer.momentum, epsilon=layer.epsilon
+        ),
         ActivationLayer: lambda layer: keras.layers.Activation(layer.activation),
     }
-    return keras.Sequential([keras.Input(shape=(input_width,)), *(builders[type(l)](l) for l in model.layers)])
+    return keras.Sequential(
+        [keras.Input(shape=(input_width,)), *(builders[type(layer)](layer) for layer in model.layers)]
+    )

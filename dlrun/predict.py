@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from dlrun import runs
-from dlrun.data import read_chunks
+from dlrun.data.prepare import read_chunks
+from dlrun.data.preprocess import Preprocessing
 from dlrun.errors import DataError
-from dlrun.preprocess import Preprocessing
+from dlrun.runs import layout as runs
 
 CHUNK_ROWS = 65536
 
@@ -43,11 +43,13 @@ def load_run(run_dir: str | Path) -> Run:
         raise DataError(f"run directory not found: {run_dir} (runs are under runs/<name>/<timestamp>/)")
     for name in (runs.PREPROCESSING, runs.MODEL):
         if not (run_dir / name).is_file():
-            raise DataError(f"{run_dir} has no {name}: give a run directory whose training finished "
-                            f"(runs/<name>/<timestamp>/)")
+            raise DataError(
+                f"{run_dir} has no {name}: give a run directory whose training finished (runs/<name>/<timestamp>/)"
+            )
     training = runs.read_config(run_dir).get("training", {})
-    pre = Preprocessing.from_dict(json.loads((run_dir / runs.PREPROCESSING).read_text(encoding="utf-8")),
-                                  training.get("loss"))
+    pre = Preprocessing.from_dict(
+        json.loads((run_dir / runs.PREPROCESSING).read_text(encoding="utf-8")), training.get("loss")
+    )
     from dlrun.backend import import_keras
 
     keras = import_keras()
@@ -86,8 +88,11 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     for chunk in read_chunks(data, pre.csv, CHUNK_ROWS):
         encoded = pre.apply(chunk, str(data), labelled=False)
         unseen.update(encoded.unseen)
-        outputs = run.model.predict(encoded.x, batch_size=max(run.batch_size, 1024), verbose=0) \
-            if len(encoded.x) else np.zeros((0, 1), "float32")
+        outputs = (
+            run.model.predict(encoded.x, batch_size=max(run.batch_size, 1024), verbose=0)
+            if len(encoded.x)
+            else np.zeros((0, 1), "float32")
+        )
         result = chunk.copy()
         for name, values in _prediction_columns(pre, outputs, threshold).items():
             column = np.full(len(chunk), None, dtype=object) if values.dtype == object else np.full(len(chunk), np.nan)
@@ -111,8 +116,9 @@ def _prediction_columns(pre: Preprocessing, outputs: np.ndarray, threshold: floa
         chosen = np.array(labels, dtype=object)[(probability >= threshold).astype(int)]
         return {"probability": probability, "prediction": chosen}
     columns = {f"probability_{label}": outputs[:, i].astype("float64") for i, label in enumerate(pre.classes)}
-    columns["prediction"] = np.array(pre.classes, dtype=object)[outputs.argmax(axis=1)] if len(outputs) \
-        else np.zeros(0, dtype=object)
+    columns["prediction"] = (
+        np.array(pre.classes, dtype=object)[outputs.argmax(axis=1)] if len(outputs) else np.zeros(0, dtype=object)
+    )
     return columns
 
 
@@ -132,8 +138,12 @@ class Evaluation:
     unseen: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": self.metrics, "rows": self.rows, "dropped_rows": self.dropped,
-                "unseen_categories": self.unseen}
+        return {
+            "metrics": self.metrics,
+            "rows": self.rows,
+            "dropped_rows": self.dropped,
+            "unseen_categories": self.unseen,
+        }
 
 
 def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
@@ -142,7 +152,7 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
     Raises:
         DataError: a missing column (the target included), a value of the wrong type, no usable rows, ...
     """
-    from dlrun.stream import batch_dataset, encoded_batches
+    from dlrun.data.stream import batch_dataset, encoded_batches
 
     run = load_run(run_dir)
     pre = run.preprocessing
@@ -157,8 +167,9 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
         raise DataError(f"{data}: no rows to evaluate (every row has an empty target {pre.target!r} or a dropped cell)")
 
     def batches():
-        return encoded_batches(read_chunks(data, pre.csv, CHUNK_ROWS, check_ragged=False), pre, str(data),
-                               run.batch_size, unseen=unseen)
+        return encoded_batches(
+            read_chunks(data, pre.csv, CHUNK_ROWS, check_ragged=False), pre, str(data), run.batch_size, unseen=unseen
+        )
 
     steps = -(-rows // run.batch_size)  # known, so Keras does not warn when the generator ends
     results = run.model.evaluate(batch_dataset(batches, pre), steps=steps, verbose=0, return_dict=True)

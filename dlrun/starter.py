@@ -32,17 +32,33 @@ def infer_task(values: list) -> Task:
     numeric = not any(isinstance(v, str) for v in distinct)
     integral = numeric and all(float(v).is_integer() for v in distinct)
     if len(distinct) == 2:
-        return Task("binary", distinct, "{type: dense, units: 1, activation: sigmoid}", "binary_crossentropy",
-                    ["binary_accuracy"], f"two distinct values ({distinct[0]!r}, {distinct[1]!r}): binary classification")
+        return Task(
+            "binary",
+            distinct,
+            "{type: dense, units: 1, activation: sigmoid}",
+            "binary_crossentropy",
+            ["binary_accuracy"],
+            f"two distinct values ({distinct[0]!r}, {distinct[1]!r}): binary classification",
+        )
     if not numeric or (integral and len(distinct) <= MAX_CLASSES):
         reason = "text labels" if not numeric else f"{len(distinct)} distinct whole numbers"
-        return Task("multiclass", distinct, f"{{type: dense, units: {len(distinct)}, activation: softmax}}",
-                    "sparse_categorical_crossentropy", ["sparse_categorical_accuracy"],
-                    f"{reason}: multi-class classification into {len(distinct)} classes"
-                    + (" (if these are amounts, not classes, use the regression output: units 1, loss mae)"
-                       if numeric else ""))
-    return Task("regression", [], "{type: dense, units: 1}", "mae", ["mse"],
-                "numbers: regression (a linear output, mean absolute error)")
+        return Task(
+            "multiclass",
+            distinct,
+            f"{{type: dense, units: {len(distinct)}, activation: softmax}}",
+            "sparse_categorical_crossentropy",
+            ["sparse_categorical_accuracy"],
+            f"{reason}: multi-class classification into {len(distinct)} classes"
+            + (" (if these are amounts, not classes, use the regression output: units 1, loss mae)" if numeric else ""),
+        )
+    return Task(
+        "regression",
+        [],
+        "{type: dense, units: 1}",
+        "mae",
+        ["mse"],
+        "numbers: regression (a linear output, mean absolute error)",
+    )
 
 
 def read_columns(csv_path: Path) -> tuple[dict[str, list], int]:

@@ -47,13 +47,15 @@ def make_regression_csv(path: Path, rows: int = 120, features: int = 3, seed: in
 def mixed_frame(rows: int = 120, seed: int = 0) -> pd.DataFrame:
     """Numbers, a text category, an integer code, NaNs and an id column."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "id": np.arange(5000, 5000 + rows),
-        "age": rng.normal(40, 10, rows).round(1),
-        "city": rng.choice(["Paris", "Rome", "Oslo"], rows),
-        "code": rng.integers(1, 4, rows),
-        "income": rng.normal(50, 5, rows),
-    })
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(5000, 5000 + rows),
+            "age": rng.normal(40, 10, rows).round(1),
+            "city": rng.choice(["Paris", "Rome", "Oslo"], rows),
+            "code": rng.integers(1, 4, rows),
+            "income": rng.normal(50, 5, rows),
+        }
+    )
     frame.loc[rng.choice(rows, 8, replace=False), "age"] = np.nan
     frame.loc[rng.choice(rows, 5, replace=False), "city"] = np.nan
     frame["target"] = ((frame["age"].fillna(40) > 40) ^ (frame["city"] == "Rome")).astype(int)
@@ -64,12 +66,19 @@ def binary_spec(**training) -> dict:
     """Return spec data for the binary CSV of `make_binary_csv`, with training keys overridden."""
     return {
         "data": {"path": "data.csv", "target": "target", "validation_split": 0.25, "scale": "standard"},
-        "model": {"layers": [
-            {"type": "dense", "units": 8, "activation": "relu"},
-            {"type": "dense", "units": 1, "activation": "sigmoid"},
-        ]},
-        "training": {"loss": "binary_crossentropy", "metrics": ["binary_accuracy"], "batch_size": 32,
-                     "epochs": 3, **training},
+        "model": {
+            "layers": [
+                {"type": "dense", "units": 8, "activation": "relu"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"},
+            ]
+        },
+        "training": {
+            "loss": "binary_crossentropy",
+            "metrics": ["binary_accuracy"],
+            "batch_size": 32,
+            "epochs": 3,
+            **training,
+        },
     }
 
 

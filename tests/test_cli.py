@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import binary_spec, make_binary_csv, write_spec
 from dlrun.cli import app
+
+from conftest import binary_spec, make_binary_csv, write_spec
 
 runner = CliRunner()
 
@@ -90,28 +91,34 @@ def test_yaml_syntax_error_names_its_line(tmp_path):
     assert "YAML syntax error" in message and f"{path}:" in message
 
 
-@pytest.mark.parametrize(("changes", "words"), [
-    ({"data__targt": "target"}, ["unknown key 'targt'", "did you mean 'target'?", "data.targt"]),
-    ({"training__epochs": "ten"}, ["training.epochs", "integer", "'ten'"]),
-    ({"training__loss": "binary_crosentropy"}, ["Did you mean 'binary_crossentropy'?"]),
-    ({"training__optimizer": "adamm"}, ["unknown optimizer 'adamm'"]),
-    ({"training__metrics": ["acuracy"]}, ["unknown metric 'acuracy'"]),
-    ({"training__early_stopping": {"monitor": "val_auc"}}, ["'val_auc' will not exist"]),
-    ({"data__validation_split": None}, ["exactly one of validation_split", "neither"]),
-    ({"data__validation_path": "v.csv"}, ["exactly one of validation_split", "both"]),
-])
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"data__targt": "target"}, ["unknown key 'targt'", "did you mean 'target'?", "data.targt"]),
+        ({"training__epochs": "ten"}, ["training.epochs", "integer", "'ten'"]),
+        ({"training__loss": "binary_crosentropy"}, ["Did you mean 'binary_crossentropy'?"]),
+        ({"training__optimizer": "adamm"}, ["unknown optimizer 'adamm'"]),
+        ({"training__metrics": ["acuracy"]}, ["unknown metric 'acuracy'"]),
+        ({"training__early_stopping": {"monitor": "val_auc"}}, ["'val_auc' will not exist"]),
+        ({"data__validation_split": None}, ["exactly one of validation_split", "neither"]),
+        ({"data__validation_path": "v.csv"}, ["exactly one of validation_split", "both"]),
+    ],
+)
 def test_spec_mistakes(tmp_path, changes, words):
     message = failing("validate", spec_with(tmp_path, **changes))
     for word in words:
         assert word in message
 
 
-@pytest.mark.parametrize(("layer", "words"), [
-    ({"type": "dense", "units": 0}, ["model.layers[0].units", "greater than 0"]),
-    ({"type": "dropout", "rate": 1.0}, ["model.layers[0].rate", "less than 1"]),
-    ({"type": "dropout", "rate": -0.1}, ["model.layers[0].rate", "greater than or equal to 0"]),
-    ({"type": "dense", "units": 2, "activation": "rellu"}, ["unknown activation 'rellu'", "'relu'"]),
-])
+@pytest.mark.parametrize(
+    ("layer", "words"),
+    [
+        ({"type": "dense", "units": 0}, ["model.layers[0].units", "greater than 0"]),
+        ({"type": "dropout", "rate": 1.0}, ["model.layers[0].rate", "less than 1"]),
+        ({"type": "dropout", "rate": -0.1}, ["model.layers[0].rate", "greater than or equal to 0"]),
+        ({"type": "dense", "units": 2, "activation": "rellu"}, ["unknown activation 'rellu'", "'relu'"]),
+    ],
+)
 def test_layer_mistakes(tmp_path, layer, words):
     make_binary_csv(tmp_path / "data.csv")
     data = binary_spec()
@@ -150,8 +157,7 @@ def test_empty_csv(tmp_path):
 
 
 def test_nan_loss_exits_non_zero_and_says_so(tmp_path):
-    path = spec_with(tmp_path, training__optimizer={"name": "sgd", "learning_rate": 1e15},
-                     training__epochs=30)
+    path = spec_with(tmp_path, training__optimizer={"name": "sgd", "learning_rate": 1e15}, training__epochs=30)
     message = failing("train", path, "-q")
     assert "the loss became NaN" in message and "history" in message
 
@@ -173,8 +179,9 @@ def test_python_dash_m_works():
 
 
 def test_validate_says_when_one_hot_columns_widen_the_input(tmp_path):
-    rows = pd.DataFrame({"f0": [1.0, 2.0, 3.0, 4.0], "city": ["a", "b", "c", "a"], "code": [1, 2, 1, 2],
-                         "target": [0, 1, 0, 1]})
+    rows = pd.DataFrame(
+        {"f0": [1.0, 2.0, 3.0, 4.0], "city": ["a", "b", "c", "a"], "code": [1, 2, 1, 2], "target": [0, 1, 0, 1]}
+    )
     path = spec_with(tmp_path, rows=rows, data__columns={"code": {"kind": "categorical"}})
     result = invoke("validate", path)
     assert result.exit_code == 0, result.output

@@ -13,10 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import binary_spec, make_binary_csv, write_spec
-from dlrun import compare, plot
 from dlrun.cli import app
 from dlrun.errors import DlrunError
+from dlrun.runs import compare, plot
+
+from conftest import binary_spec, make_binary_csv, write_spec
 
 runner = CliRunner()
 
@@ -24,21 +25,31 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     """Train two real runs that differ in optimizer and metrics: adam + accuracy, sgd + accuracy and auc."""
-    from dlrun.specfile import load_spec
-    from dlrun.train import train
+    from dlrun.spec.loader import load_spec
+    from dlrun.training.fit import train
 
     folder = tmp_path_factory.mktemp("runs")
     make_binary_csv(folder / "data.csv")
     spec_a = write_spec(folder, binary_spec(epochs=4, optimizer="adam"), "a.yaml")
-    spec_b = write_spec(folder, binary_spec(epochs=3, optimizer={"name": "sgd", "learning_rate": 0.05},
-                                            metrics=["binary_accuracy", "auc"]), "b.yaml")
+    spec_b = write_spec(
+        folder,
+        binary_spec(epochs=3, optimizer={"name": "sgd", "learning_rate": 0.05}, metrics=["binary_accuracy", "auc"]),
+        "b.yaml",
+    )
     run_a = train(load_spec(spec_a), folder / "runs", quiet=True).run_dir
     run_b = train(load_spec(spec_b), folder / "runs", quiet=True).run_dir
     return run_a, run_b
 
 
-def fake_run(root: Path, name: str, history: dict, best_epoch: int, config: dict | None = None,
-             stamp: str = "20240101-120000", monitor: str = "val_loss") -> Path:
+def fake_run(
+    root: Path,
+    name: str,
+    history: dict,
+    best_epoch: int,
+    config: dict | None = None,
+    stamp: str = "20240101-120000",
+    monitor: str = "val_loss",
+) -> Path:
     """Write a run folder by hand: config.yaml, summary.json and a 0-based history.csv."""
     run_dir = root / name / stamp
     run_dir.mkdir(parents=True)
@@ -46,8 +57,15 @@ def fake_run(root: Path, name: str, history: dict, best_epoch: int, config: dict
     pd.DataFrame({"epoch": range(epochs), **history}).to_csv(run_dir / "history.csv", index=False)
     config = config or {"name": name, "seed": 0, "training": {"epochs": epochs}}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    summary = {"status": "completed", "epochs_run": epochs, "best_epoch": best_epoch, "monitor": monitor,
-               "mode": "min", "wall_time_s": 1.5, "seed": config.get("seed", 0)}
+    summary = {
+        "status": "completed",
+        "epochs_run": epochs,
+        "best_epoch": best_epoch,
+        "monitor": monitor,
+        "mode": "min",
+        "wall_time_s": 1.5,
+        "seed": config.get("seed", 0),
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     return run_dir
 
@@ -88,8 +106,12 @@ def test_best_and_last_values_match_history_csv(two_runs):
 
 
 def test_best_differs_from_last_when_the_best_epoch_is_early(tmp_path):
-    run = fake_run(tmp_path, "early", {"loss": [0.9, 0.5, 0.4, 0.3], "val_loss": [0.8, 0.6, 0.7, 0.75],
-                                       "binary_accuracy": [0.5, 0.7, 0.8, 0.9]}, best_epoch=2)
+    run = fake_run(
+        tmp_path,
+        "early",
+        {"loss": [0.9, 0.5, 0.4, 0.3], "val_loss": [0.8, 0.6, 0.7, 0.75], "binary_accuracy": [0.5, 0.7, 0.8, 0.9]},
+        best_epoch=2,
+    )
     columns, rows = compare.rows(compare.load_runs([run])[0])
     assert rows[0]["best:val_loss"] == 0.6 and rows[0]["last:val_loss"] == 0.75
     assert rows[0]["best:binary_accuracy"] == 0.7 and rows[0]["last:binary_accuracy"] == 0.9
@@ -101,8 +123,15 @@ def test_sort_puts_blanks_last_and_rejects_unknown_columns(tmp_path):
     b = fake_run(tmp_path, "b", {"loss": [0.5], "val_loss": [0.1]}, 1)
     c = fake_run(tmp_path, "c", {"loss": [0.5]}, None)
     columns, rows = compare.rows(compare.load_runs([a, b, c])[0])
-    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss")] == ["b/20240101-120000", "a/20240101-120000", "c/20240101-120000"]
-    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss", True)][:2] == ["a/20240101-120000", "b/20240101-120000"]
+    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss")] == [
+        "b/20240101-120000",
+        "a/20240101-120000",
+        "c/20240101-120000",
+    ]
+    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss", True)][:2] == [
+        "a/20240101-120000",
+        "b/20240101-120000",
+    ]
     with pytest.raises(DlrunError, match="best:val_loss"):
         compare.sort_rows(columns, rows, "best:val_los")
 
@@ -115,8 +144,9 @@ def test_cli_compare_reports_and_skips_non_runs(two_runs, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     try:
-        result = runner.invoke(app, ["compare", str(parent), str(empty), "--sort", "best:val_loss",
-                                     "--csv", "table.csv"])
+        result = runner.invoke(
+            app, ["compare", str(parent), str(empty), "--sort", "best:val_loss", "--csv", "table.csv"]
+        )
     finally:
         shutil.rmtree(half.parent)
     assert result.exit_code == 0, result.output
@@ -177,8 +207,16 @@ def seed_runs(root: Path) -> list[Path]:
     for seed, configured, epochs in ((0, 4, 4), (1, 4, 4), (2, 4, 3), (0, 5, 5)):
         config = {"name": "exp", "seed": seed, "training": {"epochs": configured, "optimizer": {"name": "adam"}}}
         loss = list(np.linspace(1, 0.5, epochs) + rng.uniform(0, 0.1, epochs))
-        made.append(fake_run(root, "exp", {"loss": loss, "val_loss": [v + 0.1 for v in loss]}, 1, config,
-                             stamp=f"2024010{len(made)}-000000"))
+        made.append(
+            fake_run(
+                root,
+                "exp",
+                {"loss": loss, "val_loss": [v + 0.1 for v in loss]},
+                1,
+                config,
+                stamp=f"2024010{len(made)}-000000",
+            )
+        )
     return made
 
 

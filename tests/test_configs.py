@@ -7,8 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CONFIGS
 from dlrun.cli import app
+
+from conftest import CONFIGS
 
 EXAMPLES = sorted(CONFIGS.glob("*.yaml"))
 

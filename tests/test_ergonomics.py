@@ -13,12 +13,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import CONFIGS, binary_spec, make_binary_csv, make_regression_csv, write_spec
 from dlrun.check import likely_mistakes
 from dlrun.cli import app
-from dlrun.schema import spec_schema
-from dlrun.specfile import load_spec
+from dlrun.spec.loader import load_spec
+from dlrun.spec.schema import spec_schema
 from dlrun.starter import infer_task
+
+from conftest import CONFIGS, binary_spec, make_binary_csv, make_regression_csv, write_spec
 
 runner = CliRunner()
 SCHEMA_FILE = CONFIGS / "dlrun.schema.json"
@@ -72,21 +73,29 @@ def test_schema_command_writes_the_file(tmp_path):
     assert schema["$defs"]["DropoutLayer"]["properties"]["rate"]["description"].startswith("Fraction")
 
 
-@pytest.mark.parametrize(("values", "kind"), [
-    ([0, 1, 1, 0], "binary"),
-    (["yes", "no", "no"], "binary"),
-    (["a", "b", "c", "a"], "multiclass"),
-    ([1, 2, 3, 2, 1], "multiclass"),
-    ([0.5, 1.25, 3.0, 7.5], "regression"),
-    (list(range(40)), "regression"),
-])
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ([0, 1, 1, 0], "binary"),
+        (["yes", "no", "no"], "binary"),
+        (["a", "b", "c", "a"], "multiclass"),
+        ([1, 2, 3, 2, 1], "multiclass"),
+        ([0.5, 1.25, 3.0, 7.5], "regression"),
+        (list(range(40)), "regression"),
+    ],
+)
 def test_infer_task(values, kind):
     assert infer_task(values).kind == kind
 
 
-@pytest.mark.parametrize(("csv", "target"), [
-    ("breast_cancer.csv", "target"), ("diabetes.csv", "target"), ("wine.csv", "cultivar"),
-])
+@pytest.mark.parametrize(
+    ("csv", "target"),
+    [
+        ("breast_cancer.csv", "target"),
+        ("diabetes.csv", "target"),
+        ("wine.csv", "cultivar"),
+    ],
+)
 def test_init_on_each_bundled_dataset_trains(tmp_path, csv, target):
     spec_path = tmp_path / "starter.yaml"
     result = invoke("init", CONFIGS / "data" / csv, "--target", target, "--out", spec_path)
@@ -99,8 +108,14 @@ def test_init_on_each_bundled_dataset_trains(tmp_path, csv, target):
 
 def test_init_lists_features_drops_ids_and_refuses_to_overwrite(tmp_path):
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"name": [f"person {i}" for i in range(80)], "age": rng.integers(20, 60, 80).astype(float),
-                          "city": rng.choice(["x", "y"], 80), "price": rng.normal(size=80)})
+    frame = pd.DataFrame(
+        {
+            "name": [f"person {i}" for i in range(80)],
+            "age": rng.integers(20, 60, 80).astype(float),
+            "city": rng.choice(["x", "y"], 80),
+            "price": rng.normal(size=80),
+        }
+    )
     frame.loc[3, "age"] = None
     frame.to_csv(tmp_path / "people.csv", index=False)
     assert invoke("init", tmp_path / "people.csv", "--target", "price").exit_code == 0
@@ -167,8 +182,13 @@ print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'tensorflow', 'keras',
 
 def test_light_commands_never_import_tensorflow_keras_or_matplotlib(binary_experiment, tmp_path):
     make_binary_csv(tmp_path / "other.csv")
-    commands = [["--help"], ["validate", str(binary_experiment)], ["config", "show", str(binary_experiment)],
-                ["schema"], ["init", str(tmp_path / "other.csv"), "--target", "target", "--out", str(tmp_path / "o.yaml")]]
+    commands = [
+        ["--help"],
+        ["validate", str(binary_experiment)],
+        ["config", "show", str(binary_experiment)],
+        ["schema"],
+        ["init", str(tmp_path / "other.csv"), "--target", "target", "--out", str(tmp_path / "o.yaml")],
+    ]
     # init reads its CSV with the standard library: not even pandas
     code = STARTUP.format(commands=commands)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

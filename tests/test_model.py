@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dlrun.backend import import_keras
 from dlrun.model import build_model, describe
-from dlrun.spec import ModelSpec
+from dlrun.spec.models import ModelSpec
 
 keras = import_keras()
 
@@ -14,19 +14,29 @@ def model_spec(*layers) -> ModelSpec:
 
 
 COURSE_3X1024 = model_spec(
-    *[layer for _ in range(3) for layer in (
-        {"type": "dense", "units": 1024, "activation": "relu"},
-        {"type": "dropout", "rate": 0.3},
-        {"type": "batch_normalization"},
-    )],
+    *[
+        layer
+        for _ in range(3)
+        for layer in (
+            {"type": "dense", "units": 1024, "activation": "relu"},
+            {"type": "dropout", "rate": 0.3},
+            {"type": "batch_normalization"},
+        )
+    ],
     {"type": "dense", "units": 1},
 )
 
 
 def test_layer_kinds_units_and_arguments_reach_keras():
     spec = model_spec(
-        {"type": "dense", "units": 4, "activation": "relu", "use_bias": False, "kernel_initializer": "he_normal",
-         "kernel_regularizer": {"l1": 0.01, "l2": 0.02}},
+        {
+            "type": "dense",
+            "units": 4,
+            "activation": "relu",
+            "use_bias": False,
+            "kernel_initializer": "he_normal",
+            "kernel_regularizer": {"l1": 0.01, "l2": 0.02},
+        },
         {"type": "activation", "activation": "elu"},
         {"type": "dropout", "rate": 0.25},
         {"type": "batch_normalization", "momentum": 0.9, "epsilon": 0.01},

@@ -7,8 +7,8 @@ import inspect
 import numpy as np
 import pytest
 
-from dlrun import names
 from dlrun.backend import import_keras
+from dlrun.spec import names
 
 keras = import_keras()
 from keras.src import activations, initializers, losses, metrics, optimizers  # noqa: E402
@@ -16,9 +16,20 @@ from keras.src import activations, initializers, losses, metrics, optimizers  # 
 # Registry entries that exist but cannot be used by name alone (they need arguments or are base classes).
 NOT_BY_NAME = {
     "optimizers": {"lossscaleoptimizer", "multioptimizer", "optimizer", "optimizermap"},
-    "metrics": {"io_u", "mean", "mean_io_u", "mean_metric_wrapper", "metric", "one_hot_io_u", "one_hot_mean_io_u",
-                "precision_at_recall", "recall_at_precision", "sensitivity_at_specificity",
-                "specificity_at_sensitivity", "sum"},
+    "metrics": {
+        "io_u",
+        "mean",
+        "mean_io_u",
+        "mean_metric_wrapper",
+        "metric",
+        "one_hot_io_u",
+        "one_hot_mean_io_u",
+        "precision_at_recall",
+        "recall_at_precision",
+        "sensitivity_at_specificity",
+        "specificity_at_sensitivity",
+        "sum",
+    },
     "initializers": {"constant", "initializer", "stft"},
     # threshold needs arguments; glu halves the width, which Keras's Dense does not account for in
     # its output shape, so any layer after it is built for the wrong width.
@@ -31,13 +42,16 @@ def registry(module) -> set[str]:
     return {name for name in module.ALL_OBJECTS_DICT if name.islower()}
 
 
-@pytest.mark.parametrize(("kind", "module", "known"), [
-    ("activations", activations, names.ACTIVATIONS),
-    ("initializers", initializers, names.INITIALIZERS),
-    ("losses", losses, names.LOSSES),
-    ("metrics", metrics, set(names.METRICS)),
-    ("optimizers", optimizers, set(names.OPTIMIZERS)),
-])
+@pytest.mark.parametrize(
+    ("kind", "module", "known"),
+    [
+        ("activations", activations, names.ACTIVATIONS),
+        ("initializers", initializers, names.INITIALIZERS),
+        ("losses", losses, names.LOSSES),
+        ("metrics", metrics, set(names.METRICS)),
+        ("optimizers", optimizers, set(names.OPTIMIZERS)),
+    ],
+)
 def test_known_names_are_exactly_kerass_usable_names(kind, module, known):
     assert set(known) == registry(module) - NOT_BY_NAME[kind]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlrun import plot
 from dlrun.errors import DataError
+from dlrun.runs import plot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -107,8 +107,16 @@ def test_read_history_rejects_binary_garbage(tmp_path):
 
 
 def test_quantities_puts_loss_first_and_drops_twins_and_learning_rate():
-    columns = ["epoch", "binary_accuracy", "learning_rate", "loss", "val_auc", "val_binary_accuracy",
-               "val_learning_rate", "val_loss"]
+    columns = [
+        "epoch",
+        "binary_accuracy",
+        "learning_rate",
+        "loss",
+        "val_auc",
+        "val_binary_accuracy",
+        "val_learning_rate",
+        "val_loss",
+    ]
     assert plot.quantities(columns) == ["loss", "binary_accuracy", "auc"]
 
 
@@ -167,9 +175,13 @@ def test_plot_histories_picks_exact_columns_into_one_subplot_per_quantity():
     available = ["binary_accuracy", "learning_rate", "loss", "val_binary_accuracy", "val_loss"]
     assert plot._panels(["loss", "val_loss"], available) == [("loss", ["loss", "val_loss"])]
     assert plot._panels(["val_binary_accuracy", "loss"], available) == [
-        ("binary_accuracy", ["val_binary_accuracy"]), ("loss", ["loss"])]
+        ("binary_accuracy", ["val_binary_accuracy"]),
+        ("loss", ["loss"]),
+    ]
     assert plot._panels(None, available) == [
-        ("loss", ["loss", "val_loss"]), ("binary_accuracy", ["binary_accuracy", "val_binary_accuracy"])]
+        ("loss", ["loss", "val_loss"]),
+        ("binary_accuracy", ["binary_accuracy", "val_binary_accuracy"]),
+    ]
 
 
 def test_plot_histories_unknown_metric_lists_available_columns(tmp_path):
@@ -233,7 +245,7 @@ def test_labels_name_runs_and_fall_back_to_paths(tmp_path):
 
 def test_importing_plot_imports_no_heavy_library():
     code = (
-        "import sys, dlrun.plot\n"
+        "import sys, dlrun.runs.plot\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib', 'pandas') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import binary_spec, mixed_frame, write_spec
 from dlrun.cli import app
-from dlrun.data import prepare
-from dlrun.specfile import load_spec
+from dlrun.data.prepare import prepare
+from dlrun.spec.loader import load_spec
+
+from conftest import binary_spec, mixed_frame, write_spec
 
 runner = CliRunner()
 
@@ -30,15 +31,27 @@ def trained(tmp_path_factory) -> dict:
     valid.loc[:1, "city"] = "Lima"  # unseen in training: all zeros, counted
     valid.to_csv(folder / "valid.csv", index=False)
     data = binary_spec(epochs=2, batch_size=16)
-    data["data"] = {"path": "data.csv", "target": "target", "validation_path": "valid.csv", "test_split": 0.2,
-                    "drop": ["id"], "scale": "standard", "missing": "mean",
-                    "columns": {"code": {"kind": "categorical"}}}
+    data["data"] = {
+        "path": "data.csv",
+        "target": "target",
+        "validation_path": "valid.csv",
+        "test_split": 0.2,
+        "drop": ["id"],
+        "scale": "standard",
+        "missing": "mean",
+        "columns": {"code": {"kind": "categorical"}},
+    }
     spec_path = write_spec(folder, data)
     result = runner.invoke(app, ["train", str(spec_path), "--out", str(folder / "runs"), "--quiet"])
     assert result.exit_code == 0, result.output
     run_dir = next((folder / "runs" / "spec").iterdir())
-    return {"folder": folder, "run": run_dir, "spec": spec_path, "output": result.output,
-            "summary": json.loads((run_dir / "summary.json").read_text())}
+    return {
+        "folder": folder,
+        "run": run_dir,
+        "spec": spec_path,
+        "output": result.output,
+        "summary": json.loads((run_dir / "summary.json").read_text()),
+    }
 
 
 def test_summary_counts_dropped_rows_unseen_categories_and_test_metrics(trained):
@@ -56,8 +69,9 @@ def test_predict_on_raw_rows_reproduces_the_validation_predictions(trained):
     from dlrun.backend import import_keras
 
     out = trained["folder"] / "predictions.csv"
-    result = runner.invoke(app, ["predict", str(trained["run"]), str(trained["folder"] / "valid.csv"),
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["predict", str(trained["run"]), str(trained["folder"] / "valid.csv"), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 40 predictions" in result.output and "city 2" in result.output
     written = pd.read_csv(out)
@@ -72,12 +86,15 @@ def test_predict_on_raw_rows_reproduces_the_validation_predictions(trained):
 
 def test_threshold_moves_the_binary_labels(trained):
     out = trained["folder"] / "p.csv"
-    runner.invoke(app, ["predict", str(trained["run"]), str(trained["folder"] / "valid.csv"), "--out", str(out),
-                        "--threshold", "0.3"])
+    runner.invoke(
+        app,
+        ["predict", str(trained["run"]), str(trained["folder"] / "valid.csv"), "--out", str(out), "--threshold", "0.3"],
+    )
     written = pd.read_csv(out)
     assert (written["prediction"] == (written["probability"] >= 0.3).astype(int)).all()
-    result = runner.invoke(app, ["predict", str(trained["run"]), str(trained["folder"] / "valid.csv"),
-                                 "--threshold", "1.5"])
+    result = runner.invoke(
+        app, ["predict", str(trained["run"]), str(trained["folder"] / "valid.csv"), "--threshold", "1.5"]
+    )
     assert result.exit_code == 1 and "--threshold 1.5" in result.output
 
 
@@ -119,8 +136,13 @@ def test_predict_on_something_that_is_not_a_run(tmp_path):
 def test_multiclass_predictions_use_the_original_labels(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(90, 2))
-    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1],
-                          "kind": np.array(["setosa", "virginica", "versicolor"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)]})
+    frame = pd.DataFrame(
+        {
+            "a": x[:, 0],
+            "b": x[:, 1],
+            "kind": np.array(["setosa", "virginica", "versicolor"])[(x[:, 0] > 0).astype(int) + (x[:, 1] > 0)],
+        }
+    )
     frame.to_csv(tmp_path / "data.csv", index=False)
     data = binary_spec(loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"], epochs=1)
     data["data"].update(target="kind", stratify=True)

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import binary_spec, mixed_frame, write_spec
 from dlrun.cli import app
-from dlrun.data import prepare, split_rows
+from dlrun.data.prepare import prepare, split_rows
+from dlrun.data.preprocess import Preprocessing
 from dlrun.errors import DataError, SpecError
-from dlrun.preprocess import Preprocessing
-from dlrun.specfile import load_spec
+from dlrun.spec.loader import load_spec
+
+from conftest import binary_spec, mixed_frame, write_spec
 
 
 def spec_for(tmp_path, frame: pd.DataFrame | None = None, text: str | None = None, **data) -> object:
@@ -70,16 +71,20 @@ def test_kinds_are_inferred_and_statistics_come_from_training_rows_only(tmp_path
 
 
 def test_declared_kinds_override_inference(tmp_path):
-    spec = spec_for(tmp_path, mixed_frame(), missing="mean",
-                    columns={"code": {"kind": "categorical"}, "id": {"kind": "ignore"},
-                             "income": {"scale": "minmax"}})
+    spec = spec_for(
+        tmp_path,
+        mixed_frame(),
+        missing="mean",
+        columns={"code": {"kind": "categorical"}, "id": {"kind": "ignore"}, "income": {"scale": "minmax"}},
+    )
     pre = prepared(spec).preprocessing
     assert "id" not in pre.features and "id" in pre.dropped_columns
     code = next(c for c in pre.columns if c.name == "code")
     assert code.kind == "categorical" and code.categories == ["1", "2", "3"]
     income = next(c for c in pre.columns if c.name == "income")
-    assert income.scale == "minmax" and income.offset == pytest.approx(mixed_frame()["income"].iloc[
-        split_rows(120, {"validation": 0.25}, 0)["train"]].min())
+    assert income.scale == "minmax" and income.offset == pytest.approx(
+        mixed_frame()["income"].iloc[split_rows(120, {"validation": 0.25}, 0)["train"]].min()
+    )
 
 
 def test_unusable_columns_are_named_with_how_to_drop_or_declare_them(tmp_path):
@@ -88,10 +93,25 @@ def test_unusable_columns_are_named_with_how_to_drop_or_declare_them(tmp_path):
     frame["notes"] = [" ".join(rng.choice(["good", "bad", "late", "ok", "fine", "slow"], 4)) for _ in range(60)]
     frame["when"] = pd.date_range("2024-01-01", periods=60).strftime("%Y-%m-%d")
     frame.to_csv(tmp_path / "data.csv", index=False)
-    message = failing_train(write_spec(tmp_path, {**binary_spec(), "data": {
-        "path": "data.csv", "target": "target", "validation_split": 0.25, "missing": "mean"}}))
-    for words in ("'id'", "looks like an id", "'notes'", "free text", "'when'", "dates",
-                  "data.drop: [id, notes, when]", "kind: categorical"):
+    message = failing_train(
+        write_spec(
+            tmp_path,
+            {
+                **binary_spec(),
+                "data": {"path": "data.csv", "target": "target", "validation_split": 0.25, "missing": "mean"},
+            },
+        )
+    )
+    for words in (
+        "'id'",
+        "looks like an id",
+        "'notes'",
+        "free text",
+        "'when'",
+        "dates",
+        "data.drop: [id, notes, when]",
+        "kind: categorical",
+    ):
         assert words in message
     assert "'city'" not in message and "'age'" not in message
 
@@ -101,8 +121,7 @@ def test_a_text_category_seen_only_in_validation_rows_is_all_zeros_and_counted(t
     valid = mixed_frame(rows=20, seed=3)
     valid.loc[:3, "city"] = "Lima"
     valid.to_csv(tmp_path / "valid.csv", index=False)
-    spec = spec_for(tmp_path, frame, drop=["id"], missing="mean", validation_split=None,
-                    validation_path="valid.csv")
+    spec = spec_for(tmp_path, frame, drop=["id"], missing="mean", validation_split=None, validation_path="valid.csv")
     data = prepared(spec)
     assert data.unseen == {"validation": {"city": 4}}
     assert (data.x_valid[:4, 1:4] == 0).all() and (data.x_valid[4:, 1:4].sum(axis=1) == 1).all()
@@ -114,11 +133,22 @@ def test_a_text_category_seen_only_in_validation_rows_is_all_zeros_and_counted(t
 @pytest.mark.parametrize("strategy", ["mean", "median", "most_frequent", "constant"])
 def test_missing_value_strategies_fill_from_training_rows(tmp_path, strategy):
     frame = mixed_frame()
-    spec = spec_for(tmp_path, frame, drop=["id"], missing="mean", validation_split=None,
-                    validation_path="data.csv", columns={"age": {"missing": strategy, "fill_value": -1.0}})
+    spec = spec_for(
+        tmp_path,
+        frame,
+        drop=["id"],
+        missing="mean",
+        validation_split=None,
+        validation_path="data.csv",
+        columns={"age": {"missing": strategy, "fill_value": -1.0}},
+    )
     age = next(c for c in prepared(spec).preprocessing.columns if c.name == "age")
-    expected = {"mean": frame["age"].mean(), "median": frame["age"].median(),
-                "most_frequent": frame["age"].mode().min(), "constant": -1.0}[strategy]
+    expected = {
+        "mean": frame["age"].mean(),
+        "median": frame["age"].median(),
+        "most_frequent": frame["age"].mode().min(),
+        "constant": -1.0,
+    }[strategy]
     assert age.fill_value == pytest.approx(expected)
 
 
@@ -135,8 +165,13 @@ def test_drop_rows_and_missing_targets_are_left_out_and_counted(tmp_path):
 
 def test_strategy_error_names_the_column_and_its_lines(tmp_path):
     frame = mixed_frame()
-    spec_path = write_spec(tmp_path, {**binary_spec(), "data": {"path": "data.csv", "target": "target",
-                                                                "validation_path": "data.csv", "drop": ["id", "city"]}})
+    spec_path = write_spec(
+        tmp_path,
+        {
+            **binary_spec(),
+            "data": {"path": "data.csv", "target": "target", "validation_path": "data.csv", "drop": ["id", "city"]},
+        },
+    )
     frame.to_csv(tmp_path / "data.csv", index=False)
     message = failing_train(spec_path)
     first = frame.index[frame["age"].isna()][0] + 2
@@ -153,8 +188,7 @@ def test_mean_of_a_categorical_column_is_refused_when_asked_per_column(tmp_path)
 
 
 def test_semicolons_decimal_commas_bom_and_quoted_fields(tmp_path):
-    lines = ["x;city;target"] + [f"{i},5;\"Rome; Italy\";{i % 2}" if i % 3 else f"{i},25;Oslo;{i % 2}"
-                                 for i in range(12)]
+    lines = ["x;city;target"] + [f'{i},5;"Rome; Italy";{i % 2}' if i % 3 else f"{i},25;Oslo;{i % 2}" for i in range(12)]
     (tmp_path / "data.csv").write_bytes(("\n".join(lines) + "\n").encode("utf-8-sig"))
     spec = spec_for(tmp_path, csv={"separator": ";", "decimal": ","})
     pre = prepared(spec).preprocessing
@@ -200,8 +234,15 @@ def test_all_empty_column(tmp_path):
     frame = mixed_frame().drop(columns=["id"])
     frame["empty"] = np.nan
     frame.to_csv(tmp_path / "data.csv", index=False)
-    message = failing_train(write_spec(tmp_path, {**binary_spec(), "data": {
-        "path": "data.csv", "target": "target", "validation_split": 0.25, "missing": "mean"}}))
+    message = failing_train(
+        write_spec(
+            tmp_path,
+            {
+                **binary_spec(),
+                "data": {"path": "data.csv", "target": "target", "validation_split": 0.25, "missing": "mean"},
+            },
+        )
+    )
     assert "'empty' is empty in every training row" in message and "data.drop: [empty]" in message
 
 
@@ -280,15 +321,18 @@ def test_stratify_needs_a_classification_loss(tmp_path):
         load_spec(write_spec(tmp_path, data))
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    ({"test_split": 0.2, "test_path": "t.csv"}, "at most one of test_split"),
-    ({"test_split": 0.8}, "leaves no training rows"),
-    ({"csv": {"separator": ";", "decimal": ";"}}, "data.csv.decimal: expected '.' or ','"),
-    ({"csv": {"decimal": ","}}, "decimal and separator are both ','"),
-    ({"csv": {"encoding": "klingon"}}, "unknown encoding 'klingon'"),
-    ({"columns": {"age": {"kind": "text"}}}, "'numeric', 'categorical' or 'ignore'"),
-    ({"columns": {"target": {"kind": "numeric"}}}, "the target is not preprocessed"),
-])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"test_split": 0.2, "test_path": "t.csv"}, "at most one of test_split"),
+        ({"test_split": 0.8}, "leaves no training rows"),
+        ({"csv": {"separator": ";", "decimal": ";"}}, "data.csv.decimal: expected '.' or ','"),
+        ({"csv": {"decimal": ","}}, "decimal and separator are both ','"),
+        ({"csv": {"encoding": "klingon"}}, "unknown encoding 'klingon'"),
+        ({"columns": {"age": {"kind": "text"}}}, "'numeric', 'categorical' or 'ignore'"),
+        ({"columns": {"target": {"kind": "numeric"}}}, "the target is not preprocessed"),
+    ],
+)
 def test_invalid_data_options_are_spec_errors(tmp_path, change, words):
     data = binary_spec()
     data["data"].update(change)
@@ -305,6 +349,7 @@ def test_preprocessing_json_is_readable_and_round_trips(tmp_path):
     again = Preprocessing.from_dict(data)
     frame = mixed_frame(rows=10, seed=9)
     assert np.array_equal(again.inputs(frame), pre.inputs(frame))
-    legacy = Preprocessing.from_dict({"features": ["a"], "target": "y", "scale": "minmax", "offset": [1.0],
-                                      "divisor": [2.0], "classes": None}, "mse")
+    legacy = Preprocessing.from_dict(
+        {"features": ["a"], "target": "y", "scale": "minmax", "offset": [1.0], "divisor": [2.0], "classes": None}, "mse"
+    )
     assert legacy.inputs(pd.DataFrame({"a": [3.0]}))[0, 0] == 1.0 and legacy.task == "regression"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import binary_spec, write_spec
 from dlrun.errors import SpecError
-from dlrun.specfile import load_spec
+from dlrun.spec.loader import load_spec
+
+from conftest import binary_spec, write_spec
 
 
 def problems_of(path: Path, overrides=None) -> list:
@@ -77,8 +78,14 @@ def test_every_mistake_reported_at_once_with_line_path_and_suggestion(tmp_path):
     path.write_text(SPEC_WITH_MISTAKES)
     found = {p.path: p for p in problems_of(path)}
     assert set(found) == {
-        "model.layers[0].activaton", "model.layers[1].rate", "model.layers[2].type", "model.layers[3].units",
-        "model.layers[3].activation", "training.loss", "training.epochs", "training.early_stoping",
+        "model.layers[0].activaton",
+        "model.layers[1].rate",
+        "model.layers[2].type",
+        "model.layers[3].units",
+        "model.layers[3].activation",
+        "training.loss",
+        "training.epochs",
+        "training.early_stoping",
     }
     assert found["model.layers[0].activaton"].where == f"{path}:7:31"
     assert "did you mean 'activation'?" in found["model.layers[0].activaton"].message
@@ -93,11 +100,14 @@ def test_every_mistake_reported_at_once_with_line_path_and_suggestion(tmp_path):
     assert "did you mean 'early_stopping'?" in found["training.early_stoping"].message
 
 
-@pytest.mark.parametrize(("change", "path", "words"), [
-    ({"validation_split": None}, "data", ["exactly one", "neither"]),
-    ({"validation_path": "v.csv"}, "data", ["exactly one", "both"]),
-    ({"scale": "zscore"}, "data.scale", ["'none', 'minmax' or 'standard'"]),
-])
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        ({"validation_split": None}, "data", ["exactly one", "neither"]),
+        ({"validation_path": "v.csv"}, "data", ["exactly one", "both"]),
+        ({"scale": "zscore"}, "data.scale", ["'none', 'minmax' or 'standard'"]),
+    ],
+)
 def test_data_section_errors(tmp_path, change, path, words):
     data = binary_spec()
     data["data"].update(change)
@@ -108,18 +118,24 @@ def test_data_section_errors(tmp_path, change, path, words):
         assert word in problem.message
 
 
-@pytest.mark.parametrize(("training", "path", "words"), [
-    ({"optimizer": "adamm"}, "training.optimizer.name", ["Did you mean 'adam'?"]),
-    ({"optimizer": {"name": "adam", "lr": 0.1}}, "training.optimizer", ["'lr'", "Did you mean"]),
-    ({"optimizer": {"name": "sgd", "momentum": "high"}}, "training.optimizer", ["'momentum'", "a number"]),
-    ({"optimizer": {"name": "adam", "clipnorm": "abc"}}, "training.optimizer", ["'clipnorm'", "a number or null"]),
-    ({"optimizer": {"name": "adam", "amsgrad": 1}}, "training.optimizer", ["'amsgrad'", "true or false"]),
-    ({"metrics": ["binary_acuracy"]}, "training.metrics[0]", ["Did you mean 'binary_accuracy'?"]),
-    ({"early_stopping": {"monitor": "val_accuracy"}}, "training", ["will not exist", "val_binary_accuracy"]),
-    ({"metrics": ["true_positives"], "early_stopping": {"monitor": "val_true_positives"}}, "training",
-     ["set early_stopping.mode to min or max"]),
-    ({"batch_size": 0}, "training.batch_size", ["greater than 0"]),
-])
+@pytest.mark.parametrize(
+    ("training", "path", "words"),
+    [
+        ({"optimizer": "adamm"}, "training.optimizer.name", ["Did you mean 'adam'?"]),
+        ({"optimizer": {"name": "adam", "lr": 0.1}}, "training.optimizer", ["'lr'", "Did you mean"]),
+        ({"optimizer": {"name": "sgd", "momentum": "high"}}, "training.optimizer", ["'momentum'", "a number"]),
+        ({"optimizer": {"name": "adam", "clipnorm": "abc"}}, "training.optimizer", ["'clipnorm'", "a number or null"]),
+        ({"optimizer": {"name": "adam", "amsgrad": 1}}, "training.optimizer", ["'amsgrad'", "true or false"]),
+        ({"metrics": ["binary_acuracy"]}, "training.metrics[0]", ["Did you mean 'binary_accuracy'?"]),
+        ({"early_stopping": {"monitor": "val_accuracy"}}, "training", ["will not exist", "val_binary_accuracy"]),
+        (
+            {"metrics": ["true_positives"], "early_stopping": {"monitor": "val_true_positives"}},
+            "training",
+            ["set early_stopping.mode to min or max"],
+        ),
+        ({"batch_size": 0}, "training.batch_size", ["greater than 0"]),
+    ],
+)
 def test_training_section_errors(tmp_path, training, path, words):
     (problem,) = problems_of(write_spec(tmp_path, binary_spec(**training)))
     assert problem.path == path
@@ -163,13 +179,16 @@ def test_missing_spec_file(tmp_path):
 
 
 def test_overrides_of_each_shape(binary_experiment):
-    spec = load_spec(binary_experiment, [
-        "training.epochs=5",
-        "training.optimizer.learning_rate=0.01",  # the YAML gave no optimizer at all
-        "model.layers[0].units=16",
-        "data.features=[f0, f1]",
-        "training.early_stopping={patience: 2}",
-    ])
+    spec = load_spec(
+        binary_experiment,
+        [
+            "training.epochs=5",
+            "training.optimizer.learning_rate=0.01",  # the YAML gave no optimizer at all
+            "model.layers[0].units=16",
+            "data.features=[f0, f1]",
+            "training.early_stopping={patience: 2}",
+        ],
+    )
     assert spec.training.epochs == 5
     assert spec.training.optimizer.name == "adam" and spec.training.optimizer.learning_rate == 0.01
     assert spec.model.layers[0].units == 16
@@ -195,16 +214,21 @@ def test_override_errors_name_the_override(binary_experiment):
 def test_exponent_numbers_read_as_numbers_in_files_and_overrides(tmp_path):
     path = tmp_path / "spec.yaml"
     write_spec(tmp_path, binary_spec())
-    path.write_text(path.read_text().replace("training:\n", "training:\n  optimizer: {name: adam, learning_rate: 1e-3}\n"))
+    path.write_text(
+        path.read_text().replace("training:\n", "training:\n  optimizer: {name: adam, learning_rate: 1e-3}\n")
+    )
     assert load_spec(path).training.optimizer.learning_rate == 0.001
     assert load_spec(path, ["training.optimizer.learning_rate=5e-4"]).training.optimizer.learning_rate == 0.0005
 
 
-@pytest.mark.parametrize(("units", "loss", "words"), [
-    (3, "binary_crossentropy", ["has 3 units", "set units: 1", "sparse_categorical_crossentropy"]),
-    (2, "mae", ["has 2 units", "set units: 1"]),
-    (1, "sparse_categorical_crossentropy", ["needs one output per class"]),
-])
+@pytest.mark.parametrize(
+    ("units", "loss", "words"),
+    [
+        (3, "binary_crossentropy", ["has 3 units", "set units: 1", "sparse_categorical_crossentropy"]),
+        (2, "mae", ["has 2 units", "set units: 1"]),
+        (1, "sparse_categorical_crossentropy", ["needs one output per class"]),
+    ],
+)
 def test_output_width_must_fit_the_loss(tmp_path, units, loss, words):
     data = binary_spec(loss=loss, metrics=[])
     data["model"]["layers"][-1]["units"] = units

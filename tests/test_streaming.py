@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import binary_spec, mixed_frame, write_spec
 from dlrun.cli import app
-from dlrun.data import prepare
+from dlrun.data.prepare import prepare
+from dlrun.data.stream import assign
 from dlrun.errors import DataError
-from dlrun.specfile import load_spec
-from dlrun.stream import assign
+from dlrun.spec.loader import load_spec
+
+from conftest import binary_spec, mixed_frame, write_spec
 
 runner = CliRunner()
 
@@ -30,10 +31,17 @@ def write_data(folder: Path, rows: int = 150) -> None:
 
 def spec_data(streaming: bool, **data) -> dict:
     spec = binary_spec(epochs=1, batch_size=16, shuffle=False)
-    spec["data"] = {"path": "data.csv", "target": "target", "validation_path": "valid.csv", "scale": "standard",
-                    "missing": "mean", "columns": {"income": {"missing": "constant", "fill_value": 40,
-                                                              "scale": "minmax"}},
-                    "streaming": streaming, "chunk_rows": 23, **data}  # chunks that do not divide the rows
+    spec["data"] = {
+        "path": "data.csv",
+        "target": "target",
+        "validation_path": "valid.csv",
+        "scale": "standard",
+        "missing": "mean",
+        "columns": {"income": {"missing": "constant", "fill_value": 40, "scale": "minmax"}},
+        "streaming": streaming,
+        "chunk_rows": 23,
+        **data,
+    }  # chunks that do not divide the rows
     return spec
 
 
@@ -45,10 +53,17 @@ def test_streaming_fits_the_same_statistics_as_reading_whole(tmp_path):
         results[streaming] = prepare(spec.data, spec.seed, spec.training.loss)
     whole, streamed = results[False], results[True]
     assert streamed.stream is not None and whole.stream is None
-    assert streamed.rows == whole.rows and streamed.dropped == whole.dropped == {"missing_target": 2,
-                                                                                  "missing_values": 0}
+    assert streamed.rows == whole.rows and streamed.dropped == whole.dropped == {
+        "missing_target": 2,
+        "missing_values": 0,
+    }
     for a, b in zip(whole.preprocessing.columns, streamed.preprocessing.columns):
-        assert (a.name, a.kind, a.categories, a.fill_value) == (b.name, b.kind, b.categories, pytest.approx(b.fill_value))
+        assert (a.name, a.kind, a.categories, a.fill_value) == (
+            b.name,
+            b.kind,
+            b.categories,
+            pytest.approx(b.fill_value),
+        )
         assert a.offset == pytest.approx(b.offset, rel=1e-12) and a.divisor == pytest.approx(b.divisor, rel=1e-12)
     batches = list(streamed.stream.batches("train", 16))
     assert [len(x) for x, _ in batches] == [16] * 9 + [4]  # 148 rows, batched across chunk boundaries
@@ -77,8 +92,9 @@ def test_streaming_and_in_memory_training_give_the_same_first_epoch_loss(tmp_pat
 
 def test_a_split_of_a_streamed_file_is_seeded_and_the_same_on_every_pass(tmp_path):
     write_data(tmp_path, rows=400)
-    spec = load_spec(write_spec(tmp_path, spec_data(True, validation_path=None, validation_split=0.25,
-                                                    test_split=0.25)))
+    spec = load_spec(
+        write_spec(tmp_path, spec_data(True, validation_path=None, validation_split=0.25, test_split=0.25))
+    )
     data = prepare(spec.data, spec.seed, spec.training.loss)
     rows = data.rows
     assert rows["train"] + rows["validation"] + rows["test"] == 398 and 60 < rows["validation"] < 140
@@ -87,8 +103,9 @@ def test_a_split_of_a_streamed_file_is_seeded_and_the_same_on_every_pass(tmp_pat
         again = np.concatenate([x for x, _ in data.stream.batches(part, 50)])
         assert len(first) == rows[part] and np.array_equal(first, again)
     codes = assign(np.random.default_rng(0), 10, spec.data)
-    assert np.array_equal(codes, np.concatenate([assign(rng := np.random.default_rng(0), 4, spec.data),
-                                                 assign(rng, 6, spec.data)]))  # independent of chunk sizes
+    assert np.array_equal(
+        codes, np.concatenate([assign(rng := np.random.default_rng(0), 4, spec.data), assign(rng, 6, spec.data)])
+    )  # independent of chunk sizes
 
 
 def test_streaming_is_automatic_above_a_size(tmp_path):

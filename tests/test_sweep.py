@@ -11,10 +11,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import binary_spec, make_binary_csv, write_spec
-from dlrun import compare, sweep
 from dlrun.cli import app
 from dlrun.errors import DlrunError, SpecError
+from dlrun.runs import compare
+from dlrun.search import sweep
+
+from conftest import binary_spec, make_binary_csv, write_spec
 
 runner = CliRunner()
 
@@ -29,13 +31,16 @@ def sweep_dirs() -> list[Path]:
     return sorted(Path("runs").glob("*/sweep-*"))
 
 
-@pytest.mark.parametrize("text, values", [
-    ("0.01,0.001", ["0.01", "0.001"]),
-    ("[a,b],[a,c]", ["[a,b]", "[a,c]"]),
-    ("{name: sgd, momentum: 0.9},adam", ["{name: sgd, momentum: 0.9}", "adam"]),
-    ("'x,y',z", ["'x,y'", "z"]),
-    ("[a,b]", ["[a,b]"]),
-])
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("0.01,0.001", ["0.01", "0.001"]),
+        ("[a,b],[a,c]", ["[a,b]", "[a,c]"]),
+        ("{name: sgd, momentum: 0.9},adam", ["{name: sgd, momentum: 0.9}", "adam"]),
+        ("'x,y',z", ["'x,y'", "z"]),
+        ("[a,b]", ["[a,b]"]),
+    ],
+)
 def test_values_split_only_at_top_level_commas(text, values):
     assert sweep.split_values(text) == values
 
@@ -46,26 +51,45 @@ def test_grid_is_the_product_with_constants_first(tmp_path):
     grid = sweep.make_grid(["training.epochs=2", "training.optimizer.learning_rate=0.1,0.01"], "0,1", axes)
     points = grid.points()
     assert len(points) == 2 * 2 * 2 * 2
-    assert points[0] == ["training.epochs=2", "model.layers[0].units=4", 'data.features=["f0", "f1"]',
-                         "training.optimizer.learning_rate=0.1", "seed=0"]
+    assert points[0] == [
+        "training.epochs=2",
+        "model.layers[0].units=4",
+        'data.features=["f0", "f1"]',
+        "training.optimizer.learning_rate=0.1",
+        "seed=0",
+    ]
     assert len({tuple(p) for p in points}) == len(points)
 
 
-@pytest.mark.parametrize("sets, seeds, message", [
-    (["training.epochs"], None, "expected PATH=VALUE"),
-    (["seed=1,1"], None, "listed twice"),
-    (["seed=1,2"], "0,1", "set twice"),
-    ([], "a,b", "whole numbers"),
-    ([], None, "nothing to sweep"),
-])
+@pytest.mark.parametrize(
+    "sets, seeds, message",
+    [
+        (["training.epochs"], None, "expected PATH=VALUE"),
+        (["seed=1,1"], None, "listed twice"),
+        (["seed=1,2"], "0,1", "set twice"),
+        ([], "a,b", "whole numbers"),
+        ([], None, "nothing to sweep"),
+    ],
+)
 def test_grid_mistakes(sets, seeds, message):
     with pytest.raises(SpecError, match=message):
         sweep.make_grid(sets, seeds)
 
 
 def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment):
-    result = runner.invoke(app, ["sweep", str(experiment), "--set", "training.optimizer.learning_rate=0.05,0.001",
-                                 "--set", "model.layers[0].units=4,8", "--jobs", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(experiment),
+            "--set",
+            "training.optimizer.learning_rate=0.05,0.001",
+            "--set",
+            "model.layers[0].units=4,8",
+            "--jobs",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (sweep_dir,) = sweep_dirs()
     manifest = json.loads((sweep_dir / "sweep.json").read_text())
@@ -90,8 +114,19 @@ def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment):
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(experiment):
-    result = runner.invoke(app, ["sweep", str(experiment), "--set", "training.epochs=1",
-                                 "--set", "data.target=target,no_such_column", "--jobs", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(experiment),
+            "--set",
+            "training.epochs=1",
+            "--set",
+            "data.target=target,no_such_column",
+            "--jobs",
+            "2",
+        ],
+    )
     assert result.exit_code == 1
     (sweep_dir,) = sweep_dirs()
     points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
@@ -170,16 +205,33 @@ def test_address_needs_the_ray_executor(experiment):
 
 def test_ray_sweep_2x2_on_a_local_instance(experiment):
     pytest.importorskip("ray")
-    result = runner.invoke(app, ["sweep", str(experiment), "--set", "training.optimizer.learning_rate=0.05,0.001",
-                                 "--seeds", "0,1", "--executor", "ray", "--jobs", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(experiment),
+            "--set",
+            "training.optimizer.learning_rate=0.05,0.001",
+            "--seeds",
+            "0,1",
+            "--executor",
+            "ray",
+            "--jobs",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (sweep_dir,) = sweep_dirs()
     points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
     assert [p["status"] for p in points] == ["completed"] * 4
     runs, skipped = compare.load_runs([sweep_dir])
     assert not skipped and len(runs) == 4
-    assert {(r.params["training.optimizer.learning_rate"], r.params["seed"]) for r in runs} == \
-        {(0.05, 0), (0.05, 1), (0.001, 0), (0.001, 1)}
+    assert {(r.params["training.optimizer.learning_rate"], r.params["seed"]) for r in runs} == {
+        (0.05, 0),
+        (0.05, 1),
+        (0.001, 0),
+        (0.001, 1),
+    }
     assert "best:" in result.stdout
 
 
@@ -187,7 +239,7 @@ class InProcess:
     """Run points with the real worker function, in this process (the process pool is tested above)."""
 
     def run(self, tasks, on_start):
-        from dlrun.executors import run_point
+        from dlrun.search.executors import run_point
 
         for task in tasks:
             on_start(task[0])
@@ -198,11 +250,19 @@ def test_a_nan_run_is_kept_and_reported_in_the_table(tmp_path):
     from conftest import make_regression_csv
 
     make_regression_csv(tmp_path / "data.csv")
-    spec = write_spec(tmp_path, {
-        "data": {"path": "data.csv", "target": "y", "validation_split": 0.25},
-        "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 1}]},
-        "training": {"optimizer": {"name": "sgd", "learning_rate": 0.01}, "loss": "mse", "epochs": 30, "batch_size": 8},
-    })
+    spec = write_spec(
+        tmp_path,
+        {
+            "data": {"path": "data.csv", "target": "y", "validation_split": 0.25},
+            "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 1}]},
+            "training": {
+                "optimizer": {"name": "sgd", "learning_rate": 0.01},
+                "loss": "mse",
+                "epochs": 30,
+                "batch_size": 8,
+            },
+        },
+    )
     sweep_dir = sweep.start(spec, sweep.make_grid(["training.optimizer.learning_rate=0.01,1.0e+12"]), Path("runs"))
     result = sweep.execute(sweep_dir, InProcess())
     points = result.manifest["points"]

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import binary_spec, make_binary_csv, make_regression_csv, write_spec
-from dlrun import runs
 from dlrun.backend import import_keras
-from dlrun.data import prepare
+from dlrun.data.prepare import prepare
 from dlrun.errors import TrainingError
-from dlrun.specfile import load_spec
-from dlrun.train import train
+from dlrun.runs import layout as runs
+from dlrun.spec.loader import load_spec
+from dlrun.training.fit import train
+
+from conftest import binary_spec, make_binary_csv, make_regression_csv, write_spec
 
 keras = import_keras()
 
@@ -33,8 +34,14 @@ def test_run_directory_holds_everything(binary_experiment, tmp_path):
 
     history = pd.read_csv(run_dir / runs.HISTORY)
     assert list(history["epoch"]) == [0, 1, 2, 3]
-    assert set(history.columns) == {"epoch", "loss", "val_loss", "binary_accuracy", "val_binary_accuracy",
-                                    "learning_rate"}
+    assert set(history.columns) == {
+        "epoch",
+        "loss",
+        "val_loss",
+        "binary_accuracy",
+        "val_binary_accuracy",
+        "learning_rate",
+    }
     assert np.allclose(history["learning_rate"], 0.001)
 
     summary = json.loads((run_dir / runs.SUMMARY).read_text())
@@ -71,8 +78,11 @@ def test_early_stopping_stops_early_and_restores_the_best_weights(tmp_path):
     frame = pd.DataFrame(rng.normal(size=(160, 6)), columns=[f"f{i}" for i in range(6)])
     frame["target"] = rng.integers(0, 2, size=160)
     frame.to_csv(tmp_path / "data.csv", index=False)
-    data = binary_spec(epochs=300, optimizer={"name": "adam", "learning_rate": 0.03},
-                       early_stopping={"patience": 4, "restore_best_weights": True})
+    data = binary_spec(
+        epochs=300,
+        optimizer={"name": "adam", "learning_rate": 0.03},
+        early_stopping={"patience": 4, "restore_best_weights": True},
+    )
     data["model"]["layers"][0]["units"] = 64
     spec = load_spec(write_spec(tmp_path, data))
     outcome = train(spec, tmp_path / "runs", quiet=True)
@@ -96,8 +106,7 @@ def test_nan_loss_stops_and_keeps_the_history(tmp_path):
     data = {
         "data": {"path": "data.csv", "target": "y", "validation_split": 0.25},
         "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 1}]},
-        "training": {"optimizer": {"name": "sgd", "learning_rate": 1e12}, "loss": "mse", "epochs": 50,
-                     "batch_size": 8},
+        "training": {"optimizer": {"name": "sgd", "learning_rate": 1e12}, "loss": "mse", "epochs": 50, "batch_size": 8},
     }
     spec = load_spec(write_spec(tmp_path, data))
     with pytest.raises(TrainingError, match="loss became NaN") as info:
@@ -110,7 +119,7 @@ def test_nan_loss_stops_and_keeps_the_history(tmp_path):
 
 
 def test_interrupt_keeps_every_finished_epoch(binary_experiment, tmp_path, monkeypatch):
-    from dlrun.progress import EpochProgress
+    from dlrun.training.progress import EpochProgress
 
     original = EpochProgress.on_epoch_end
 
@@ -140,8 +149,11 @@ def test_sparse_categorical_maps_string_labels(tmp_path):
     data = {
         "data": {"path": "data.csv", "target": "kind", "validation_split": 0.3},
         "model": {"layers": [{"type": "dense", "units": 3, "activation": "softmax"}]},
-        "training": {"loss": "sparse_categorical_crossentropy", "metrics": ["sparse_categorical_accuracy"],
-                     "epochs": 2},
+        "training": {
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["sparse_categorical_accuracy"],
+            "epochs": 2,
+        },
     }
     outcome = train(load_spec(write_spec(tmp_path, data)), tmp_path / "runs", quiet=True)
     saved = json.loads((outcome.run_dir / runs.PREPROCESSING).read_text())
@@ -172,7 +184,7 @@ def test_logged_val_loss_is_a_plain_evaluation_whatever_the_steps_per_execution(
 
 
 def test_an_error_inside_fit_is_one_message_and_keeps_the_epochs(binary_experiment, tmp_path, monkeypatch):
-    from dlrun.progress import EpochProgress
+    from dlrun.training.progress import EpochProgress
 
     original = EpochProgress.on_epoch_end
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from dlrun.backend import import_keras
-from dlrun.data import prepare
-from dlrun.specfile import load_spec
-from dlrun.train import train
+from dlrun.data.prepare import prepare
+from dlrun.spec.loader import load_spec
+from dlrun.training.fit import train
 
 SPEC = Path(__file__).resolve().parents[2] / "configs" / "06_binary_classification.yaml"
 
@@ -34,19 +34,29 @@ def course_way(spec) -> tuple[float, int, float]:
     y_train, y_valid = pd.Series(data.y_train), pd.Series(data.y_valid)
 
     keras.utils.set_random_seed(spec.seed)
-    model = keras.Sequential([
-        keras.Input(shape=(len(names),)),
-        keras.layers.Dense(4, activation="relu"),
-        keras.layers.Dense(4, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(len(names),)),
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["binary_accuracy"])
     stop = spec.training.early_stopping
     early_stopping = keras.callbacks.EarlyStopping(
-        min_delta=stop.min_delta, patience=stop.patience, restore_best_weights=stop.restore_best_weights)
+        min_delta=stop.min_delta, patience=stop.patience, restore_best_weights=stop.restore_best_weights
+    )
     started = time.perf_counter()
-    history = model.fit(x_train, y_train, validation_data=(x_valid, y_valid), batch_size=spec.training.batch_size,
-                        epochs=spec.training.epochs, callbacks=[early_stopping], verbose=0)
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_valid, y_valid),
+        batch_size=spec.training.batch_size,
+        epochs=spec.training.epochs,
+        callbacks=[early_stopping],
+        verbose=0,
+    )
     elapsed = time.perf_counter() - started
     epochs = len(history.history["loss"])
     return 1000 * elapsed / epochs, epochs, min(history.history["val_loss"])
@@ -72,8 +82,14 @@ def main() -> None:
             ours.append(dlrun_way(spec, Path(out)))
     course_ms = statistics.median(c[0] for c in course)
     dlrun_ms = statistics.median(o[0] for o in ours)
-    print(f"course (Keras on DataFrames): {course_ms:7.2f} ms/epoch  epochs {course[0][1]:4d}  best val_loss {course[0][2]:.6f}")
-    print(f"dlrun (cached tf.data):       {dlrun_ms:7.2f} ms/epoch  epochs {ours[0][1]:4d}  best val_loss {ours[0][2]:.6f}")
+    print(
+        f"course (Keras on DataFrames): {course_ms:7.2f} ms/epoch  epochs {course[0][1]:4d}"
+        f"  best val_loss {course[0][2]:.6f}"
+    )
+    print(
+        f"dlrun (cached tf.data):       {dlrun_ms:7.2f} ms/epoch  epochs {ours[0][1]:4d}"
+        f"  best val_loss {ours[0][2]:.6f}"
+    )
     print(f"ratio dlrun/course: {dlrun_ms / course_ms:.3f} (target <= 0.2)")
     print(f"best val_loss difference: {abs(course[0][2] - ours[0][2]):.2e} (target <= 1e-3)")
 

@@ -40,8 +40,16 @@ def main() -> None:
             "validate": dlrun + ["validate", str(SPEC)],
             "config show": dlrun + ["config", "show", str(SPEC)],
             "schema": dlrun + ["schema"],
-            "init": dlrun + ["init", str(ROOT / "configs/data/breast_cancer.csv"), "--target", "target",
-                             "--out", str(tmp / "s.yaml"), "--force"],
+            "init": dlrun
+            + [
+                "init",
+                str(ROOT / "configs/data/breast_cancer.csv"),
+                "--target",
+                "target",
+                "--out",
+                str(tmp / "s.yaml"),
+                "--force",
+            ],
         }
         base = median_wall([sys.executable, "-c", "import typer"], args.runs, tmp)
         label = 'python -c "import typer"'

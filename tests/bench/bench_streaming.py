@@ -58,12 +58,26 @@ def write_repeated(base: Path, path: Path, times: int) -> None:
 def spec_for(csv: Path, valid: Path, streaming: bool) -> dict:
     return {
         "name": "bench",
-        "data": {"path": str(csv), "target": "target", "validation_path": str(valid), "scale": "standard",
-                 "streaming": streaming},
-        "model": {"layers": [{"type": "dense", "units": 32, "activation": "relu"},
-                             {"type": "dense", "units": 1, "activation": "sigmoid"}]},
-        "training": {"loss": "binary_crossentropy", "metrics": ["binary_accuracy"], "batch_size": 1024,
-                     "epochs": 1, "shuffle": True},
+        "data": {
+            "path": str(csv),
+            "target": "target",
+            "validation_path": str(valid),
+            "scale": "standard",
+            "streaming": streaming,
+        },
+        "model": {
+            "layers": [
+                {"type": "dense", "units": 32, "activation": "relu"},
+                {"type": "dense", "units": 1, "activation": "sigmoid"},
+            ]
+        },
+        "training": {
+            "loss": "binary_crossentropy",
+            "metrics": ["binary_accuracy"],
+            "batch_size": 1024,
+            "epochs": 1,
+            "shuffle": True,
+        },
     }
 
 
@@ -71,8 +85,8 @@ def child(spec_path: Path, out: Path) -> None:
     """Train one spec in this process and print what the parent needs as JSON."""
     sys.path.insert(0, str(ROOT))
     from dlrun.backend import import_keras
-    from dlrun.specfile import load_spec
-    from dlrun.train import train
+    from dlrun.spec.loader import load_spec
+    from dlrun.training.fit import train
 
     import_keras()  # not part of what is measured
     spec = load_spec(spec_path)
@@ -80,15 +94,27 @@ def child(spec_path: Path, out: Path) -> None:
     outcome = train(spec, out, quiet=True)
     total = time.perf_counter() - started
     summary = outcome.summary
-    print(json.dumps({"rows": summary["rows"]["train"], "total_s": total, "fit_s": summary["wall_time_s"],
-                      "loss": summary["final"].get("loss")}))
+    print(
+        json.dumps(
+            {
+                "rows": summary["rows"]["train"],
+                "total_s": total,
+                "fit_s": summary["wall_time_s"],
+                "loss": summary["final"].get("loss"),
+            }
+        )
+    )
 
 
 def measure(label: str, csv: Path, valid: Path, streaming: bool, work: Path) -> dict:
     spec_path = work / f"{label}.yaml"
     spec_path.write_text(json.dumps(spec_for(csv, valid, streaming)))  # JSON is YAML
-    process = subprocess.Popen([sys.executable, __file__, "--child", str(spec_path), str(work / "runs")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", str(spec_path), str(work / "runs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stdout = process.stdout.read()
     stderr = process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -98,9 +124,12 @@ def measure(label: str, csv: Path, valid: Path, streaming: bool, work: Path) -> 
     result.update(label=label, size_mb=csv.stat().st_size / 1e6, peak_rss_mb=usage.ru_maxrss / 1024)
     result["rows_per_s"] = result["rows"] / result["total_s"]
     result["fit_rows_per_s"] = result["rows"] / result["fit_s"]
-    print(f"{label:<16} {result['size_mb']:8.0f} MB {result['rows']:>11,} rows  "
-          f"{result['rows_per_s']:>10,.0f} rows/s end to end  {result['fit_rows_per_s']:>10,.0f} rows/s epoch  "
-          f"peak RSS {result['peak_rss_mb']:7.0f} MB  ({result['total_s']:.1f} s)", flush=True)
+    print(
+        f"{label:<16} {result['size_mb']:8.0f} MB {result['rows']:>11,} rows  "
+        f"{result['rows_per_s']:>10,.0f} rows/s end to end  {result['fit_rows_per_s']:>10,.0f} rows/s epoch  "
+        f"peak RSS {result['peak_rss_mb']:7.0f} MB  ({result['total_s']:.1f} s)",
+        flush=True,
+    )
     return result
 
 
@@ -119,21 +148,27 @@ def main() -> None:
         needed = args.rows * 150 * (args.times + 1.2)
         free = shutil.disk_usage(work).free
         if free < needed * 1.2:
-            raise SystemExit(f"needs about {needed / 1e9:.1f} GB free in {work}, has {free / 1e9:.1f} GB: "
-                             "use --dir or --rows")
+            raise SystemExit(
+                f"needs about {needed / 1e9:.1f} GB free in {work}, has {free / 1e9:.1f} GB: use --dir or --rows"
+            )
         base, large, valid = work / "base.csv", work / "large.csv", work / "valid.csv"
         started = time.perf_counter()
         write_base(base, args.rows, seed=0)
         write_base(valid, 20_000, seed=1)
         write_repeated(base, large, args.times)
-        print(f"wrote {base.stat().st_size / 1e6:.0f} MB and {large.stat().st_size / 1e6:.0f} MB in "
-              f"{time.perf_counter() - started:.0f} s (in {work})", flush=True)
+        print(
+            f"wrote {base.stat().st_size / 1e6:.0f} MB and {large.stat().st_size / 1e6:.0f} MB in "
+            f"{time.perf_counter() - started:.0f} s (in {work})",
+            flush=True,
+        )
         one = measure("streaming 1x", base, valid, True, work)
         ten = measure(f"streaming {args.times}x", large, valid, True, work)
         memory = measure("in-memory 1x", base, valid, False, work)
         print(f"peak RSS {args.times}x / 1x (streaming): {ten['peak_rss_mb'] / one['peak_rss_mb']:.2f} (target <= 1.2)")
-        print(f"throughput in-memory / streaming on 1x, end to end: {memory['rows_per_s'] / one['rows_per_s']:.2f}; "
-              f"epoch only: {memory['fit_rows_per_s'] / one['fit_rows_per_s']:.2f} (target <= 2)")
+        print(
+            f"throughput in-memory / streaming on 1x, end to end: {memory['rows_per_s'] / one['rows_per_s']:.2f}; "
+            f"epoch only: {memory['fit_rows_per_s'] / one['fit_rows_per_s']:.2f} (target <= 2)"
+        )
         print(f"streaming {args.times}x / 1x rows/s: {ten['rows_per_s'] / one['rows_per_s']:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

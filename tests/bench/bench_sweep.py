@@ -33,20 +33,29 @@ def sweep_seconds(jobs: int, epochs: int | None) -> float:
         if done.returncode != 0:
             sys.exit(f"the sweep with --jobs {jobs} failed:\n{done.stdout}\n{done.stderr}")
         manifests = list(Path(out).glob("*/sweep-*/sweep.json"))
-        assert len(manifests) == 1 and manifests[0].read_text().count('"completed"') + \
-            manifests[0].read_text().count('"early-stopped"') == 8, "expected 8 finished runs"
+        assert (
+            len(manifests) == 1
+            and manifests[0].read_text().count('"completed"') + manifests[0].read_text().count('"early-stopped"') == 8
+        ), "expected 8 finished runs"
     return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="override training.epochs; default: the example's own (early stopping ends each run)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="override training.epochs; default: the example's own (early stopping ends each run)",
+    )
     args = parser.parse_args()
     one = sweep_seconds(1, args.epochs)
     two = sweep_seconds(2, args.epochs)
-    print(f"8-run sweep of {SPEC.name}" + (f", training.epochs={args.epochs}" if args.epochs else "")
-          + f"; load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"8-run sweep of {SPEC.name}"
+        + (f", training.epochs={args.epochs}" if args.epochs else "")
+        + f"; load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"--jobs 1: {one:7.1f} s")
     print(f"--jobs 2: {two:7.1f} s")
     print(f"ratio jobs2/jobs1: {two / one:.2f} (target <= 0.65)")

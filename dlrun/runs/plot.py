@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrun.errors import DataError
-from dlrun.runs import CONFIG, HISTORY, find_runs, is_run_dir, run_label
+from dlrun.runs.layout import CONFIG, HISTORY, find_runs, is_run_dir, run_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,8 +109,15 @@ def write_run_plots(history_csv: Path, plots_dir: Path) -> list[Path]:
         fig = Figure(figsize=(6.4, 4.2), layout="constrained")
         ax = fig.subplots()
         for column, style, colour in ((quantity, "-", "C0"), (VAL + quantity, "--", "C1")):
-            _draw(ax, history, column, dots=len(history) <= DOTS_UP_TO, color=colour, linestyle=style,
-                  label="validation" if column.startswith(VAL) else "training")
+            _draw(
+                ax,
+                history,
+                column,
+                dots=len(history) <= DOTS_UP_TO,
+                color=colour,
+                linestyle=style,
+                label="validation" if column.startswith(VAL) else "training",
+            )
         if quantity == "loss":
             _mark_best(ax, history)
         _label_axes(ax, quantity)
@@ -122,8 +129,14 @@ def write_run_plots(history_csv: Path, plots_dir: Path) -> list[Path]:
     return written
 
 
-def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: int, out: Path,
-                   group_seeds: bool = False, band: str = "minmax") -> Path:
+def plot_histories(
+    sources: list[Path],
+    metrics: list[str] | None,
+    from_epoch: int,
+    out: Path,
+    group_seeds: bool = False,
+    band: str = "minmax",
+) -> Path:
     """Overlay the histories of several runs in one figure, one subplot per quantity.
 
     Each run has one colour; on a subplot its training column is solid and its validation twin
@@ -161,13 +174,14 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
     # Mistakes in the arguments are reported before any file is read.
     _check_from_epoch(from_epoch)
     if band not in BANDS:
-        raise ValueError(f"Invalid value received for `band`. Expected one of {', '.join(BANDS)}. Received: band={band!r}")
+        raise ValueError(
+            f"Invalid value received for `band`. Expected one of {', '.join(BANDS)}. Received: band={band!r}"
+        )
     out = Path(out)
     fmt = out.suffix.lstrip(".").lower() or "png"
     if fmt not in FigureCanvasBase.get_supported_filetypes():
         raise DataError(
-            f"cannot write an image as {out.name!r}: expected a suffix matplotlib writes, like "
-            f".png, .svg or .pdf"
+            f"cannot write an image as {out.name!r}: expected a suffix matplotlib writes, like .png, .svg or .pdf"
         )
     runs: list[tuple[str, pd.DataFrame]] = []
     run_dirs: list[Path] = []
@@ -201,12 +215,15 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
     nrows = math.ceil(len(panels) / ncols)
     fig.set_size_inches(6.4 * ncols, 3.6 * nrows + 0.4 + 0.25 * math.ceil(len(drawn) / 2))
     axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)  # an odd number of panels leaves one cell of the grid empty
 
     # tab10 tells ten runs apart; beyond that, evenly spaced colours from a wide colormap.
-    palette = colormaps["tab10"].colors if len(drawn) <= 10 else colormaps["turbo"](
-        [i / (len(drawn) - 1) for i in range(len(drawn))])
+    palette = (
+        colormaps["tab10"].colors
+        if len(drawn) <= 10
+        else colormaps["turbo"]([i / (len(drawn) - 1) for i in range(len(drawn))])
+    )
     dots = max(len(history) for _, history in drawn) <= DOTS_UP_TO  # the same for every run
     styles_used = set()
     marked = False
@@ -225,13 +242,25 @@ def plot_histories(sources: list[Path], metrics: list[str] | None, from_epoch: i
 
     handles = [Line2D([], [], color=colour, label=label) for (label, _), colour in zip(drawn, palette)]
     if "--" in styles_used:  # the run keys are solid: say what a dashed line means
-        handles += [Line2D([], [], color="black", linestyle=style, label=name)
-                    for style, name in (("-", "training"), ("--", "validation")) if style in styles_used]
+        handles += [
+            Line2D([], [], color="black", linestyle=style, label=name)
+            for style, name in (("-", "training"), ("--", "validation"))
+            if style in styles_used
+        ]
     if bands:
         handles.append(Patch(color="grey", alpha=0.25, label="seed band: " + BANDS[band]))
     if marked:
-        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="white",
-                              markeredgecolor="black", label="lowest val_loss"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markerfacecolor="white",
+                markeredgecolor="black",
+                label="lowest val_loss",
+            )
+        )
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
     if from_epoch > 1:
         fig.suptitle(f"from epoch {from_epoch}", fontsize="medium")
@@ -307,9 +336,7 @@ def _resolve_sources(sources: list[Path]) -> list[tuple[Path, str]]:
                 raise DataError(f"{source} holds no run: no {HISTORY} was found in it or below it")
             found += [(run_dir / HISTORY, run_label(run_dir)) for run_dir in run_dirs]
         else:
-            raise DataError(
-                f"{source} does not exist: expected a {HISTORY}, a run directory or a folder of runs"
-            )
+            raise DataError(f"{source} does not exist: expected a {HISTORY}, a run directory or a folder of runs")
     unique: dict[Path, str] = {}
     for csv, label in found:
         unique.setdefault(csv.resolve(), label)
@@ -405,7 +432,7 @@ def _group_seeds(runs: list[tuple[str, pd.DataFrame]], run_dirs: list[Path], ban
     """
     import pandas as pd
 
-    from dlrun.compare import group_labels, seed_groups
+    from dlrun.runs.compare import group_labels, seed_groups
 
     groups = seed_groups(run_dirs)
     labels = group_labels(run_dirs, groups)

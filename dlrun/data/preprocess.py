@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 
 from dlrun.errors import DataError
-from dlrun.names import BINARY_LOSSES, CLASS_LOSSES
+from dlrun.spec.names import BINARY_LOSSES, CLASS_LOSSES
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 DEFAULT_CATEGORY_FILL = "missing"
-_DATE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}(:\d{2})?.*)?\s*$")
+_DATE = re.compile(
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}(:\d{2})?.*)?\s*$"
+)
 _ID_NAME = re.compile(r"(^|[_\s.-])(id|uuid|key|index)$|^(id|idx|index|uuid)$", re.IGNORECASE)
 
 
@@ -79,8 +81,10 @@ def category_keys(series) -> np.ndarray:
     if kind == "b":
         return series.map(str).to_numpy(dtype=object)
     if kind == "f":
-        return np.array([None if v != v else (str(int(v)) if float(v).is_integer() else repr(float(v)))
-                         for v in series.to_numpy()], dtype=object)
+        return np.array(
+            [None if v != v else (str(int(v)) if float(v).is_integer() else repr(float(v))) for v in series.to_numpy()],
+            dtype=object,
+        )
     keys = series.astype("string").str.strip()
     keys = keys.mask(keys.eq(""))
     return keys.astype(object).where(keys.notna(), None).to_numpy(dtype=object)
@@ -179,10 +183,13 @@ class Preprocessing:
         needed = self.features + ([self.target] if labelled else [])
         absent = [c for c in needed if c not in frame.columns]
         if absent:
-            raise DataError(f"{source} lacks column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
-                            f"that the model needs; its columns are: {', '.join(map(str, frame.columns))}")
-        kept, dropped = keep_rows(frame, self.target if labelled else None,
-                                  [c.name for c in self.columns if c.missing == "drop_rows"])
+            raise DataError(
+                f"{source} lacks column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
+                f"that the model needs; its columns are: {', '.join(map(str, frame.columns))}"
+            )
+        kept, dropped = keep_rows(
+            frame, self.target if labelled else None, [c.name for c in self.columns if c.missing == "drop_rows"]
+        )
         rows = frame[kept] if not kept.all() else frame
         parts, unseen = [], {}
         for column in self.columns:
@@ -237,10 +244,18 @@ class Preprocessing:
         unseen = sorted({str(v) for v in labels if v not in index})
         if unseen:
             known = ", ".join(map(str, names[:10])) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
-            hint = (f"; {len(names)} classes looks like a number to predict: use a regression loss such as mae "
-                    "with a one-unit linear output") if len(names) > 20 else ""
-            raise DataError(f"{source}: target {self.target!r} has labels not seen in the training rows: "
-                            f"{', '.join(unseen[:10])}; the model only knows {known}{hint}")
+            hint = (
+                (
+                    f"; {len(names)} classes looks like a number to predict: use a regression loss such as mae "
+                    "with a one-unit linear output"
+                )
+                if len(names) > 20
+                else ""
+            )
+            raise DataError(
+                f"{source}: target {self.target!r} has labels not seen in the training rows: "
+                f"{', '.join(unseen[:10])}; the model only knows {known}{hint}"
+            )
         ids = np.array([index[v] for v in labels], dtype="int64")[codes] if len(codes) else np.zeros(0, "int64")
         return ids.astype("int32" if self.task == "multiclass" else "float32")
 
@@ -258,8 +273,10 @@ class Preprocessing:
         data = {k: v for k, v in data.items() if k != "inputs"}
         if "columns" not in data:  # the first format: numeric features, one offset and divisor each
             scale = data.pop("scale", "none")
-            data["columns"] = [Column(name, NUMERIC, "error", None, scale, offset, divisor) for name, offset, divisor
-                               in zip(data["features"], data.pop("offset", []), data.pop("divisor", []))]
+            data["columns"] = [
+                Column(name, NUMERIC, "error", None, scale, offset, divisor)
+                for name, offset, divisor in zip(data["features"], data.pop("offset", []), data.pop("divisor", []))
+            ]
             data["task"] = "multiclass" if data.get("classes") is not None else task_of(loss or "mse")
             return cls(**data)
         data["columns"] = [Column(**c) for c in data["columns"]]
@@ -295,8 +312,9 @@ def keep_rows(frame, target: str | None, drop_row_columns: list[str]) -> tuple[n
 # --- inferring what each column is ------------------------------------------------------------
 
 
-def infer_kinds(frame, features: list[str], declared: dict[str, str], max_categories: int, source: str,
-                decimal: str = ".") -> dict[str, str]:
+def infer_kinds(
+    frame, features: list[str], declared: dict[str, str], max_categories: int, source: str, decimal: str = "."
+) -> dict[str, str]:
     """Decide numeric or categorical for each feature column from the training rows.
 
     Raises:
@@ -305,9 +323,11 @@ def infer_kinds(frame, features: list[str], declared: dict[str, str], max_catego
     kinds, problems = {}, []
     empty = [name for name in features if missing_mask(frame[name]).all()]
     if empty:
-        raise DataError(f"column{'s' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} "
-                        f"{'are' if len(empty) > 1 else 'is'} empty in every training row of {source}: leave "
-                        f"{'them' if len(empty) > 1 else 'it'} out with data.drop: [{', '.join(empty)}]")
+        raise DataError(
+            f"column{'s' if len(empty) > 1 else ''} {', '.join(map(repr, empty))} "
+            f"{'are' if len(empty) > 1 else 'is'} empty in every training row of {source}: leave "
+            f"{'them' if len(empty) > 1 else 'it'} out with data.drop: [{', '.join(empty)}]"
+        )
     for name in features:
         series = frame[name]
         present = series[~missing_mask(series)]
@@ -323,7 +343,8 @@ def infer_kinds(frame, features: list[str], declared: dict[str, str], max_catego
         listed = "; ".join(f"{name!r}: {why}" for name, why in problems)
         names = ", ".join(name for name, _ in problems)
         raise DataError(
-            f"non-numeric feature column(s) in {source} that cannot be used as they are: {listed}. Leave {'them' if len(problems) > 1 else 'it'} out with data.drop: [{names}], or declare "
+            f"non-numeric feature column(s) in {source} that cannot be used as they are: {listed}. "
+            f"Leave {'them' if len(problems) > 1 else 'it'} out with data.drop: [{names}], or declare "
             f"how to use a column with data.columns.<name>.kind: categorical (or numeric)"
         )
     return kinds
@@ -347,8 +368,10 @@ def _infer(name: str, present, max_categories: int, decimal: str) -> tuple[str, 
     if distinct == len(text) and len(text) > 2:
         return CATEGORICAL, f"looks like an id or names (a different value in every row, e.g. {text.iloc[0]!r})"
     if distinct > max_categories or (len(text) >= 20 and distinct > len(text) / 2):
-        return CATEGORICAL, (f"looks like free text ({distinct} distinct values in {len(text)} rows, e.g. "
-                             f"{text.iloc[0]!r}; data.max_categories is {max_categories})")
+        return CATEGORICAL, (
+            f"looks like free text ({distinct} distinct values in {len(text)} rows, e.g. "
+            f"{text.iloc[0]!r}; data.max_categories is {max_categories})"
+        )
     return CATEGORICAL, None
 
 
@@ -381,24 +404,49 @@ class Fitter:
     value, so they are refused when streaming (`keep_values=False`).
     """
 
-    def __init__(self, plans: list[Plan], target: str, task: str, source: str, decimal: str = ".",
-                 keep_values: bool = True, max_categories: int = 50, inferred: set[str] | None = None):
+    def __init__(
+        self,
+        plans: list[Plan],
+        target: str,
+        task: str,
+        source: str,
+        decimal: str = ".",
+        keep_values: bool = True,
+        max_categories: int = 50,
+        inferred: set[str] | None = None,
+    ):
         self.plans, self.target, self.task, self.source, self.decimal = plans, target, task, source, decimal
         self.max_categories, self.inferred = max_categories, inferred or set()
         self.stats: dict[str, dict[str, Any]] = {}
         for plan in plans:
             if plan.kind == CATEGORICAL and plan.missing in ("mean", "median"):
-                raise DataError(f"data.columns.{plan.name}.missing: {plan.missing} does not apply to categorical "
-                                f"column {plan.name!r}; use most_frequent, constant, drop_rows or error")
+                raise DataError(
+                    f"data.columns.{plan.name}.missing: {plan.missing} does not apply to categorical "
+                    f"column {plan.name!r}; use most_frequent, constant, drop_rows or error"
+                )
             if plan.kind == NUMERIC and isinstance(plan.fill_value, str) and plan.missing == "constant":
-                raise DataError(f"data.columns.{plan.name}.fill_value: numeric column {plan.name!r} cannot be filled "
-                                f"with text {plan.fill_value!r}; give a number")
+                raise DataError(
+                    f"data.columns.{plan.name}.fill_value: numeric column {plan.name!r} cannot be filled "
+                    f"with text {plan.fill_value!r}; give a number"
+                )
             if plan.kind == NUMERIC and plan.missing in ("median", "most_frequent") and not keep_values:
-                raise DataError(f"data.columns.{plan.name}.missing: {plan.missing} needs every value of {plan.name!r} "
-                                "in memory, which streaming avoids; use mean or constant, or set data.streaming: false")
-            self.stats[plan.name] = ({"n": 0, "mean": 0.0, "m2": 0.0, "min": math.inf, "max": -math.inf, "gaps": 0,
-                                      "values": [] if plan.missing in ("median", "most_frequent") else None}
-                                     if plan.kind == NUMERIC else {"counts": Counter(), "gaps": 0})
+                raise DataError(
+                    f"data.columns.{plan.name}.missing: {plan.missing} needs every value of {plan.name!r} "
+                    "in memory, which streaming avoids; use mean or constant, or set data.streaming: false"
+                )
+            self.stats[plan.name] = (
+                {
+                    "n": 0,
+                    "mean": 0.0,
+                    "m2": 0.0,
+                    "min": math.inf,
+                    "max": -math.inf,
+                    "gaps": 0,
+                    "values": [] if plan.missing in ("median", "most_frequent") else None,
+                }
+                if plan.kind == NUMERIC
+                else {"counts": Counter(), "gaps": 0}
+            )
         self.labels: Counter = Counter()
         self.rows = 0
 
@@ -438,8 +486,10 @@ class Fitter:
             DataError: no training rows, an empty column, a classification target with a single class.
         """
         if self.rows == 0:
-            raise DataError(f"{self.source}: no training rows left (after leaving out empty targets and "
-                            "drop_rows rows); check the target column and data.missing")
+            raise DataError(
+                f"{self.source}: no training rows left (after leaving out empty targets and "
+                "drop_rows rows); check the target column and data.missing"
+            )
         columns = [self._column(plan) for plan in self.plans]
         classes = labels = None
         if self.task != "regression":
@@ -468,8 +518,10 @@ class Fitter:
         if plan.kind == CATEGORICAL:
             counts: Counter = stats["counts"]
             if not counts:
-                raise DataError(f"column {plan.name!r} is empty in every training row of {self.source}: leave it out "
-                                f"with data.drop: [{plan.name}]")
+                raise DataError(
+                    f"column {plan.name!r} is empty in every training row of {self.source}: leave it out "
+                    f"with data.drop: [{plan.name}]"
+                )
             column.categories = sorted(counts)
             if plan.missing == "most_frequent":
                 column.fill_value = max(sorted(counts), key=lambda k: counts[k])
@@ -478,8 +530,10 @@ class Fitter:
                 column.fill_value = category_keys(_series([fill]))[0]
             return column
         if stats["n"] == 0:
-            raise DataError(f"column {plan.name!r} is empty in every training row of {self.source}: leave it out "
-                            f"with data.drop: [{plan.name}]")
+            raise DataError(
+                f"column {plan.name!r} is empty in every training row of {self.source}: leave it out "
+                f"with data.drop: [{plan.name}]"
+            )
         fill = None
         if plan.missing == "mean":
             fill = stats["mean"]

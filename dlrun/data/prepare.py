@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from dlrun.columns import (
-    csv_options, declared_kinds, pandas_options, read_header, select_features,
+from dlrun.data.columns import (
+    csv_options,
+    declared_kinds,
+    pandas_options,
+    read_header,
+    select_features,
+)
+from dlrun.data.preprocess import (
+    Encoded,
+    Fitter,
+    Plan,
+    Preprocessing,
+    infer_kinds,
+    keep_rows,
+    missing_mask,
+    task_of,
 )
 from dlrun.errors import DataError
-from dlrun.preprocess import (
-    Encoded, Fitter, Plan, Preprocessing, infer_kinds, keep_rows, missing_mask, task_of,
-)
-from dlrun.runs import file_sha256
-from dlrun.spec import CsvOptions, DataSpec
+from dlrun.runs.layout import file_sha256
+from dlrun.spec.models import CsvOptions, DataSpec
 
 PARTS = ("train", "validation", "test")
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -59,8 +71,6 @@ class Prepared:
 # --- reading CSVs -------------------------------------------------------------------------------
 
 
-
-
 def read_csv(path: str | Path, options: CsvOptions | dict | None = None):
     """Read a whole CSV into a data frame with the spec's options; column names stripped.
 
@@ -71,8 +81,12 @@ def read_csv(path: str | Path, options: CsvOptions | dict | None = None):
     return chunks[0]
 
 
-def read_chunks(path: str | Path, options: CsvOptions | dict | None = None,
-                chunk_rows: int | None = 65536, check_ragged: bool = True) -> Iterator:
+def read_chunks(
+    path: str | Path,
+    options: CsvOptions | dict | None = None,
+    chunk_rows: int | None = 65536,
+    check_ragged: bool = True,
+) -> Iterator:
     """Yield a CSV's rows as data frames of `chunk_rows` rows (one frame when None), checked as `read_csv`.
 
     The row index runs on across chunks, so `line_of(index)` is a row's line in the file. Rows with
@@ -84,8 +98,7 @@ def read_chunks(path: str | Path, options: CsvOptions | dict | None = None,
     path, options = Path(path), csv_options(options)
     columns = read_header(path, options)
     try:
-        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=chunk_rows is not None,
-                             **pandas_options(options))
+        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=chunk_rows is not None, **pandas_options(options))
         chunks = [reader] if chunk_rows is None else reader
         empty, short_possible = True, False
         for frame in chunks:
@@ -99,8 +112,10 @@ def read_chunks(path: str | Path, options: CsvOptions | dict | None = None,
     except pd.errors.ParserError as exc:
         raise _parser_error(path, str(exc), len(columns)) from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"cannot read {path} as {options.encoding} text ({exc.reason}); set data.csv.encoding "
-                        "(latin-1, cp1252, utf-16, ...)") from None
+        raise DataError(
+            f"cannot read {path} as {options.encoding} text ({exc.reason}); set data.csv.encoding "
+            "(latin-1, cp1252, utf-16, ...)"
+        ) from None
     if empty:
         raise DataError(f"{path} has a header but no rows: at least one row of data is needed")
     if short_possible and check_ragged:  # pandas fills a short row with NaN without a word; only then look for one
@@ -117,9 +132,11 @@ def _parser_error(path, message: str, width: int) -> DataError:
 
 
 def _ragged(path, line: int, found: int, width: int) -> DataError:
-    return DataError(f"{path}: line {line} has {found} field{'s' if found != 1 else ''} but the header has {width} "
-                     "(a ragged row): fix that line, or quote fields that hold the separator, or check "
-                     "data.csv.separator and quotechar")
+    return DataError(
+        f"{path}: line {line} has {found} field{'s' if found != 1 else ''} but the header has {width} "
+        "(a ragged row): fix that line, or quote fields that hold the separator, or check "
+        "data.csv.separator and quotechar"
+    )
 
 
 def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width: int) -> tuple[int, int] | None:
@@ -153,8 +170,9 @@ def plans_for(spec: DataSpec, kinds: dict[str, str]) -> list[Plan]:
 
 def drop_row_columns(spec: DataSpec, features: list[str]) -> list[str]:
     """Feature columns whose empty cells remove the row (known before the data is seen)."""
-    return [c for c in features
-            if ((spec.columns[c].missing if c in spec.columns else None) or spec.missing) == "drop_rows"]
+    return [
+        c for c in features if ((spec.columns[c].missing if c in spec.columns else None) or spec.missing) == "drop_rows"
+    ]
 
 
 def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
@@ -162,8 +180,10 @@ def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
     column = frame[spec.target]
     present = column[~missing_mask(column)]
     if present.empty:
-        raise DataError(f"data.target: column {spec.target!r} is empty in every row of {source}; there is nothing "
-                        "to learn from. Check data.target and data.csv.separator")
+        raise DataError(
+            f"data.target: column {spec.target!r} is empty in every row of {source}; there is nothing "
+            "to learn from. Check data.target and data.csv.separator"
+        )
     if task == "regression" and present.dtype.kind not in "biuf":
         import pandas as pd
 
@@ -200,7 +220,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
         DataError: a missing file or column, an unusable column, empty cells, too few rows, ...
     """
     if streams(spec):
-        from dlrun.stream import prepare_streaming
+        from dlrun.data.stream import prepare_streaming
 
         return prepare_streaming(spec, seed, loss)
     task = task_of(loss)
@@ -226,11 +246,19 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
             parts[part] = frame.iloc[index]
     train = parts["train"]
     kinds = infer_kinds(train, features, declared_kinds(spec), spec.max_categories, spec.path, spec.csv.decimal)
-    fitter = Fitter(plans_for(spec, kinds), spec.target, task, spec.path, spec.csv.decimal,
-                    max_categories=spec.max_categories, inferred=set(kinds) - set(declared_kinds(spec)))
+    fitter = Fitter(
+        plans_for(spec, kinds),
+        spec.target,
+        task,
+        spec.path,
+        spec.csv.decimal,
+        max_categories=spec.max_categories,
+        inferred=set(kinds) - set(declared_kinds(spec)),
+    )
     fitter.update(train)
-    pre = fitter.finish(features, spec.csv.model_dump(), [c for c in frame.columns if c not in features
-                                                         and c != spec.target])
+    pre = fitter.finish(
+        features, spec.csv.model_dump(), [c for c in frame.columns if c not in features and c != spec.target]
+    )
     encoded: dict[str, Encoded] = {}
     for part, rows in parts.items():
         encoded[part] = pre.apply(rows, sources[part])
@@ -238,20 +266,28 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
             for key, count in encoded[part].dropped.items():
                 dropped[key] += count
     if len(encoded["validation"].x) == 0:
-        raise DataError(f"{sources['validation']}: no validation rows left (after leaving out empty targets and "
-                        "drop_rows rows)")
+        raise DataError(
+            f"{sources['validation']}: no validation rows left (after leaving out empty targets and drop_rows rows)"
+        )
     test = encoded.get("test")
     return Prepared(
-        encoded["train"].x, encoded["train"].y, encoded["validation"].x, encoded["validation"].y, pre, sha,
-        x_test=test.x if test else None, y_test=test.y if test else None,
+        encoded["train"].x,
+        encoded["train"].y,
+        encoded["validation"].x,
+        encoded["validation"].y,
+        pre,
+        sha,
+        x_test=test.x if test else None,
+        y_test=test.y if test else None,
         rows={part: int(len(e.x)) for part, e in encoded.items()},
         dropped=dropped,
         unseen={part: e.unseen for part, e in encoded.items() if part != "train" and e.unseen},
     )
 
 
-def split_rows(n: int, fractions: dict[str, float | None], seed: int,
-               labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def split_rows(
+    n: int, fractions: dict[str, float | None], seed: int, labels: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Split row positions at random (seeded) into train and the held-out parts.
 
     Validation takes the first rows of a seeded permutation, test the next ones, training the rest;
@@ -267,20 +303,23 @@ def split_rows(n: int, fractions: dict[str, float | None], seed: int,
         start = 0
         for part in ("validation", "test"):
             count = int(round(len(group) * fractions[part])) if fractions.get(part) else 0
-            out[part].append(group[start:start + count])
+            out[part].append(group[start : start + count])
             start += count
         out["train"].append(group[start:])
     split = {part: np.concatenate(chunks) for part, chunks in out.items() if chunks}
     for part in ("validation", "test"):
         if fractions.get(part) and len(split[part]) == 0:
-            raise DataError(f"data.{part}_split: {fractions[part]} of {n} rows leaves no {part} rows; "
-                            "use a larger fraction or more rows")
+            raise DataError(
+                f"data.{part}_split: {fractions[part]} of {n} rows leaves no {part} rows; "
+                "use a larger fraction or more rows"
+            )
         if not fractions.get(part):
             split.pop(part, None)
     if len(split["train"]) == 0:
         held = ", ".join(f"{p} {len(split[p])}" for p in ("validation", "test") if p in split)
-        raise DataError(f"data.validation_split: the split of {n} rows leaves {held} and 0 training rows; "
-                        "both need at least one")
+        raise DataError(
+            f"data.validation_split: the split of {n} rows leaves {held} and 0 training rows; both need at least one"
+        )
     return split
 
 

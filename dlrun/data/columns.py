@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dlrun.errors import DataError
-from dlrun.spec import CsvOptions, DataSpec
+from dlrun.spec.models import CsvOptions, DataSpec
 
 _SEPARATORS = {";": "';'", "\t": "'\\t' (tab)", "|": "'|'", ",": "','"}
 
@@ -19,8 +19,13 @@ def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
     encoding = options.encoding
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # reads files with or without a byte-order mark
-    return {"sep": options.separator, "decimal": options.decimal, "encoding": encoding,
-            "quotechar": options.quotechar, "index_col": False}
+    return {
+        "sep": options.separator,
+        "decimal": options.decimal,
+        "encoding": encoding,
+        "quotechar": options.quotechar,
+        "index_col": False,
+    }
 
 
 def csv_options(options: CsvOptions | dict | None) -> CsvOptions:
@@ -28,7 +33,6 @@ def csv_options(options: CsvOptions | dict | None) -> CsvOptions:
     if options is None:
         return CsvOptions()
     return options if isinstance(options, CsvOptions) else CsvOptions.model_validate(options)
-
 
 
 def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> list[str]:
@@ -39,18 +43,21 @@ def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> l
         with path.open(newline="", encoding=encoding) as handle:
             header = next(csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar), None)
     except FileNotFoundError:
-        raise DataError(f"data file not found: {path} (paths in a spec are relative to the spec file's folder)") from None
+        raise DataError(
+            f"data file not found: {path} (paths in a spec are relative to the spec file's folder)"
+        ) from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not a CSV file") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"cannot read {path} as {options.encoding} text ({exc.reason} at byte {exc.start}); "
-                        "set data.csv.encoding (latin-1, cp1252, utf-16, ...)") from None
+        raise DataError(
+            f"cannot read {path} as {options.encoding} text ({exc.reason} at byte {exc.start}); "
+            "set data.csv.encoding (latin-1, cp1252, utf-16, ...)"
+        ) from None
     if not header:
         raise DataError(f"{path} is empty: a CSV with a header line and at least one row is needed")
     columns = [name.strip() for name in header]
     _check_separator(columns, options, path)
     return columns
-
 
 
 def text_columns(spec: DataSpec, features: list[str], rows: int = 200) -> list[str]:
@@ -94,7 +101,6 @@ def _check_separator(columns: list[str], options: CsvOptions, path) -> None:
             )
 
 
-
 def select_features(columns: list[str], spec: DataSpec, source: str) -> list[str]:
     """Return the feature columns the spec asks for, checked against a CSV's columns.
 
@@ -104,8 +110,11 @@ def select_features(columns: list[str], spec: DataSpec, source: str) -> list[str
     available = ", ".join(columns)
     if spec.target not in columns:
         raise DataError(f"data.target: column {spec.target!r} is not in {source}; its columns are: {available}")
-    for key, wanted in (("data.features", spec.features or []), ("data.drop", spec.drop),
-                        ("data.columns", list(spec.columns))):
+    for key, wanted in (
+        ("data.features", spec.features or []),
+        ("data.drop", spec.drop),
+        ("data.columns", list(spec.columns)),
+    ):
         missing = [c for c in wanted if c not in columns]
         if missing:
             raise DataError(f"{key}: {', '.join(map(repr, missing))} not in {source}; its columns are: {available}")
@@ -115,14 +124,13 @@ def select_features(columns: list[str], spec: DataSpec, source: str) -> list[str
     else:
         features = [c for c in columns if c != spec.target and c not in left_out]
     if spec.target in features:
-        raise DataError(f"data.features: the target {spec.target!r} cannot also be a feature; remove it from data.features")
+        raise DataError(
+            f"data.features: the target {spec.target!r} cannot also be a feature; remove it from data.features"
+        )
     if not features:
         raise DataError(f"no feature columns left in {source}: list some in data.features or drop fewer in data.drop")
     return features
 
 
-
 def declared_kinds(spec: DataSpec) -> dict[str, str]:
     return {name: c.kind for name, c in spec.columns.items() if c.kind in ("numeric", "categorical")}
-
-

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dlrun import names
-from dlrun.spec import Spec
-
+from dlrun.spec import names
+from dlrun.spec.models import Spec
 
 
 def spec_schema() -> dict[str, Any]:
@@ -18,10 +17,14 @@ def spec_schema() -> dict[str, Any]:
     optimizer = defs["OptimizerSpec"]
     optimizer["properties"]["name"]["enum"] = sorted(names.OPTIMIZERS)
     # The Keras kwargs each optimizer takes, so an editor can complete `beta_1`, `momentum`, ...
-    optimizer["properties"].update({
-        key: {"description": f"Keras optimizer argument (default {default!r})."}
-        for kwargs in names.OPTIMIZERS.values() for key, default in kwargs.items() if key != "learning_rate"
-    })
+    optimizer["properties"].update(
+        {
+            key: {"description": f"Keras optimizer argument (default {default!r})."}
+            for kwargs in names.OPTIMIZERS.values()
+            for key, default in kwargs.items()
+            if key != "learning_rate"
+        }
+    )
     optimizer["additionalProperties"] = False
     training = defs["TrainingSpec"]["properties"]
     # A bare name is accepted too (`optimizer: adam`); pydantic only sees the object after normalizing.

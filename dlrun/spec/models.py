@@ -7,7 +7,7 @@ Field names are Keras's own argument names, so what a user knows from Keras carr
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from dlrun import names
+from dlrun.spec import names
 
 
 class StrictModel(BaseModel):
@@ -74,7 +74,8 @@ class CsvOptions(StrictModel):
             codecs.lookup(value)
         except LookupError:
             raise PydanticCustomError(
-                "unknown_name", "{detail}",
+                "unknown_name",
+                "{detail}",
                 {"detail": f"unknown encoding {value!r}; expected a Python codec name like utf-8, latin-1 or cp1252"},
             ) from None
         return value
@@ -83,9 +84,12 @@ class CsvOptions(StrictModel):
     def _distinct_marks(self) -> CsvOptions:
         if self.decimal == self.separator:
             raise PydanticCustomError(
-                "csv_options", "{detail}",
-                {"detail": f"decimal and separator are both {self.separator!r}; with decimal ',' use "
-                           "separator ';' (the usual European CSV)"},
+                "csv_options",
+                "{detail}",
+                {
+                    "detail": f"decimal and separator are both {self.separator!r}; with decimal ',' use "
+                    "separator ';' (the usual European CSV)"
+                },
             )
         return self
 
@@ -150,25 +154,34 @@ class DataSpec(StrictModel):
             raise PydanticCustomError(
                 "validation_source",
                 "{detail}",
-                {"detail": f"give exactly one of validation_split (a fraction like 0.3) or validation_path "
-                           f"(a CSV of validation rows); this spec gives {given}"},
+                {
+                    "detail": f"give exactly one of validation_split (a fraction like 0.3) or validation_path "
+                    f"(a CSV of validation rows); this spec gives {given}"
+                },
             )
         if self.test_split is not None and self.test_path is not None:
             raise PydanticCustomError(
-                "validation_source", "{detail}",
-                {"detail": "give at most one of test_split (a fraction like 0.2) or test_path (a CSV of test rows); "
-                           "this spec gives both"},
+                "validation_source",
+                "{detail}",
+                {
+                    "detail": "give at most one of test_split (a fraction like 0.2) or test_path (a CSV of test rows); "
+                    "this spec gives both"
+                },
             )
         held_out = (self.validation_split or 0) + (self.test_split or 0)
         if held_out >= 1:
             raise PydanticCustomError(
-                "validation_source", "{detail}",
-                {"detail": f"validation_split + test_split = {held_out:g} leaves no training rows; "
-                           "their sum must be below 1 (like 0.2 + 0.2)"},
+                "validation_source",
+                "{detail}",
+                {
+                    "detail": f"validation_split + test_split = {held_out:g} leaves no training rows; "
+                    "their sum must be below 1 (like 0.2 + 0.2)"
+                },
             )
         if self.target in self.columns:
             raise PydanticCustomError(
-                "validation_source", "{detail}",
+                "validation_source",
+                "{detail}",
                 {"detail": f"columns.{self.target}: the target is not preprocessed; remove it from data.columns"},
             )
         return self
@@ -229,7 +242,7 @@ class ActivationLayer(StrictModel):
 
 
 Layer = Annotated[
-    Union[DenseLayer, DropoutLayer, BatchNormalizationLayer, ActivationLayer],
+    DenseLayer | DropoutLayer | BatchNormalizationLayer | ActivationLayer,
     Field(discriminator="type"),
 ]
 LAYER_TYPES = ("dense", "dropout", "batch_normalization", "activation")
@@ -296,9 +309,12 @@ class OptimizerSpec(BaseModel):
             expected = _expected_type(key, allowed[key])
             if expected and not _has_type(value, expected):
                 raise PydanticCustomError(
-                    "wrong_type", "{detail}",
-                    {"detail": f"optimizer argument {key!r} expects {expected} (Keras default "
-                               f"{allowed[key]!r}), received {value!r}"},
+                    "wrong_type",
+                    "{detail}",
+                    {
+                        "detail": f"optimizer argument {key!r} expects {expected} (Keras default "
+                        f"{allowed[key]!r}), received {value!r}"
+                    },
                 )
         if self.learning_rate is None:
             self.learning_rate = allowed["learning_rate"]
@@ -364,9 +380,11 @@ class TrainingSpec(StrictModel):
             raise PydanticCustomError(
                 "unknown_monitor",
                 "{detail}",
-                {"detail": f"early_stopping.monitor {stop.monitor!r} will not exist during training"
-                           f"{f'; did you mean {guess!r}?' if guess else ''}. Expected loss, val_loss, or a metric "
-                           f"listed in training.metrics (with or without val_): {', '.join(choices)}"},
+                {
+                    "detail": f"early_stopping.monitor {stop.monitor!r} will not exist during training"
+                    f"{f'; did you mean {guess!r}?' if guess else ''}. Expected loss, val_loss, or a metric "
+                    f"listed in training.metrics (with or without val_): {', '.join(choices)}"
+                },
             )
         if stop.mode == "auto":
             direction = "min" if base == "loss" else names.METRICS[base]
@@ -374,8 +392,10 @@ class TrainingSpec(StrictModel):
                 raise PydanticCustomError(
                     "monitor_mode",
                     "{detail}",
-                    {"detail": f"cannot tell whether {stop.monitor!r} should go up or down: "
-                               "set early_stopping.mode to min or max"},
+                    {
+                        "detail": f"cannot tell whether {stop.monitor!r} should go up or down: "
+                        "set early_stopping.mode to min or max"
+                    },
                 )
             stop.mode = direction
         return self
@@ -405,7 +425,8 @@ class Spec(StrictModel):
     def _safe_name(cls, value: str | None) -> str | None:
         if value is not None and not _NAME.match(value):
             raise PydanticCustomError(
-                "bad_name", "{detail}",
+                "bad_name",
+                "{detail}",
                 {"detail": f"name {value!r} cannot be a folder name: use letters, digits, '.', '_' and '-'"},
             )
         return value
@@ -415,33 +436,45 @@ class Spec(StrictModel):
         dense = [i for i, layer in enumerate(self.model.layers) if layer.type == "dense"]
         if not dense:
             raise PydanticCustomError(
-                "output_width", "{detail}",
-                {"detail": "model.layers has no dense layer: end the stack with one, e.g. "
-                           "{type: dense, units: 1} for one number to predict"},
+                "output_width",
+                "{detail}",
+                {
+                    "detail": "model.layers has no dense layer: end the stack with one, e.g. "
+                    "{type: dense, units: 1} for one number to predict"
+                },
             )
         last = dense[-1]
         units = self.model.layers[last].units
         loss = self.training.loss
         if self.data.stratify and loss not in (*names.BINARY_LOSSES, *names.CLASS_LOSSES):
             raise PydanticCustomError(
-                "stratify_loss", "{detail}",
-                {"detail": f"data.stratify keeps each class's share of rows, but loss {loss!r} predicts numbers: "
-                           "remove stratify, or use a classification loss"},
+                "stratify_loss",
+                "{detail}",
+                {
+                    "detail": f"data.stratify keeps each class's share of rows, but loss {loss!r} predicts numbers: "
+                    "remove stratify, or use a classification loss"
+                },
             )
         if loss in names.CLASS_LOSSES:
             if units < 2:
                 raise PydanticCustomError(
-                    "output_width", "{detail}",
-                    {"detail": f"model.layers[{last}] has 1 unit, but loss {loss!r} needs one output per class: "
-                               "set units to the number of classes, with activation: softmax"},
+                    "output_width",
+                    "{detail}",
+                    {
+                        "detail": f"model.layers[{last}] has 1 unit, but loss {loss!r} needs one output per class: "
+                        "set units to the number of classes, with activation: softmax"
+                    },
                 )
         elif units != 1:
             # The target is one CSV column, so every other loss compares it with a single output.
             raise PydanticCustomError(
-                "output_width", "{detail}",
-                {"detail": f"model.layers[{last}] has {units} units, but loss {loss!r} compares one target "
-                           f"column with one output: set units: 1, or for {units} classes use loss: "
-                           "sparse_categorical_crossentropy with activation: softmax"},
+                "output_width",
+                "{detail}",
+                {
+                    "detail": f"model.layers[{last}] has {units} units, but loss {loss!r} compares one target "
+                    f"column with one output: set units: 1, or for {units} classes use loss: "
+                    "sparse_categorical_crossentropy with activation: softmax"
+                },
             )
         return self
 

@@ -19,9 +19,10 @@ from typing import Any
 
 import yaml
 
-from dlrun import compare, runs
 from dlrun.errors import DlrunError, SpecError
-from dlrun.specfile import parse_value
+from dlrun.runs import compare
+from dlrun.runs import layout as runs
+from dlrun.spec.loader import parse_value
 
 MANIFEST = "sweep.json"
 COMPARE_CSV = "compare.csv"
@@ -61,8 +62,10 @@ def parse_axis(option: str) -> tuple[str, list[str]]:
     path, sep, text = option.partition("=")
     path = path.strip()
     if not sep or not path:
-        raise SpecError(f"--set {option!r}: expected PATH=VALUE or PATH=V1,V2,..., like training.epochs=5 "
-                        "or training.optimizer.learning_rate=0.01,0.001")
+        raise SpecError(
+            f"--set {option!r}: expected PATH=VALUE or PATH=V1,V2,..., like training.epochs=5 "
+            "or training.optimizer.learning_rate=0.01,0.001"
+        )
     values = split_values(text)
     if len(values) > 1 and any(v == "" for v in values):
         raise SpecError(f"--set {option!r}: an empty value in the list; remove the extra comma")
@@ -85,8 +88,10 @@ def read_axes_file(path: Path) -> list[tuple[str, list[str]]]:
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict) or not data:
-        raise SpecError(f"{path}: expected a mapping of spec paths to lists of values, like\n"
-                        "  training.optimizer.learning_rate: [0.01, 0.001]\n  seed: [0, 1, 2]")
+        raise SpecError(
+            f"{path}: expected a mapping of spec paths to lists of values, like\n"
+            "  training.optimizer.learning_rate: [0.01, 0.001]\n  seed: [0, 1, 2]"
+        )
     axes = []
     for key, value in data.items():
         values = value if isinstance(value, list) else [value]
@@ -123,8 +128,10 @@ class Grid:
     def points(self) -> list[list[str]]:
         """Return each point's overrides: the constants, then one value of each axis."""
         paths = [path for path, _ in self.axes]
-        return [self.constants + [f"{p}={v}" for p, v in zip(paths, combo)]
-                for combo in itertools.product(*(values for _, values in self.axes))]
+        return [
+            self.constants + [f"{p}={v}" for p, v in zip(paths, combo)]
+            for combo in itertools.product(*(values for _, values in self.axes))
+        ]
 
 
 def make_grid(sets: list[str], seeds: str | None = None, axes_file: Path | None = None) -> Grid:
@@ -172,8 +179,10 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any]:
     """
     path = Path(sweep_dir) / MANIFEST
     if not path.is_file():
-        raise DlrunError(f"{sweep_dir} is not a sweep folder: it has no {MANIFEST} "
-                         "(pass the runs/<name>/sweep-<timestamp> folder a sweep printed)")
+        raise DlrunError(
+            f"{sweep_dir} is not a sweep folder: it has no {MANIFEST} "
+            "(pass the runs/<name>/sweep-<timestamp> folder a sweep printed)"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         manifest["points"] and manifest["spec"]
@@ -203,8 +212,10 @@ def _discard_unfinished(point: dict[str, Any], sweep_dir: Path) -> None:
     wanted = "".join(f"{o}\n" for o in point["overrides"])
     for overrides_file in sweep_dir.glob(f"*/*/{runs.OVERRIDES}"):
         run_dir = overrides_file.parent
-        if overrides_file.read_text(encoding="utf-8") == wanted and \
-                runs.read_summary(run_dir).get("status") not in FINISHED:
+        if (
+            overrides_file.read_text(encoding="utf-8") == wanted
+            and runs.read_summary(run_dir).get("status") not in FINISHED
+        ):
             shutil.rmtree(run_dir)
 
 
@@ -234,16 +245,22 @@ def start(spec: Path, grid: Grid, out: Path) -> Path:
     Raises:
         SpecError: the spec, or an override every point shares, is invalid.
     """
-    from dlrun.specfile import load_spec
+    from dlrun.spec.loader import load_spec
 
     loaded = load_spec(spec, grid.constants)  # a mistake every point shares stops the sweep here
     sweep_dir = runs.new_run_dir(out, loaded.name, prefix="sweep-")
-    points = [{"index": i, "overrides": overrides, "status": "pending", "run_dir": None, "error": None}
-              for i, overrides in enumerate(grid.points())]
+    points = [
+        {"index": i, "overrides": overrides, "status": "pending", "run_dir": None, "error": None}
+        for i, overrides in enumerate(grid.points())
+    ]
     manifest = {
-        "spec": str(Path(spec).resolve()), "spec_sha256": runs.file_sha256(spec), "name": loaded.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "constants": grid.constants,
-        "axes": [{"path": p, "values": v} for p, v in grid.axes], "points": points,
+        "spec": str(Path(spec).resolve()),
+        "spec_sha256": runs.file_sha256(spec),
+        "name": loaded.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "constants": grid.constants,
+        "axes": [{"path": p, "values": v} for p, v in grid.axes],
+        "points": points,
     }
     runs.write_json(sweep_dir / MANIFEST, manifest)
     return sweep_dir
@@ -258,7 +275,7 @@ def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict],
     Raises:
         DlrunError: the folder is not a sweep, or its spec changed since the sweep started.
     """
-    from dlrun.specfile import load_spec
+    from dlrun.spec.loader import load_spec
 
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
@@ -266,8 +283,10 @@ def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict],
     if not spec.is_file():
         raise DlrunError(f"the sweep's spec {spec} is gone; restore it to resume the sweep")
     if runs.file_sha256(spec) != manifest["spec_sha256"]:
-        raise DlrunError(f"the sweep's spec {spec} changed since the sweep started, so resumed runs would "
-                         "not match the finished ones; restore it, or start a new sweep")
+        raise DlrunError(
+            f"the sweep's spec {spec} changed since the sweep started, so resumed runs would "
+            "not match the finished ones; restore it, or start a new sweep"
+        )
     points = manifest["points"]
     axes = [axis["path"] for axis in manifest["axes"]]
     todo = [p for p in points if needs_run(p, sweep_dir)]
@@ -294,8 +313,11 @@ def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict],
             for result in results:
                 point = points[result["index"]]
                 run_dir = result["run_dir"] or _find_run(sweep_dir, point["overrides"])
-                point.update(status=result["status"], error=result["error"],
-                             run_dir=str(Path(run_dir).relative_to(sweep_dir)) if run_dir else None)
+                point.update(
+                    status=result["status"],
+                    error=result["error"],
+                    run_dir=str(Path(run_dir).relative_to(sweep_dir)) if run_dir else None,
+                )
                 runs.write_json(sweep_dir / MANIFEST, manifest)
                 display.finished(point)
                 if on_result is not None:
@@ -340,8 +362,9 @@ def table(sweep_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[di
     if loaded:
         monitor = loaded[0].summary.get("monitor")
         if f"best:{monitor}" in columns:
-            rows = compare.sort_rows(columns, rows, f"best:{monitor}",
-                                     descending=loaded[0].summary.get("mode") == "max")
+            rows = compare.sort_rows(
+                columns, rows, f"best:{monitor}", descending=loaded[0].summary.get("mode") == "max"
+            )
     for point in without_run:
         row: dict[str, Any] = {"run": f"point {point['index']}", "status": point["status"]}
         for override in point["overrides"]:
@@ -372,9 +395,16 @@ class _Display:
         self.failed = 0
         self.console = console
         self.progress = Progress(
-            TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
-            TextColumn("{task.fields[failed]}"), TextColumn("{task.fields[running]}"),
-            console=console, transient=False, disable=console is None,
+            TextColumn("[bold]sweep"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("runs"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[failed]}"),
+            TextColumn("{task.fields[running]}"),
+            console=console,
+            transient=False,
+            disable=console is None,
         )
         self.task = self.progress.add_task("sweep", total=total, failed="", running="")
 
@@ -403,8 +433,11 @@ class _Display:
 
     def _refresh(self) -> None:
         running = ", ".join(self.labels[i] for i in self.running[:3]) + (" ..." if len(self.running) > 3 else "")
-        self.progress.update(self.task, failed=f"[red]{self.failed} failed[/]" if self.failed else "",
-                             running=f"running: {running}" if running else "")
+        self.progress.update(
+            self.task,
+            failed=f"[red]{self.failed} failed[/]" if self.failed else "",
+            running=f"running: {running}" if running else "",
+        )
 
 
 def make_executor(kind: str, jobs: int | None, address: str | None, points: int):
@@ -413,7 +446,7 @@ def make_executor(kind: str, jobs: int | None, address: str | None, points: int)
     Raises:
         DlrunError: an unknown executor, --address without Ray, or Ray not installed.
     """
-    from dlrun.executors import LocalExecutor, RayExecutor, cores, import_ray
+    from dlrun.search.executors import LocalExecutor, RayExecutor, cores, import_ray
 
     if jobs is not None and jobs < 1:
         raise DlrunError(f"--jobs {jobs}: expected 1 or more parallel runs")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from dlrun import names
 from dlrun.errors import Problem, SpecError
-from dlrun.spec import LAYER_TYPES, Spec
+from dlrun.spec import names
+from dlrun.spec.models import LAYER_TYPES, Spec
 
 Loc = tuple  # a path into the data: ("model", "layers", 2, "rate")
 
@@ -61,7 +61,9 @@ def read_yaml(path: Path) -> Source:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SpecError(f"spec file not found: {path} (check the path; specs are YAML files like configs/*.yaml)") from None
+        raise SpecError(
+            f"spec file not found: {path} (check the path; specs are YAML files like configs/*.yaml)"
+        ) from None
     except (IsADirectoryError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
     loader = SpecLoader(text)
@@ -87,8 +89,12 @@ def read_yaml(path: Path) -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
-        problem = Problem("", f"YAML syntax error: {exc.problem}" + (f" ({exc.context})" if exc.context else ""),
-                          f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path), line.rstrip())
+        problem = Problem(
+            "",
+            f"YAML syntax error: {exc.problem}" + (f" ({exc.context})" if exc.context else ""),
+            f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path),
+            line.rstrip(),
+        )
         raise SpecError(f"invalid YAML in {path}", [problem]) from None
     finally:
         loader.dispose()
@@ -102,8 +108,14 @@ def _collect_marks(node, loc: Loc, marks, problems, path, lines) -> None:
             key = key_node.value
             if key in seen:
                 line = key_node.start_mark.line
-                problems.append(Problem(_dotted(loc + (key,)), f"key {key!r} appears twice at this level; keep one",
-                                        f"{path}:{line + 1}:{key_node.start_mark.column + 1}", lines[line].rstrip()))
+                problems.append(
+                    Problem(
+                        _dotted(loc + (key,)),
+                        f"key {key!r} appears twice at this level; keep one",
+                        f"{path}:{line + 1}:{key_node.start_mark.column + 1}",
+                        lines[line].rstrip(),
+                    )
+                )
             seen.add(key)
             marks[loc + (key,)] = (key_node.start_mark.line, key_node.start_mark.column)
             _collect_marks(value_node, loc + (key,), marks, problems, path, lines)
@@ -123,7 +135,7 @@ def parse_override_path(text: str) -> Loc:
     loc: list = []
     pos = 0
     for match in _STEP.finditer(text):
-        between = text[pos:match.start()]
+        between = text[pos : match.start()]
         if between not in ("", ".") or (between == "" and pos and match.group(1)):
             break
         loc.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
@@ -155,8 +167,10 @@ def apply_overrides(source: Source, overrides: list[str]) -> None:
             nxt = loc[depth + 1]
             if isinstance(node, list):
                 if not isinstance(step, int) or step >= len(node):
-                    raise SpecError(f"--set {text!r}: {_dotted(loc[:depth + 1])} does not exist "
-                                    f"(the list has {len(node)} items, counted from 0)")
+                    raise SpecError(
+                        f"--set {text!r}: {_dotted(loc[: depth + 1])} does not exist "
+                        f"(the list has {len(node)} items, counted from 0)"
+                    )
                 child = node[step]
             elif isinstance(node, dict):
                 if isinstance(step, int):
@@ -197,8 +211,10 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     path = Path(path)
     source = read_yaml(path)
     if not isinstance(source.data, dict):
-        raise SpecError(f"{path}: the spec must be a mapping with data, model and training sections, "
-                        f"found {type(source.data).__name__}")
+        raise SpecError(
+            f"{path}: the spec must be a mapping with data, model and training sections, "
+            f"found {type(source.data).__name__}"
+        )
     apply_overrides(source, overrides or [])
     spec = validate(source)
     if spec.name is None:
@@ -228,14 +244,20 @@ def _problem(source: Source, error: dict) -> Problem:
         key = loc[-1]
         allowed = _fields_at(loc[:-1], source.data)
         guess = names.closest(str(key), allowed)
-        message = (f"unknown key {key!r}" + (f"; did you mean {guess!r}?" if guess else "")
-                   + f" Valid keys here: {', '.join(allowed)}")
+        message = (
+            f"unknown key {key!r}"
+            + (f"; did you mean {guess!r}?" if guess else "")
+            + f" Valid keys here: {', '.join(allowed)}"
+        )
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}: add it"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = error.get("ctx", {}).get("tag")
-        message = (names.unknown_name("layer type", tag, LAYER_TYPES) if tag is not None
-                   else f"each layer needs a type: one of {', '.join(LAYER_TYPES)}")
+        message = (
+            names.unknown_name("layer type", tag, LAYER_TYPES)
+            if tag is not None
+            else f"each layer needs a type: one of {', '.join(LAYER_TYPES)}"
+        )
         loc = loc + ("type",) if tag is not None else loc
     elif "detail" in error.get("ctx", {}):  # dlrun's own checks: the message is already written for the user
         message = error["msg"]
@@ -280,8 +302,11 @@ def _fields_at(loc: Loc, data: Any) -> list[str]:
     model: Any = Spec
     node = data
     for step in loc:
-        node = node.get(step) if isinstance(node, dict) else (
-            node[step] if isinstance(node, list) and isinstance(step, int) and step < len(node) else None)
+        node = (
+            node.get(step)
+            if isinstance(node, dict)
+            else (node[step] if isinstance(node, list) and isinstance(step, int) and step < len(node) else None)
+        )
         model = _inner(model, step, node)
         if model is None:
             return []
@@ -300,8 +325,12 @@ def _inner(model: Any, step: Any, node: Any) -> Any:
                 return items[0]
             layer_type = node.get("type") if isinstance(node, dict) else None
             for item in items:
-                if isinstance(item, type) and issubclass(item, BaseModel) and \
-                        get_args(item.model_fields.get("type").annotation if "type" in item.model_fields else None) == (layer_type,):
+                if (
+                    isinstance(item, type)
+                    and issubclass(item, BaseModel)
+                    and get_args(item.model_fields.get("type").annotation if "type" in item.model_fields else None)
+                    == (layer_type,)
+                ):
                     return item
             return None
         if isinstance(candidate, type) and issubclass(candidate, BaseModel) and step in candidate.model_fields:

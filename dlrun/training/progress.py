@@ -18,9 +18,14 @@ class EpochProgress(keras.callbacks.Callback):
     def __init__(self, epochs: int, console: Console | None = None):
         super().__init__()
         self.progress = Progress(
-            TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"),
-            TimeElapsedColumn(), TextColumn("{task.fields[latest]}"),
-            console=console, transient=False,
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("epochs"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[latest]}"),
+            console=console,
+            transient=False,
         )
         self.task = self.progress.add_task("train", total=epochs, latest="")
 

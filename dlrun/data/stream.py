@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from dlrun.columns import declared_kinds, read_header, select_features
-from dlrun.data import Prepared, check_target, drop_row_columns, plans_for, read_chunks
+from dlrun.data.columns import declared_kinds, read_header, select_features
+from dlrun.data.prepare import Prepared, check_target, drop_row_columns, plans_for, read_chunks
+from dlrun.data.preprocess import Fitter, Preprocessing, infer_kinds, keep_rows, task_of
 from dlrun.errors import DataError
-from dlrun.preprocess import Fitter, Preprocessing, infer_kinds, keep_rows, task_of
-from dlrun.runs import file_sha256
-from dlrun.spec import DataSpec
+from dlrun.runs.layout import file_sha256
+from dlrun.spec.models import DataSpec
 
 CODES = {"train": 0, "validation": 1, "test": 2}
 
@@ -72,8 +72,14 @@ class Stream:
         return batch_dataset(lambda: self.batches(part, batch_size, shuffle), self.pre, repeat)
 
 
-def encoded_batches(frames: Iterator, pre: Preprocessing, source: str, batch_size: int,
-                    rng: np.random.Generator | None = None, unseen: Counter | None = None):
+def encoded_batches(
+    frames: Iterator,
+    pre: Preprocessing,
+    source: str,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    unseen: Counter | None = None,
+):
     """Apply the preprocessing to raw chunks and yield (inputs, targets) batches of exactly `batch_size` rows.
 
     Rows carry over from one chunk to the next, so only the very last batch may be smaller. With
@@ -98,7 +104,7 @@ def encoded_batches(frames: Iterator, pre: Preprocessing, source: str, batch_siz
         x, y = np.concatenate(held_x), np.concatenate(held_y)
         full = len(x) - len(x) % batch_size
         for start in range(0, full, batch_size):
-            yield x[start:start + batch_size], y[start:start + batch_size]
+            yield x[start : start + batch_size], y[start : start + batch_size]
         held_x, held_y, held = [x[full:]], [y[full:]], len(x) - full
     if held:
         yield np.concatenate(held_x), np.concatenate(held_y)
@@ -149,15 +155,23 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
             continue
         if fitter is None:
             check_target(train, spec, task, spec.path)
-            kinds = infer_kinds(train, features, declared_kinds(spec), spec.max_categories, spec.path,
-                                spec.csv.decimal)
-            fitter = Fitter(plans_for(spec, kinds), spec.target, task, spec.path, spec.csv.decimal,
-                            keep_values=False, max_categories=spec.max_categories,
-                            inferred=set(kinds) - set(declared_kinds(spec)))
+            kinds = infer_kinds(train, features, declared_kinds(spec), spec.max_categories, spec.path, spec.csv.decimal)
+            fitter = Fitter(
+                plans_for(spec, kinds),
+                spec.target,
+                task,
+                spec.path,
+                spec.csv.decimal,
+                keep_values=False,
+                max_categories=spec.max_categories,
+                inferred=set(kinds) - set(declared_kinds(spec)),
+            )
         fitter.update(train)
     if not target_seen:
-        raise DataError(f"data.target: column {spec.target!r} is empty in every row of {spec.path}; there is nothing "
-                        "to learn from. Check data.target and data.csv.separator")
+        raise DataError(
+            f"data.target: column {spec.target!r} is empty in every row of {spec.path}; there is nothing "
+            "to learn from. Check data.target and data.csv.separator"
+        )
     if fitter is None:
         raise DataError(f"{spec.path}: no training rows left after the split; use smaller validation/test fractions")
     pre = fitter.finish(features, spec.csv.model_dump(), [c for c in header if c not in features and c != spec.target])
@@ -172,12 +186,21 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
             rows[part] += len(encoded.x)
             dropped.update(encoded.dropped)
     if rows["validation"] == 0:
-        raise DataError(f"{spec.validation_path or spec.path}: no validation rows (after the split and leaving out "
-                        "empty targets); use a larger data.validation_split")
+        raise DataError(
+            f"{spec.validation_path or spec.path}: no validation rows (after the split and leaving out "
+            "empty targets); use a larger data.validation_split"
+        )
     if spec.test_split and rows["test"] == 0:
         raise DataError(f"{spec.path}: data.test_split {spec.test_split} leaves no test rows; use a larger fraction")
     part_rows = {part: int(rows[part]) for part in CODES if part != "test" or rows["test"]}
-    return Prepared(None, None, None, None, pre, sha, rows=part_rows,
-                    dropped={"missing_target": int(dropped["missing_target"]),
-                             "missing_values": int(dropped["missing_values"])},
-                    stream=Stream(spec, seed, pre, part_rows))
+    return Prepared(
+        None,
+        None,
+        None,
+        None,
+        pre,
+        sha,
+        rows=part_rows,
+        dropped={"missing_target": int(dropped["missing_target"]), "missing_values": int(dropped["missing_values"])},
+        stream=Stream(spec, seed, pre, part_rows),
+    )

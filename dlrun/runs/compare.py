@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError
-from dlrun.runs import CONFIG, HISTORY, RUN_FILES, SUMMARY, is_run_dir, read_config, read_summary, run_label
+from dlrun.runs.layout import CONFIG, HISTORY, RUN_FILES, SUMMARY, is_run_dir, read_config, read_summary, run_label
 
 # History columns that are bookkeeping, not something a model is scored on.
 NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
@@ -77,7 +77,9 @@ def candidates(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
             if below:
                 found += below
             else:
-                skipped.append(Skipped(path, f"not a run directory and holds none (no {CONFIG} or {HISTORY} in it or below it)"))
+                skipped.append(
+                    Skipped(path, f"not a run directory and holds none (no {CONFIG} or {HISTORY} in it or below it)")
+                )
         else:
             skipped.append(Skipped(path, "does not exist"))
     unique = list(dict.fromkeys(p.resolve() for p in found))
@@ -167,8 +169,7 @@ def changed_params(runs: list[Run]) -> list[str]:
     """Return the dotted paths whose values are not the same in every run (absent counts as a value)."""
     keys = list(dict.fromkeys(k for run in runs for k in run.params))
     missing = object()
-    return [k for k in keys
-            if len({_hashable(run.params.get(k, missing)) for run in runs}) > 1 and k != "name"]
+    return [k for k in keys if len({_hashable(run.params.get(k, missing)) for run in runs}) > 1 and k != "name"]
 
 
 def _hashable(value: Any) -> Any:
@@ -291,8 +292,9 @@ def _header(column: str) -> str:
 def diff_configs(a: Run, b: Run) -> list[tuple[str, Any, Any]]:
     """Return (path, A's value, B's value) for each spec value that differs, `name` included."""
     keys = list(dict.fromkeys([*a.params, *b.params]))
-    return [(k, a.params.get(k), b.params.get(k)) for k in keys
-            if _hashable(a.params.get(k)) != _hashable(b.params.get(k))]
+    return [
+        (k, a.params.get(k), b.params.get(k)) for k in keys if _hashable(a.params.get(k)) != _hashable(b.params.get(k))
+    ]
 
 
 def diff_metrics(a: Run, b: Run) -> list[tuple[str, float | None, float | None, float | None]]:
@@ -302,8 +304,14 @@ def diff_metrics(a: Run, b: Run) -> list[tuple[str, float | None, float | None, 
     for q in quantity_order([a, b]):
         va, vb = table[0][f"best:{q}"], table[1][f"best:{q}"]
         out.append((q, va, vb, vb - va if va is not None and vb is not None else None))
-    out.append(("best_epoch", a.summary.get("best_epoch"), b.summary.get("best_epoch"),
-                _minus(b.summary.get("best_epoch"), a.summary.get("best_epoch"))))
+    out.append(
+        (
+            "best_epoch",
+            a.summary.get("best_epoch"),
+            b.summary.get("best_epoch"),
+            _minus(b.summary.get("best_epoch"), a.summary.get("best_epoch")),
+        )
+    )
     return out
 
 

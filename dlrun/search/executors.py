@@ -67,8 +67,8 @@ def run_point(index: int, spec_path: str, overrides: list[str], out: str, thread
     try:
         size_threads(threads)
         from dlrun.errors import DlrunError, TrainingError
-        from dlrun.specfile import load_spec
-        from dlrun.train import train
+        from dlrun.spec.loader import load_spec
+        from dlrun.training.fit import train
 
         try:
             spec = load_spec(spec_path, overrides)
@@ -128,8 +128,12 @@ class LocalExecutor:
 
         context = multiprocessing.get_context("spawn")
         events, stop = context.Queue(), context.Event()
-        pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context,
-                                   initializer=_init_local_worker, initargs=(events, stop, self.threads))
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.jobs, len(tasks)),
+            mp_context=context,
+            initializer=_init_local_worker,
+            initargs=(events, stop, self.threads),
+        )
         pending = set()
         for task in tasks:
             future = pool.submit(run_point, *task, self.threads)
@@ -171,8 +175,12 @@ def _result(future) -> dict[str, Any]:
         return future.result()
     except Exception as exc:  # the worker process died (killed, out of memory)
         index = getattr(future, "dlrun_index", -1)
-        return {"index": index, "status": "failed", "run_dir": None,
-                "error": f"the worker process died: {type(exc).__name__}: {exc}"}
+        return {
+            "index": index,
+            "status": "failed",
+            "run_dir": None,
+            "error": f"the worker process died: {type(exc).__name__}: {exc}",
+        }
 
 
 class RayExecutor:
@@ -200,8 +208,10 @@ class RayExecutor:
                 else:
                     ray.init(num_cpus=self.jobs or cores(), include_dashboard=False, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise DlrunError(f"cannot start or reach Ray at {self.address or 'a new local instance'}: {exc} "
-                                 "(check --address: ray://HOST:10001, auto, or leave it out to start Ray locally)") from None
+                raise DlrunError(
+                    f"cannot start or reach Ray at {self.address or 'a new local instance'}: {exc} "
+                    "(check --address: ray://HOST:10001, auto, or leave it out to start Ray locally)"
+                ) from None
         remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
         refs = {remote.remote(*task, self.threads): task[0] for task in tasks}
         for index in refs.values():
@@ -214,8 +224,12 @@ class RayExecutor:
                     try:
                         yield ray.get(ref)
                     except Exception as exc:  # the task's worker died
-                        yield {"index": refs[ref], "status": "failed", "run_dir": None,
-                               "error": f"the Ray task failed: {type(exc).__name__}: {exc}"}
+                        yield {
+                            "index": refs[ref],
+                            "status": "failed",
+                            "run_dir": None,
+                            "error": f"the Ray task failed: {type(exc).__name__}: {exc}",
+                        }
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)

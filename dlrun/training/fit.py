@@ -11,10 +11,11 @@ from typing import Any
 
 import yaml
 
-from dlrun import __version__, runs
-from dlrun.data import Prepared, prepare
+from dlrun import __version__
+from dlrun.data.prepare import Prepared, prepare
 from dlrun.errors import DataError, TrainingError
-from dlrun.spec import Spec
+from dlrun.runs import layout as runs
+from dlrun.spec.models import Spec
 
 MAX_STEPS_PER_EXECUTION = 32
 
@@ -73,8 +74,12 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())
     steps = math.ceil(data.rows["train"] / training.batch_size)
     valid_steps = math.ceil(data.rows["validation"] / training.batch_size)
-    model.compile(optimizer=optimizer, loss=training.loss, metrics=list(training.metrics),
-                  steps_per_execution=_steps_per_execution(steps, valid_steps))
+    model.compile(
+        optimizer=optimizer,
+        loss=training.loss,
+        metrics=list(training.metrics),
+        steps_per_execution=_steps_per_execution(steps, valid_steps),
+    )
 
     # Keras rebuilds its input pipeline every epoch when given arrays; on small data that costs far
     # more than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
@@ -99,15 +104,27 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         train_ds, valid_ds = train_ds.with_options(options), valid_ds.with_options(options)
 
     stop = training.early_stopping
-    early = keras.callbacks.EarlyStopping(
-        monitor=stop.monitor, min_delta=stop.min_delta, patience=stop.patience, mode=stop.mode,
-        baseline=stop.baseline, restore_best_weights=stop.restore_best_weights,
-        start_from_epoch=stop.start_from_epoch,
-    ) if stop else None
-    callbacks = [_LearningRateLog(keras), keras.callbacks.TerminateOnNaN(), *([early] if early else []),
-                 keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY))]
+    early = (
+        keras.callbacks.EarlyStopping(
+            monitor=stop.monitor,
+            min_delta=stop.min_delta,
+            patience=stop.patience,
+            mode=stop.mode,
+            baseline=stop.baseline,
+            restore_best_weights=stop.restore_best_weights,
+            start_from_epoch=stop.start_from_epoch,
+        )
+        if stop
+        else None
+    )
+    callbacks = [
+        _LearningRateLog(keras),
+        keras.callbacks.TerminateOnNaN(),
+        *([early] if early else []),
+        keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY)),
+    ]
     if not quiet:
-        from dlrun.progress import EpochProgress
+        from dlrun.training.progress import EpochProgress
 
         callbacks.append(EpochProgress(training.epochs, console))
 
@@ -115,8 +132,16 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
     status, failure = "completed", None
     history: dict[str, list[float]] = {}
     try:
-        result = model.fit(train_ds, validation_data=valid_ds, epochs=training.epochs, steps_per_epoch=steps,
-                           validation_steps=valid_steps, callbacks=callbacks, shuffle=False, verbose=0)
+        result = model.fit(
+            train_ds,
+            validation_data=valid_ds,
+            epochs=training.epochs,
+            steps_per_epoch=steps,
+            validation_steps=valid_steps,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=0,
+        )
         history = result.history
     except KeyboardInterrupt:
         status = "interrupted"  # history.csv, written as each epoch ends, is the record of what finished
@@ -142,7 +167,7 @@ def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dic
         summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
     runs.write_json(run_dir / runs.SUMMARY, summary)
     if summary["epochs_run"]:
-        from dlrun.plot import write_run_plots
+        from dlrun.runs.plot import write_run_plots
 
         write_run_plots(run_dir / runs.HISTORY, run_dir / runs.PLOTS)
     if status == "nan":
@@ -200,8 +225,13 @@ def _summary(spec: Spec, data: Prepared, history, early, status: str, wall: floa
     values = history.get(monitor, [])
     epochs_run = len(history.get("loss", []))
     best = None
-    if early is not None and early.best_epoch is not None and early.best_epoch < len(values) \
-            and not math.isinf(early.best) and status != "interrupted":
+    if (
+        early is not None
+        and early.best_epoch is not None
+        and early.best_epoch < len(values)
+        and not math.isinf(early.best)
+        and status != "interrupted"
+    ):
         best = early.best_epoch
     elif values:
         finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
@@ -228,8 +258,12 @@ def _summary(spec: Spec, data: Prepared, history, early, status: str, wall: floa
         "unseen_categories": data.unseen,
         "streaming": data.stream is not None,
         "data_sha256": data.sha256,
-        "versions": {"dlrun": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "dlrun": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+        },
     }
 
 

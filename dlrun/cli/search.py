@@ -1,0 +1,91 @@
+"""`dlrun sweep`: many runs of one spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlrun.cli.common import app, err, out, reported
+from dlrun.errors import DlrunError
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path | None, typer.Argument(help="The experiment's YAML spec (not needed with --resume).")] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="PATH=V1,V2",
+            help="A swept value list, or one value for every run: training.optimizer.learning_rate=0.01,0.001 "
+            "(repeatable; split at top-level commas only, so [a,b] stays one value).",
+        ),
+    ] = None,
+    seeds: Annotated[str | None, typer.Option(help="Seeds to repeat each point with: 0,1,2.")] = None,
+    axes_file: Annotated[
+        Path | None, typer.Option("--file", help="YAML mapping of spec paths to value lists, swept like --set.")
+    ] = None,
+    jobs: Annotated[int | None, typer.Option(help="Runs in parallel; default: one per CPU core.")] = None,
+    executor: Annotated[str, typer.Option(help="local (processes on this machine) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to use: ray://HOST:10001 or auto; default: start Ray locally.")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="A sweep folder (runs/<name>/sweep-<timestamp>) to finish: runs only the points without a "
+            "finished run."
+        ),
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for run directories.")] = Path("runs"),
+) -> None:
+    """Train the grid product of --set value lists (and seeds) in parallel, then compare the runs."""
+    from dlrun.runs import compare as comparing
+    from dlrun.search import sweep as sweeping
+
+    with reported():
+        if resume is not None:
+            if spec is not None or sets or seeds or axes_file:
+                raise DlrunError("--resume finishes a sweep as it was started: drop SPEC, --set, --seeds and --file")
+            sweep_dir = resume
+            manifest = sweeping.read_manifest(sweep_dir)
+            points = len(manifest["points"])
+            left = sum(sweeping.needs_run(p, sweep_dir) for p in manifest["points"])
+        else:
+            if spec is None:
+                raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
+            grid = sweeping.make_grid(sets or [], seeds, axes_file)
+            points = len(grid.points())
+        runner = sweeping.make_executor(executor, jobs, address, points)
+        if resume is None:
+            sweep_dir = sweeping.start(spec, grid, out_dir)
+        out.print(
+            f"resuming sweep {sweep_dir}: {left} of {points} runs left"
+            if resume is not None
+            else f"sweep of {points} runs in {sweep_dir}"
+        )
+        result = sweeping.execute(sweep_dir, runner, console=out)
+        for item in result.skipped:
+            err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
+        if result.table:
+            comparing.print_table(out, comparing.rich_table(result.columns, result.table, title=f"sweep {sweep_dir}"))
+            comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
+        for point in result.failures:
+            if point.get("error") and point["status"] != "interrupted":
+                err.print(
+                    f"point {point['index']} ({' '.join(point['overrides'])}) {point['status']}: {point['error']}",
+                    markup=False,
+                    soft_wrap=True,
+                )
+        if result.interrupted:
+            error = DlrunError(
+                f"sweep interrupted; finished runs are kept. Run the rest with: dlrun sweep --resume {sweep_dir}"
+            )
+            error.exit_code = 130
+            raise error
+        if result.failures:
+            raise DlrunError(
+                f"{len(result.failures)} of {points} runs did not finish; see the table and messages above"
+            )

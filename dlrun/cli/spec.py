@@ -1,0 +1,135 @@
+"""Commands that read a spec without training: validate, check, config show, schema, init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from dlrun.cli.common import SetOption, app, err, out, reported
+from dlrun.errors import DlrunError
+
+
+@app.command()
+def validate(
+    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    overrides: SetOption = None,
+) -> None:
+    """Check a spec and its CSV header, and print the layer stack (no TensorFlow, instant)."""
+    from dlrun.data.columns import read_header, select_features, text_columns
+    from dlrun.model import describe
+    from dlrun.spec.loader import load_spec
+
+    with reported():
+        loaded = load_spec(spec, overrides)
+        header = read_header(loaded.data.path, loaded.data.csv)
+        features = select_features(header, loaded.data, loaded.data.path)
+        for other in (loaded.data.validation_path, loaded.data.test_path):
+            if other:
+                read_header(other, loaded.data.csv)
+        categorical = text_columns(loaded.data, features)
+        rows = describe(loaded.model, len(features))
+    table = Table(title=f"{loaded.name}: {len(features)} input columns -> {rows[-1].width} outputs")
+    for column in ("#", "layer", "", "output width", "params"):
+        table.add_column(column, justify="right" if column in ("#", "output width", "params") else "left")
+    for row in rows:
+        table.add_row(str(row.index), row.kind, row.detail, str(row.width), f"{row.params:,}")
+    out.print(table)
+    if categorical:
+        out.print(
+            f"note: {', '.join(categorical)} {'are' if len(categorical) > 1 else 'is'} categorical: one-hot "
+            "encoding adds an input per category, counted here as one; `dlrun check` builds the exact model.",
+            markup=False,
+            soft_wrap=True,
+        )
+        out.print(f"Total params: at least {sum(r.params for r in rows):,}. Spec {spec} is valid.", markup=False)
+    else:
+        out.print(f"Total params: {sum(r.params for r in rows):,}. Spec {spec} is valid.", markup=False)
+
+
+@app.command()
+def check(
+    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    overrides: SetOption = None,
+) -> None:
+    """Load the data and build the real Keras model without training; warn of likely mistakes."""
+    from dlrun.check import check as check_spec
+    from dlrun.spec.loader import load_spec
+
+    with reported():
+        report = check_spec(load_spec(spec, overrides))
+    print(report.summary)
+    out.print("Rows: " + ", ".join(f"{part} {n}" for part, n in report.rows.items()), markup=False)
+    if report.classes is not None:
+        total = sum(report.classes.values())
+        out.print(
+            "Training classes: " + ", ".join(f"{label} {n} ({n / total:.0%})" for label, n in report.classes.items()),
+            markup=False,
+        )
+    for warning in report.warnings:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    if not report.warnings:
+        out.print("No likely mistakes found.")
+
+
+config_app = typer.Typer(help="Show the fully resolved spec.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    overrides: SetOption = None,
+) -> None:
+    """Print the spec with every default filled in, as YAML that trains to the same result."""
+    import yaml
+
+    from dlrun.spec.loader import load_spec
+
+    with reported():
+        loaded = load_spec(spec, overrides)
+    print(yaml.safe_dump(loaded.resolved(), sort_keys=False), end="")
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the schema here instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of specs, for editor completion (yaml-language-server)."""
+    from dlrun.spec.schema import schema_text
+
+    text = schema_text()
+    if out_file is None:
+        print(text, end="")
+        return
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text, encoding="utf-8")
+    err.print(
+        f"wrote {out_file}; point specs at it with: # yaml-language-server: $schema={out_file}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def init(
+    data: Annotated[Path, typer.Argument(help="The CSV to learn from.")],
+    target: Annotated[str, typer.Option(help="The column to predict.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Spec file to write (default: <csv stem>.yaml).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing spec file.")] = False,
+) -> None:
+    """Write a commented starter spec for a CSV: task, features, scaling, a network and early stopping."""
+    from dlrun.starter import starter_spec
+
+    spec_path = out_file or Path(f"{data.stem}.yaml")
+    with reported():
+        if spec_path.exists() and not force:
+            raise DlrunError(f"{spec_path} exists; pick another --out, or pass --force to overwrite it")
+        text = starter_spec(data, target, spec_path)
+        spec_path.parent.mkdir(parents=True, exist_ok=True)
+        spec_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {spec_path}; next: dlrun check {spec_path}", markup=False)

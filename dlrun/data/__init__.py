@@ -1,0 +1,1 @@
+"""From a data file to model inputs: reading CSVs, column kinds, fitting and applying preprocessing, datasets."""

@@ -1,0 +1,1 @@
+"""The run directory: its layout and atomic writes, reading and finding runs, compare, diff and plots."""

@@ -1,0 +1,292 @@
+"""The Keras names a spec may use, known without importing TensorFlow.
+
+`tests/test_names.py` compares every table here with Keras's own registries, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+ACTIVATIONS = frozenset(
+    {
+        "celu",
+        "elu",
+        "exponential",
+        "gelu",
+        "hard_shrink",
+        "hard_sigmoid",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+        "leaky_relu",
+        "linear",
+        "log_sigmoid",
+        "log_softmax",
+        "mish",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "silu",
+        "soft_shrink",
+        "softmax",
+        "softplus",
+        "softsign",
+        "sparse_plus",
+        "sparse_sigmoid",
+        "sparsemax",
+        "squareplus",
+        "swish",
+        "tanh",
+        "tanh_shrink",
+    }
+)
+
+INITIALIZERS = frozenset(
+    {
+        "glorot_normal",
+        "glorot_uniform",
+        "he_normal",
+        "he_uniform",
+        "identity",
+        "lecun_normal",
+        "lecun_uniform",
+        "normal",
+        "one",
+        "ones",
+        "orthogonal",
+        "random_normal",
+        "random_uniform",
+        "truncated_normal",
+        "uniform",
+        "variance_scaling",
+        "zero",
+        "zeros",
+    }
+)
+
+LOSSES = frozenset(
+    {
+        "bce",
+        "binary_crossentropy",
+        "binary_focal_crossentropy",
+        "categorical_crossentropy",
+        "categorical_focal_crossentropy",
+        "categorical_hinge",
+        "circle",
+        "cosine_similarity",
+        "ctc",
+        "dice",
+        "hinge",
+        "huber",
+        "kl_divergence",
+        "kld",
+        "log_cosh",
+        "mae",
+        "mape",
+        "mean_absolute_error",
+        "mean_absolute_percentage_error",
+        "mean_squared_error",
+        "mean_squared_logarithmic_error",
+        "mse",
+        "msle",
+        "poisson",
+        "sparse_categorical_crossentropy",
+        "squared_hinge",
+        "tversky",
+    }
+)
+
+# What a loss makes of the one target column: two classes (0/1 or two labels), or class ids for a
+# softmax; every other loss predicts a number.
+BINARY_LOSSES = ("binary_crossentropy", "bce", "binary_focal_crossentropy")
+CLASS_LOSSES = ("sparse_categorical_crossentropy",)
+
+# Metric name -> which way is better ("max"/"min"), from each Keras metric's `_direction`;
+# None where Keras does not say (counts), so early stopping on it needs an explicit mode.
+METRICS: dict[str, str | None] = {
+    "accuracy": "max",
+    "auc": "max",
+    "bce": "min",
+    "binary_accuracy": "max",
+    "binary_crossentropy": "min",
+    "binary_io_u": "max",
+    "categorical_accuracy": "max",
+    "categorical_crossentropy": "min",
+    "categorical_hinge": "min",
+    "concordance_correlation": "max",
+    "cosine_similarity": "max",
+    "f1_score": "max",
+    "f_beta_score": "max",
+    "false_negatives": None,
+    "false_positives": None,
+    "hinge": "min",
+    "kl_divergence": "min",
+    "log_cosh_error": "min",
+    "mae": "min",
+    "mape": "min",
+    "mean_absolute_error": "min",
+    "mean_absolute_percentage_error": "min",
+    "mean_squared_error": "min",
+    "mean_squared_logarithmic_error": "min",
+    "mse": "min",
+    "msle": "min",
+    "pearson_correlation": "max",
+    "poisson": "min",
+    "precision": "max",
+    "r2_score": "max",
+    "recall": "max",
+    "root_mean_squared_error": "min",
+    "sparse_categorical_accuracy": "max",
+    "sparse_categorical_crossentropy": "min",
+    "sparse_top_k_categorical_accuracy": "max",
+    "squared_hinge": "min",
+    "top_k_categorical_accuracy": "max",
+    "true_negatives": None,
+    "true_positives": None,
+}
+
+_COMMON_OPTIMIZER_ARGS = {
+    "weight_decay": None,
+    "clipnorm": None,
+    "clipvalue": None,
+    "global_clipnorm": None,
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
+
+# Optimizer name -> its keyword arguments and their Keras defaults.
+OPTIMIZERS: dict[str, dict[str, object]] = {
+    "adadelta": {"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-07, **_COMMON_OPTIMIZER_ARGS},
+    "adafactor": {
+        "learning_rate": 0.001,
+        "beta_2_decay": -0.8,
+        "epsilon_1": 1e-30,
+        "epsilon_2": 0.001,
+        "clip_threshold": 1.0,
+        "relative_step": True,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "adagrad": {
+        "learning_rate": 0.001,
+        "initial_accumulator_value": 0.1,
+        "epsilon": 1e-07,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "adam": {
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-07,
+        "amsgrad": False,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "adamax": {
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-07,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "adamw": {
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-07,
+        "amsgrad": False,
+        **_COMMON_OPTIMIZER_ARGS,
+        "weight_decay": 0.004,
+    },
+    "ftrl": {
+        "learning_rate": 0.001,
+        "learning_rate_power": -0.5,
+        "initial_accumulator_value": 0.1,
+        "l1_regularization_strength": 0.0,
+        "l2_regularization_strength": 0.0,
+        "l2_shrinkage_regularization_strength": 0.0,
+        "beta": 0.0,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "lion": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.99, **_COMMON_OPTIMIZER_ARGS},
+    "muon": {
+        "learning_rate": 0.001,
+        "adam_beta_1": 0.9,
+        "adam_beta_2": 0.999,
+        "adam_weight_decay": 0.004,
+        "epsilon": 1e-07,
+        **_COMMON_OPTIMIZER_ARGS,
+        "weight_decay": 0.004,
+        "exclude_layers": None,
+        "exclude_embeddings": True,
+        "muon_a": 3.4445,
+        "muon_b": -4.775,
+        "muon_c": 2.0315,
+        "adam_lr_ratio": 1,
+        "momentum": 0.95,
+        "ns_steps": 5,
+        "nesterov": True,
+        "rms_rate": 0.2,
+    },
+    "nadam": {
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-07,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "rmsprop": {
+        "learning_rate": 0.001,
+        "rho": 0.9,
+        "momentum": 0.0,
+        "epsilon": 1e-07,
+        "centered": False,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "schedulefreeadamw": {
+        "learning_rate": 0.0025,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-08,
+        "warmup_steps": 0,
+        **_COMMON_OPTIMIZER_ARGS,
+    },
+    "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False, **_COMMON_OPTIMIZER_ARGS},
+}
+
+
+# Old or short spellings that string similarity cannot find (Keras 2's `lr`, for instance).
+ALIASES = {
+    "lr": "learning_rate",
+    "acc": "accuracy",
+    "bn": "batch_normalization",
+    "batchnorm": "batch_normalization",
+    "batch_norm": "batch_normalization",
+    "fc": "dense",
+    "linear": "dense",
+}
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """Return the valid name closest to a misspelled one, or None when nothing is close."""
+    choices = list(choices)
+    if ALIASES.get(name) in choices:
+        return ALIASES[name]
+    matches = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+FEW = 15  # up to this many valid names are listed in full even when one of them is suggested
+
+
+def unknown_name(kind: str, name: object, choices: Iterable[str]) -> str:
+    """Say that `name` is not a known `kind`, suggest the closest one, and list a few valid ones."""
+    choices = sorted(choices)
+    guess = closest(name, choices) if isinstance(name, str) else None
+    if guess and len(choices) > FEW:
+        return f"unknown {kind} {name!r}. Did you mean {guess!r}? (`dlrun schema` lists every valid name)"
+    hint = f" Did you mean {guess!r}?" if guess else ""
+    return f"unknown {kind} {name!r}.{hint} Expected one of: {', '.join(choices)}"

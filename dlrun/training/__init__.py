@@ -1,0 +1,1 @@
+"""Fitting a model: datasets and callbacks in, a run outcome and its summary out."""
