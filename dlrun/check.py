@@ -57,33 +57,25 @@ def likely_mistakes(spec: Spec, targets: np.ndarray, classes: list | None) -> li
             f"loss {loss!r} expects class probabilities, but the output activation is {activation!r}: "
             "use activation: softmax on the last layer"
         )
-    count = len(classes) if classes is not None else None
-    for index, layer in enumerate(spec.model.layers):
-        if getattr(layer, "activation", None) != "softmax" or count is None:
-            continue
-        width = next((x.units for x in reversed(spec.model.layers[: index + 1]) if x.type == "dense"), None)
-        if width is not None and width != count:
-            warnings.append(
-                f"model.layers[{index}]: softmax over {width} outputs, but {spec.data.target!r} has "
-                f"{count} classes: set the last dense layer's units to {count}"
-            )
     return warnings
 
 
 def check(spec: Spec) -> Report:
-    """Prepare the data and build the model as `train` would, without fitting it.
+    """Prepare the data, build and compile the model as `train` would, without fitting it.
 
     Raises:
-        DataError: the CSV cannot be used as the spec says.
+        DataError: the CSV cannot be used as the spec says, or the output layer does not fit its classes.
     """
     from dlrun.backend import import_keras
     from dlrun.data.prepare import prepare
-    from dlrun.model import build_model
+    from dlrun.model import check_output_width
+    from dlrun.training.fit import compile_model
 
     keras = import_keras()
     data = prepare(spec.data, spec.seed, spec.training.loss)
+    check_output_width(spec.model, spec.data.target, data.preprocessing.classes)  # the error train gives
     keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec.model, data.preprocessing.width)
+    model = compile_model(spec, data.preprocessing.width)
     lines: list[str] = []
     model.summary(print_fn=lambda text, **_: lines.append(text), line_length=80)
     classes = data.preprocessing.classes

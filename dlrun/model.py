@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dlrun.errors import DataError
 from dlrun.spec.models import ActivationLayer, BatchNormalizationLayer, DenseLayer, DropoutLayer, ModelSpec
 
 
@@ -25,7 +26,7 @@ def describe(model: ModelSpec, input_width: int) -> list[LayerRow]:
         if isinstance(layer, DenseLayer):
             params = width * layer.units + (layer.units if layer.use_bias else 0)
             width = layer.units
-            detail = f"{layer.units} units, {layer.activation}"
+            detail = f"{layer.units} unit{'s' if layer.units != 1 else ''}, {layer.activation}"
         elif isinstance(layer, BatchNormalizationLayer):
             params = 4 * width  # gamma, beta (trained) + moving mean and variance
             detail = f"momentum {layer.momentum}"
@@ -61,4 +62,23 @@ def build_model(model: ModelSpec, input_width: int):
     }
     return keras.Sequential(
         [keras.Input(shape=(input_width,)), *(builders[type(layer)](layer) for layer in model.layers)]
+    )
+
+
+def check_output_width(model: ModelSpec, target: str, classes: list | None) -> None:
+    """Refuse a classifier whose last dense layer does not have one unit per class of the target.
+
+    The spec alone cannot know the classes (validate checks the width against the loss); `train` and
+    `check` call this once the training rows are read, so both give this one error.
+
+    Raises:
+        DataError: the widths differ, with the units to set.
+    """
+    units = [layer.units for layer in model.layers if isinstance(layer, DenseLayer)]
+    if classes is None or not units or units[-1] == len(classes):
+        return
+    raise DataError(
+        f"model.layers: the last dense layer has {units[-1]} unit{'s' if units[-1] != 1 else ''} but target "
+        f"{target!r} has {len(classes)} classes ({', '.join(map(str, classes[:10]))}"
+        f"{', ...' if len(classes) > 10 else ''}); set its units to {len(classes)} with activation: softmax"
     )

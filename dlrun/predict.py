@@ -18,13 +18,14 @@ from dlrun.data.prepare import read_chunks
 from dlrun.data.preprocess import Preprocessing
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs
+from dlrun.runs.reading import read_config
 
 CHUNK_ROWS = 65536
 
 
 @dataclass
-class Run:
-    """A finished run's model, preprocessing and training settings."""
+class Trained:
+    """A trained run's model, preprocessing and training settings."""
 
     path: Path
     model: Any
@@ -32,7 +33,7 @@ class Run:
     batch_size: int
 
 
-def load_run(run_dir: str | Path) -> Run:
+def load_trained(run_dir: str | Path) -> Trained:
     """Load a run directory's model (safe mode) and fitted preprocessing.
 
     Raises:
@@ -46,7 +47,7 @@ def load_run(run_dir: str | Path) -> Run:
             raise DataError(
                 f"{run_dir} has no {name}: give a run directory whose training finished (runs/<name>/<timestamp>/)"
             )
-    training = runs.read_config(run_dir).get("training", {})
+    training = read_config(run_dir).get("training", {})
     pre = Preprocessing.from_dict(
         json.loads((run_dir / runs.PREPROCESSING).read_text(encoding="utf-8")), training.get("loss")
     )
@@ -54,7 +55,7 @@ def load_run(run_dir: str | Path) -> Run:
 
     keras = import_keras()
     model = keras.saving.load_model(run_dir / runs.MODEL, safe_mode=True)
-    return Run(run_dir, model, pre, int(training.get("batch_size", 32)))
+    return Trained(run_dir, model, pre, int(training.get("batch_size", 32)))
 
 
 @dataclass
@@ -79,7 +80,7 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     """
     if not 0 < threshold < 1:
         raise DataError(f"--threshold {threshold} is not a probability between 0 and 1 (exclusive); try 0.5")
-    run = load_run(run_dir)
+    run = load_trained(run_dir)
     pre = run.preprocessing
     out = Path(out)
     written = skipped = 0
@@ -154,7 +155,7 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
     """
     from dlrun.data.stream import batch_dataset, encoded_batches
 
-    run = load_run(run_dir)
+    run = load_trained(run_dir)
     pre = run.preprocessing
     unseen: Counter = Counter()
     dropped: Counter = Counter()

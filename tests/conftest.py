@@ -94,3 +94,20 @@ def binary_experiment(tmp_path) -> Path:
     """A spec file and its binary CSV in tmp_path; returns the spec's path."""
     make_binary_csv(tmp_path / "data.csv")
     return write_spec(tmp_path, binary_spec())
+
+
+def keras_best_epoch(values, mode="min", min_delta=0.0, start_from_epoch=0) -> int | None:
+    """Drive a real Keras EarlyStopping callback over monitored values; return its best epoch (1-based)."""
+    from types import SimpleNamespace
+
+    from dlrun.backend import import_keras
+
+    keras = import_keras()
+    callback = keras.callbacks.EarlyStopping(
+        monitor="val_loss", mode=mode, min_delta=min_delta, patience=10**6, start_from_epoch=start_from_epoch
+    )
+    callback.set_model(SimpleNamespace(stop_training=False))
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+    return None if callback.best is None else callback.best_epoch + 1

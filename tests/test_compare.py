@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from dlrun.cli import app
 from dlrun.errors import DlrunError
-from dlrun.runs import compare, plot
+from dlrun.runs import compare, plot, reading
 
 from conftest import binary_spec, make_binary_csv, write_spec
 
@@ -71,12 +71,12 @@ def fake_run(
 
 
 def test_flatten_indexes_layers_and_keeps_value_lists_whole():
-    flat = compare.flatten({"model": {"layers": [{"units": 4}, {"rate": 0.2}]}, "training": {"metrics": ["a", "b"]}})
+    flat = reading.flatten({"model": {"layers": [{"units": 4}, {"rate": 0.2}]}, "training": {"metrics": ["a", "b"]}})
     assert flat == {"model.layers[0].units": 4, "model.layers[1].rate": 0.2, "training.metrics": ["a", "b"]}
 
 
 def test_changed_params_are_only_the_values_that_differ(two_runs):
-    runs, skipped = compare.load_runs(list(two_runs))
+    runs, skipped = reading.load_runs(list(two_runs))
     assert not skipped
     changed = compare.changed_params(runs)
     assert "training.optimizer.name" in changed
@@ -88,7 +88,7 @@ def test_changed_params_are_only_the_values_that_differ(two_runs):
 
 
 def test_best_and_last_values_match_history_csv(two_runs):
-    runs, _ = compare.load_runs(list(two_runs))
+    runs, _ = reading.load_runs(list(two_runs))
     columns, rows = compare.rows(runs)
     assert columns.index("best:val_loss") < columns.index("best:loss")  # the monitored quantity first
     assert {"best:auc", "last:val_auc"} <= set(columns)
@@ -112,7 +112,7 @@ def test_best_differs_from_last_when_the_best_epoch_is_early(tmp_path):
         {"loss": [0.9, 0.5, 0.4, 0.3], "val_loss": [0.8, 0.6, 0.7, 0.75], "binary_accuracy": [0.5, 0.7, 0.8, 0.9]},
         best_epoch=2,
     )
-    columns, rows = compare.rows(compare.load_runs([run])[0])
+    columns, rows = compare.rows(reading.load_runs([run])[0])
     assert rows[0]["best:val_loss"] == 0.6 and rows[0]["last:val_loss"] == 0.75
     assert rows[0]["best:binary_accuracy"] == 0.7 and rows[0]["last:binary_accuracy"] == 0.9
     assert rows[0]["best_epoch"] == 2 and rows[0]["epochs_run"] == 4
@@ -122,7 +122,7 @@ def test_sort_puts_blanks_last_and_rejects_unknown_columns(tmp_path):
     a = fake_run(tmp_path, "a", {"loss": [0.5], "val_loss": [0.3]}, 1)
     b = fake_run(tmp_path, "b", {"loss": [0.5], "val_loss": [0.1]}, 1)
     c = fake_run(tmp_path, "c", {"loss": [0.5]}, None)
-    columns, rows = compare.rows(compare.load_runs([a, b, c])[0])
+    columns, rows = compare.rows(reading.load_runs([a, b, c])[0])
     assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss")] == [
         "b/20240101-120000",
         "a/20240101-120000",
@@ -152,7 +152,7 @@ def test_cli_compare_reports_and_skips_non_runs(two_runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert "half-written" in result.stderr and "empty" in result.stderr
     for run_dir in two_runs:
-        assert compare.run_label(run_dir) in result.stdout
+        assert reading.run_label(run_dir) in result.stdout
     assert "optimizer." in result.stdout and "sgd" in result.stdout and "adam" in result.stdout
     with open("table.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
@@ -167,7 +167,7 @@ def test_cli_compare_json_rows_match_the_table(two_runs):
     result = runner.invoke(app, ["compare", *map(str, two_runs), "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    columns, expected = compare.rows(compare.load_runs(list(two_runs))[0])
+    columns, expected = compare.rows(reading.load_runs(list(two_runs))[0])
     assert [list(row) for row in rows] == [columns, columns]
     assert rows[0]["best:val_loss"] == pytest.approx(expected[0]["best:val_loss"])
 
@@ -184,7 +184,7 @@ def test_cli_diff_shows_config_and_metric_differences(two_runs, tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert any("training.optimizer.name" in line and "adam" in line and "sgd" in line for line in lines)
-    a, b = (compare.load_run(r) for r in two_runs)
+    a, b = (reading.load_run(r) for r in two_runs)
     expected = compare.rows([b])[1][0]["best:val_loss"] - compare.rows([a])[1][0]["best:val_loss"]
     val_loss_line = next(line for line in lines if line.strip("│ ").startswith("val_loss "))
     assert f"{expected:.6g}" in val_loss_line
@@ -231,7 +231,7 @@ def test_seed_groups_join_runs_that_differ_only_by_seed(tmp_path):
 @pytest.mark.parametrize("band", ["minmax", "std"])
 def test_seed_group_is_the_mean_with_a_band(tmp_path, band):
     made = seed_runs(tmp_path)
-    histories = [plot.read_history(run) for run in made]
+    histories = [plot.history_frame(run) for run in made]
     merged, bands = plot._group_seeds([(str(r), h) for r, h in zip(made, histories)], made, band)
     assert len(merged) == 2 and list(bands) == [merged[0][0]]
     mean = merged[0][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from dlrun.errors import DataError
 from dlrun.runs import plot
+from dlrun.runs.history import best_of, read_history
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -49,7 +51,7 @@ def assert_png(path: Path) -> None:
 
 
 def test_read_history_numbers_epochs_from_one(tmp_path):
-    history = plot.read_history(make_run(tmp_path, "a"))
+    history = plot.history_frame(make_run(tmp_path, "a"))
     assert list(history["epoch"]) == list(range(1, 9))
     assert history.columns[0] == "epoch"
 
@@ -57,13 +59,13 @@ def test_read_history_numbers_epochs_from_one(tmp_path):
 def test_read_history_without_epoch_column_counts_from_one(tmp_path):
     csv = tmp_path / "h.csv"
     csv.write_text("loss,val_loss\n0.9,1.0\n0.5,0.7\n")
-    assert list(plot.read_history(csv)["epoch"]) == [1, 2]
+    assert list(plot.history_frame(csv)["epoch"]) == [1, 2]
 
 
 def test_read_history_keeps_nan_loss_as_a_gap(tmp_path):
     csv = tmp_path / "h.csv"
     csv.write_text("epoch,loss,val_loss\n0,0.9,1.0\n1,nan,inf\n")
-    history = plot.read_history(csv)
+    history = plot.history_frame(csv)
     assert history["loss"].isna().tolist() == [False, True]
     assert history["val_loss"].isna().tolist() == [False, True]
 
@@ -71,39 +73,39 @@ def test_read_history_keeps_nan_loss_as_a_gap(tmp_path):
 def test_read_history_of_crashed_run_with_only_a_header(tmp_path):
     csv = tmp_path / "history.csv"
     csv.write_text("epoch,loss,val_loss\n")
-    assert plot.read_history(csv).empty
+    assert plot.history_frame(csv).empty
 
 
 def test_read_history_missing_file_asks_if_it_is_a_run_directory(tmp_path):
     with pytest.raises(DataError, match=r"no history\.csv in .*is it a run directory\?"):
-        plot.read_history(tmp_path)
+        plot.history_frame(tmp_path)
 
 
 def test_read_history_of_run_without_history_yet(tmp_path):
     (tmp_path / "config.yaml").write_text("name: a\n")
     with pytest.raises(DataError, match="has not finished an epoch"):
-        plot.read_history(tmp_path / "history.csv")
+        plot.history_frame(tmp_path / "history.csv")
 
 
 def test_read_history_empty_file(tmp_path):
     csv = tmp_path / "history.csv"
     csv.write_text("")
     with pytest.raises(DataError, match="is empty"):
-        plot.read_history(csv)
+        plot.history_frame(csv)
 
 
 def test_read_history_rejects_a_csv_that_is_not_a_history(tmp_path):
     csv = tmp_path / "train.csv"
     csv.write_text("height,weight\n1.8,80\n")
     with pytest.raises(DataError, match=r"no numeric 'loss' column \(columns: height, weight\)"):
-        plot.read_history(csv)
+        plot.history_frame(csv)
 
 
 def test_read_history_rejects_binary_garbage(tmp_path):
     csv = tmp_path / "history.csv"
     csv.write_bytes(np.random.default_rng(0).integers(128, 256, 200, dtype=np.uint8).tobytes())
     with pytest.raises(DataError, match="cannot read"):
-        plot.read_history(csv)
+        plot.history_frame(csv)
 
 
 def test_quantities_puts_loss_first_and_drops_twins_and_learning_rate():
@@ -121,14 +123,14 @@ def test_quantities_puts_loss_first_and_drops_twins_and_learning_rate():
 
 
 def test_select_epochs_is_one_based_and_inclusive(tmp_path):
-    history = plot.read_history(make_run(tmp_path, "a", epochs=10))
+    history = plot.history_frame(make_run(tmp_path, "a", epochs=10))
     assert list(plot.select_epochs(history, 5)["epoch"]) == [5, 6, 7, 8, 9, 10]
     assert len(plot.select_epochs(history, 1)) == 10
     assert plot.select_epochs(history, 11).empty
 
 
 def test_select_epochs_rejects_epoch_zero(tmp_path):
-    history = plot.read_history(make_run(tmp_path, "a"))
+    history = plot.history_frame(make_run(tmp_path, "a"))
     with pytest.raises(ValueError, match="from_epoch=0"):
         plot.select_epochs(history, 0)
 
@@ -251,3 +253,68 @@ def test_importing_plot_imports_no_heavy_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def with_summary(run_dir: Path, best_epoch: int, monitor: str = "val_loss", mode: str = "min") -> Path:
+    summary = {"status": "completed", "monitor": monitor, "mode": mode, "best_epoch": best_epoch, "min_delta": 0.01}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def legend_texts(ax) -> list[str]:
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_run_figures_mark_the_summary_best_epoch_and_say_where_the_lowest_val_loss_is(tmp_path):
+    run_dir = tmp_path / "a" / "20240101-120000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "history.csv").write_text(
+        "epoch,binary_accuracy,loss,val_binary_accuracy,val_loss\n"
+        "0,0.5,0.9,0.5,0.80\n1,0.6,0.7,0.6,0.60\n2,0.7,0.5,0.7,0.50\n3,0.8,0.4,0.7,0.495\n4,0.9,0.3,0.7,0.494\n"
+    )
+    with_summary(run_dir, 3)
+    history = read_history(run_dir)
+    figures = plot.run_figures(history, best_of(history, json.loads((run_dir / "summary.json").read_text())), "a")
+    assert list(figures) == ["loss", "binary_accuracy"]
+    ax = figures["loss"].axes[0]
+    training, validation, best, lowest = ax.lines
+    assert list(training.get_xdata()) == [1, 2, 3, 4, 5] and list(training.get_ydata()) == [0.9, 0.7, 0.5, 0.4, 0.3]
+    assert validation.get_linestyle() == "--" and list(validation.get_ydata())[-1] == 0.494
+    assert best.get_linestyle() == ":" and list(best.get_xdata()) == [3, 3]
+    assert list(lowest.get_xdata()) == [5] and list(lowest.get_ydata()) == [0.494]
+    assert legend_texts(ax) == [
+        "training",
+        "validation",
+        "best epoch 3 (val_loss 0.5)",
+        "lowest val_loss 0.494 (epoch 5)",
+    ]
+    assert ax.get_title() == "loss: a" and ax.get_xlabel() == "epoch"
+    accuracy = figures["binary_accuracy"].axes[0]
+    assert legend_texts(accuracy) == ["training", "validation", "best epoch 3 (val_loss 0.5)"]  # no val_loss dot
+
+
+def test_run_figures_of_a_bare_history_mark_the_lowest_val_loss(tmp_path):
+    csv = write_history(tmp_path / "loose.csv")
+    history = read_history(csv)
+    ax = plot.run_figures(history, best_of(history), "loose")["loss"].axes[0]
+    lowest = history.values["val_loss"].index(min(history.values["val_loss"])) + 1
+    assert f"best epoch {lowest} " in legend_texts(ax)[2] and len(ax.lines) == 3  # no second dot: they agree
+
+
+def test_overlay_figure_colours_each_run_and_dots_its_best_epoch(tmp_path):
+    a = with_summary(make_run(tmp_path / "runs", "a", seed=1), 2)
+    b = with_summary(make_run(tmp_path / "runs", "b", seed=2, epochs=6), 4)
+    fig = plot.overlay_figure([tmp_path / "runs"], ["loss", "val_loss"], 1)
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    assert ax.get_title() == "loss"
+    lines = [line for line in ax.lines if line.get_linestyle() != "None"]
+    dots = [line for line in ax.lines if line.get_linestyle() == "None"]
+    assert len(lines) == 4  # training and validation per run
+    assert [list(dot.get_xdata()) for dot in dots] == [[2], [4]]
+    for dot, run_dir in zip(dots, (a, b)):
+        values = read_history(run_dir).values["val_loss"]
+        epoch = int(dot.get_xdata()[0])
+        assert list(dot.get_ydata()) == [values[epoch - 1]]
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert labels == ["a/20240101-120000", "b/20240101-120000", "training", "validation", "best epoch"]
+    assert lines[0].get_color() == dots[0].get_color() != lines[2].get_color()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dlrun.cli import app
 from dlrun.errors import DlrunError, SpecError
-from dlrun.runs import compare
+from dlrun.runs import reading
 from dlrun.search import sweep
 
 from conftest import binary_spec, make_binary_csv, write_spec
@@ -171,9 +171,9 @@ def test_resume_runs_only_the_missing_points(experiment):
     resumed = json.loads((sweep_dir / "sweep.json").read_text())["points"]
     assert [p["status"] for p in resumed] == ["completed"] * 3
     assert resumed[0]["run_dir"] == points[0]["run_dir"] and (kept / "summary.json").read_text() == kept_summary
-    run_dirs = [r for r in compare.candidates([sweep_dir])[0]]
+    run_dirs = [r for r in reading.find_runs([sweep_dir])[0]]
     assert len(run_dirs) == 3  # the half-written run was replaced, not kept beside the new one
-    assert all(compare.load_run(r).summary["status"] == "completed" for r in run_dirs)
+    assert all(reading.load_run(r).summary["status"] == "completed" for r in run_dirs)
 
     again = runner.invoke(app, ["sweep", "--resume", str(sweep_dir)])
     assert again.exit_code == 0 and "0/0" in again.stdout  # nothing left to run
@@ -224,7 +224,7 @@ def test_ray_sweep_2x2_on_a_local_instance(experiment):
     (sweep_dir,) = sweep_dirs()
     points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
     assert [p["status"] for p in points] == ["completed"] * 4
-    runs, skipped = compare.load_runs([sweep_dir])
+    runs, skipped = reading.load_runs([sweep_dir])
     assert not skipped and len(runs) == 4
     assert {(r.params["training.optimizer.learning_rate"], r.params["seed"]) for r in runs} == {
         (0.05, 0),
@@ -271,3 +271,25 @@ def test_a_nan_run_is_kept_and_reported_in_the_table(tmp_path):
     assert (sweep_dir / points[1]["run_dir"] / "history.csv").is_file()
     assert [row["status"] for row in result.table] == ["completed", "nan"]
     assert [p["index"] for p in result.failures] == [1]
+
+
+def test_a_keras_failure_is_failed_in_the_manifest_as_in_the_summary(binary_experiment, monkeypatch):
+    """The worker passes on the status train() decided; it used to call every TrainingError "nan"."""
+    from dlrun.training import callbacks
+
+    def failing_log(keras):
+        class Fails(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                raise RuntimeError("InvalidArgumentError: a Keras error mid-fit")
+
+        return Fails()
+
+    sweep_dir = sweep.start(binary_experiment, sweep.make_grid(["training.epochs=2,3"]), Path("runs"))
+    monkeypatch.setattr(callbacks, "_learning_rate_log", failing_log)
+    result = sweep.execute(sweep_dir, InProcess())
+    points = result.manifest["points"]
+    assert [p["status"] for p in points] == ["failed", "failed"], points
+    assert "InvalidArgumentError" in points[0]["error"]
+    summary = json.loads((sweep_dir / points[0]["run_dir"] / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert json.loads((sweep_dir / "sweep.json").read_text())["points"][0]["status"] == "failed"

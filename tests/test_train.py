@@ -11,12 +11,12 @@ import yaml
 
 from dlrun.backend import import_keras
 from dlrun.data.prepare import prepare
-from dlrun.errors import TrainingError
+from dlrun.errors import DataError, TrainingError
 from dlrun.runs import layout as runs
 from dlrun.spec.loader import load_spec
 from dlrun.training.fit import train
 
-from conftest import binary_spec, make_binary_csv, make_regression_csv, write_spec
+from conftest import CONFIGS, binary_spec, keras_best_epoch, make_binary_csv, make_regression_csv, write_spec
 
 keras = import_keras()
 
@@ -164,7 +164,7 @@ def test_sparse_categorical_maps_string_labels(tmp_path):
 def test_bad_data_leaves_no_run_directory(tmp_path):
     make_binary_csv(tmp_path / "data.csv")
     spec = load_spec(write_spec(tmp_path, binary_spec()), ["data.target=nope"])
-    with pytest.raises(Exception, match="'nope' is not in"):
+    with pytest.raises(DataError, match="'nope' is not in"):
         train(spec, tmp_path / "runs", quiet=True)
     assert not (tmp_path / "runs").exists()
 
@@ -201,3 +201,38 @@ def test_an_error_inside_fit_is_one_message_and_keeps_the_epochs(binary_experime
     assert len(pd.read_csv(run_dir / runs.HISTORY)) == 2
     assert json.loads((run_dir / runs.SUMMARY).read_text())["status"] == "failed"
     assert not (run_dir / runs.MODEL).exists()
+
+
+def test_the_readme_run_has_one_best_epoch_everywhere(tmp_path):
+    """The README's first command: min_delta 0.001 keeps an earlier epoch than the lowest val_loss."""
+    from typer.testing import CliRunner
+
+    from dlrun.cli import app
+    from dlrun.runs import compare, plot
+    from dlrun.runs.history import best_of, read_history
+    from dlrun.runs.reading import load_runs
+
+    result = CliRunner().invoke(app, ["train", str(CONFIGS / "06_binary_classification.yaml"), "--out", "runs"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs" / "06_binary_classification").iterdir()
+    summary = json.loads((run_dir / runs.SUMMARY).read_text())
+    history = read_history(run_dir)
+    best = summary["best_epoch"]
+    assert best == keras_best_epoch(history.values["val_loss"], "min", 0.001) == summary["model_epoch"]
+    assert summary["min_val_loss_epoch"] != best  # the case that printed two unexplained numbers
+    text = " ".join(result.output.split())
+    assert f"Best epoch {best}: val_loss {summary['best_value']:.6g}" in text
+    assert f"Lowest val_loss {summary['min_val_loss']:.6g} at epoch {summary['min_val_loss_epoch']}" in text
+    assert "by less than min_delta 0.001" in text and "Minimum validation loss" not in text
+
+    figures = plot.run_figures(history, best_of(history, summary), "run")
+    marked = [line for line in figures["loss"].axes[0].lines if line.get_linestyle() == ":"]
+    assert [list(line.get_xdata()) for line in marked] == [[best, best]]
+    columns, rows = compare.rows(load_runs([run_dir])[0])
+    assert rows[0]["best_epoch"] == best and rows[0]["best:val_loss"] == summary["best_value"]
+
+    model = keras.saving.load_model(run_dir / runs.MODEL)  # the weights of the best epoch
+    spec = load_spec(run_dir / runs.CONFIG)
+    prepared = prepare(spec.data, spec.seed, spec.training.loss)
+    restored = model.evaluate(prepared.x_valid, prepared.y_valid, batch_size=512, verbose=0, return_dict=True)
+    assert restored["loss"] == pytest.approx(summary["best_value"], abs=1e-5)

@@ -54,9 +54,10 @@ def compare(
     import json
 
     from dlrun.runs import compare as comparing
+    from dlrun.runs import reading
 
     with reported():
-        loaded, skipped = comparing.load_runs(sources)
+        loaded, skipped = reading.load_runs(sources)
         for item in skipped:
             err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
         if not loaded:
@@ -84,10 +85,11 @@ def diff(
 ) -> None:
     """Show what differs between two runs: spec values, metrics at the best epoch, and their curves."""
     from dlrun.runs import compare as comparing
+    from dlrun.runs import reading
     from dlrun.runs.plot import plot_histories
 
     with reported():
-        a, b = comparing.load_run(run_a), comparing.load_run(run_b)
+        a, b = reading.load_run(run_a), reading.load_run(run_b)
         config = comparing.diff_configs(a, b)
         metrics = comparing.diff_metrics(a, b)
         written = plot_histories([a.run_dir, b.run_dir], None, 1, out_file)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from dlrun.cli.common import SetOption, app, fmt, out, reported
+from dlrun.runs.history import NOT_QUANTITIES
 
 
 @app.command()
@@ -30,17 +31,44 @@ def train(
 
 
 def show_summary(run_dir: Path, summary: dict) -> None:
-    """Print the end-of-run table."""
+    """Print the end-of-run table: how the run ended, its one best epoch, the values there, the test rows."""
     table = Table(show_header=False, box=None)
+    table.add_column(no_wrap=True)
+    table.add_column()
     table.add_row("Status", f"{summary['status']} after {summary['epochs_run']} of {summary['epochs']} epochs")
-    table.add_row("Minimum validation loss", fmt(summary.get("min_val_loss")))  # as the course prints it
-    if summary["best_epoch"] is not None:
-        table.add_row(f"Best epoch ({summary['monitor']})", f"{summary['best_epoch']}: {fmt(summary['best_value'])}")
+    for label, text in best_lines(summary):
+        table.add_row(label, text)
     for key, value in summary["best"].items():
-        if key not in ("learning_rate",):
-            table.add_row(f"  {key} at best epoch", fmt(value))
+        if key not in NOT_QUANTITIES and key != summary["monitor"]:
+            table.add_row(f"  {key}", fmt(value))
     for key, value in summary.get("test", {}).items():
         table.add_row(f"Test {key} ({summary['rows'].get('test', '?')} rows)", fmt(value))
     table.add_row("Wall time", f"{summary['wall_time_s']:.1f} s")
     out.print(table)
     out.print(f"Run directory: {run_dir}", soft_wrap=True, markup=False)  # whole, never folded: users copy it
+
+
+def best_lines(summary: dict) -> list[tuple[str, str]]:
+    """Say which epoch is best and which the model holds, in words where the lowest val_loss is elsewhere."""
+    best, monitor = summary.get("best_epoch"), summary["monitor"]
+    if best is None:
+        return [("Best epoch", f"none: no epoch logged {monitor}")]
+    lines = [("Best epoch", f"{best}: {monitor} {fmt(summary['best_value'])}")]
+    held = summary.get("model_epoch")
+    if held is not None and held != best:
+        lines.append(("", f"model.keras holds epoch {held}, the last (restore_best_weights keeps the best)"))
+    lowest, low = summary.get("min_val_loss_epoch"), summary.get("min_val_loss")
+    if lowest is None:
+        return lines
+    if lowest == best and monitor == "val_loss":
+        lines[0] = ("Best epoch", f"{best}: val_loss {fmt(low)}, the minimum validation loss")
+    elif monitor == "val_loss":
+        why = (
+            f"it improved on epoch {best} by less than min_delta {fmt(summary.get('min_delta'))}"
+            if summary.get("min_delta")
+            else "early stopping did not watch it yet (start_from_epoch)"
+        )
+        lines.append(("Lowest val_loss", f"{fmt(low)} at epoch {lowest}; {why}, so it does not count as better"))
+    else:
+        lines.append(("Lowest val_loss", f"{fmt(low)} at epoch {lowest} (the best epoch is by {monitor})"))
+    return lines

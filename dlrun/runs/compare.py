@@ -9,138 +9,17 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dlrun.errors import DlrunError
-from dlrun.runs.layout import CONFIG, HISTORY, RUN_FILES, SUMMARY, is_run_dir, read_config, read_summary, run_label
+from dlrun.runs.history import VAL, quantities
+from dlrun.runs.reading import Run, flatten, read_config, run_label
 
-# History columns that are bookkeeping, not something a model is scored on.
-NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
 FIXED_COLUMNS = ("epochs_run", "best_epoch")
 TAIL_COLUMNS = ("wall_time_s", "status")
-
-
-@dataclass
-class Run:
-    """One readable run directory: its flattened config, summary and history."""
-
-    run_dir: Path
-    label: str
-    params: dict[str, Any]
-    summary: dict[str, Any]
-    history: list[dict[str, float]]
-    """One dict per finished epoch, in order (the first is epoch 1)."""
-    columns: list[str] = field(default_factory=list)
-    """The history's quantity columns, in the file's order."""
-
-
-@dataclass
-class Skipped:
-    """A path given to compare that is not a usable run, and why."""
-
-    path: Path
-    reason: str
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten a config into dotted paths as `--set` writes them: `model.layers[1].rate`.
-
-    A list of mappings (the layers) is indexed; a list of plain values (`metrics`, `features`) stays
-    one value, since it is set as one (`--set data.features=[a,b]`).
-    """
-    flat: dict[str, Any] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(data, list) and any(isinstance(item, (dict, list)) for item in data):
-        for index, item in enumerate(data):
-            flat.update(flatten(item, f"{prefix}[{index}]"))
-    else:
-        flat[prefix] = data
-    return flat
-
-
-def candidates(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
-    """Expand the paths a user gave into folders that look like runs (a parent gives all below it)."""
-    found: list[Path] = []
-    skipped: list[Skipped] = []
-    for path in map(Path, paths):
-        if is_run_dir(path):
-            found.append(path)
-        elif path.is_dir():
-            below = sorted({p.parent for name in RUN_FILES for p in path.rglob(name)})
-            if below:
-                found += below
-            else:
-                skipped.append(
-                    Skipped(path, f"not a run directory and holds none (no {CONFIG} or {HISTORY} in it or below it)")
-                )
-        else:
-            skipped.append(Skipped(path, "does not exist"))
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique, skipped
-
-
-def load_run(run_dir: Path) -> Run:
-    """Read one run directory.
-
-    Raises:
-        DlrunError: the run is half-written (still training, or killed before it finished) or a
-            file in it cannot be read.
-    """
-    run_dir = Path(run_dir)
-    missing = [name for name in (CONFIG, SUMMARY, HISTORY) if not (run_dir / name).is_file()]
-    if missing:
-        still = "" if SUMMARY not in missing else " (still training, or stopped before it finished)"
-        raise DlrunError(f"{run_dir} is half-written{still}: no {', '.join(missing)}")
-    try:
-        summary = read_summary(run_dir)
-    except json.JSONDecodeError as exc:
-        raise DlrunError(f"{run_dir / SUMMARY} is not valid JSON ({exc})") from None
-    history, columns = read_history_rows(run_dir / HISTORY)
-    return Run(run_dir, run_label(run_dir), flatten(read_config(run_dir)), summary, history, columns)
-
-
-def read_history_rows(path: Path) -> tuple[list[dict[str, float]], list[str]]:
-    """Read a Keras CSVLogger file into one dict of floats per epoch, and its quantity columns."""
-    try:
-        with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = [c for c in (reader.fieldnames or []) if c not in NOT_QUANTITIES]
-            rows = [{c: _number(row.get(c)) for c in columns} for row in reader]
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
-        raise DlrunError(f"cannot read {path} as a training history ({exc})") from None
-    return rows, columns
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
-def load_runs(paths: list[Path]) -> tuple[list[Run], list[Skipped]]:
-    """Read every run under the given paths; anything unreadable is returned as skipped, with why."""
-    found, skipped = candidates(paths)
-    loaded: list[Run] = []
-    for run_dir in found:
-        try:
-            loaded.append(load_run(run_dir))
-        except DlrunError as exc:
-            skipped.append(Skipped(run_dir, str(exc)))
-    # Two runs of the same name and second in different trees would share a label: use paths then.
-    labels = [run.label for run in loaded]
-    for run in loaded:
-        if labels.count(run.label) > 1:
-            run.label = str(run.run_dir)
-    return loaded, skipped
 
 
 def quantity_order(runs: list[Run]) -> list[str]:
@@ -150,16 +29,9 @@ def quantity_order(runs: list[Run]) -> list[str]:
         monitor = run.summary.get("monitor")
         if monitor and monitor not in seen:
             seen.append(monitor)
-    bases: list[str] = []
-    for run in runs:
-        for column in run.columns:
-            base = column.removeprefix("val_")
-            if base not in bases:
-                bases.append(base)
-    bases.sort(key=lambda name: name != "loss")
-    every = {c for run in runs for c in run.columns}
-    for base in bases:
-        for column in (base, "val_" + base):
+    every = [c for run in runs for c in run.history.columns]
+    for base in quantities(every):
+        for column in (base, VAL + base):
             if column in every and column not in seen:
                 seen.append(column)
     return seen
@@ -190,17 +62,17 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
     columns += [*TAIL_COLUMNS, "run_dir"]
     table = []
     for run in runs:
-        best_epoch = run.summary.get("best_epoch")
-        best = run.history[best_epoch - 1] if best_epoch and best_epoch <= len(run.history) else {}
-        last = run.history[-1] if run.history else {}
+        best_epoch = run.best_epoch
+        best = run.history.row(best_epoch) if best_epoch else {}
+        last = run.history.row(run.history.epochs[-1]) if len(run.history) else {}
         row: dict[str, Any] = {"run": run.label, **{p: run.params.get(p) for p in params}}
-        row["epochs_run"] = run.summary.get("epochs_run", len(run.history))
+        row["epochs_run"] = len(run.history)
         row["best_epoch"] = best_epoch
         for q in quantities:
             row[f"best:{q}"] = best.get(q)
             row[f"last:{q}"] = last.get(q)
         row["wall_time_s"] = run.summary.get("wall_time_s")
-        row["status"] = run.summary.get("status")
+        row["status"] = str(run.status)
         row["run_dir"] = str(run.run_dir)
         table.append(row)
     return columns, table

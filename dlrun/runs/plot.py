@@ -1,8 +1,9 @@
 """History CSVs -> PNG figures: one per quantity for a run, or runs overlaid for `dlrun plot`.
 
-Epochs are numbered from 1 everywhere a user sees them: Keras's CSVLogger writes the first epoch as
-0, and `read_history` shifts it so that the first epoch plotted (and the one `from_epoch=1` names)
-is "epoch 1", as Keras's own progress bar prints it ("Epoch 1/20").
+Epochs are numbered from 1 everywhere a user sees them, as `dlrun.runs.history` reads them: the
+first epoch plotted (and the one `from_epoch=1` names) is "epoch 1", as Keras's own progress bar
+prints it ("Epoch 1/20"). The epoch marked best is the run's own (summary.json, by its monitor, mode
+and min_delta), the one whose weights `restore_best_weights` keeps.
 
 Never imports TensorFlow or Keras, and imports pandas and matplotlib only inside the functions that
 draw, so `dlrun --help` stays fast. Figures are drawn on `matplotlib.figure.Figure` objects rather
@@ -18,56 +19,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrun.errors import DataError
-from dlrun.runs.layout import CONFIG, HISTORY, find_runs, is_run_dir, run_label
+from dlrun.runs.history import (
+    VAL,
+    Best,
+    History,
+    best_of,
+    extreme_epoch,
+    history_path,
+    quantities,
+    read_history,
+)
+from dlrun.runs.layout import HISTORY
+from dlrun.runs.reading import find_runs, is_run_dir, read_summary, run_label
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-VAL = "val_"
-# Columns that are bookkeeping rather than something the model is scored on ("lr" is Keras 2's name).
-NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
 # Up to this many epochs lines get a dot per epoch, so that a short run shows where its epochs are.
 DOTS_UP_TO = 20
 # Shaded band of a seed group, and how the legend explains it.
 BANDS = {"minmax": "min to max over seeds", "std": "mean +/- std over seeds"}
 
 
-def read_history(path: Path) -> pd.DataFrame:
-    """Read a Keras CSVLogger history, with an `epoch` column numbered from 1.
+def history_frame(source: Path | History) -> pd.DataFrame:
+    """Return a history (read by `dlrun.runs.history.read_history`) as a data frame, `epoch` first, from 1.
 
-    Text that is not a number (an array-valued metric written as `"[0.1, 0.2]"`) leaves its column
-    out; `nan`, `NA` and infinite values become NaN, which plots as a gap in the line.
-
-    Args:
-        path: A history CSV, or a run directory (meaning its `history.csv`).
-
-    Returns:
-        One row per epoch, `epoch` first (1 for the first epoch Keras ran), then the columns as
-        written. A run that stopped before its first epoch ended may give zero rows.
+    Infinite values become NaN, which plots as a gap in the line, as do cells that are not numbers.
 
     Raises:
-        DataError: The file is missing, empty, not a CSV, or has no `loss` column.
+        DataError: as `read_history`.
     """
-    csv = _history_csv(Path(path))
-    history = _load(csv)
-    if history is None:
-        raise DataError(f"{csv} is empty: the run stopped before its first epoch ended")
-    return history
+    import numpy as np
+    import pandas as pd
 
-
-def quantities(columns) -> list[str]:
-    """Name the quantities to plot: `loss` first, then every metric, each once.
-
-    A validation column counts as its training twin (`val_loss` -> `loss`), so a quantity is found
-    even when only its validation column was logged. `epoch` and the learning rate are left out.
-    """
-    found: list[str] = []
-    for column in columns:
-        base = column.removeprefix(VAL)
-        if base not in NOT_QUANTITIES and base not in found:
-            found.append(base)
-    return sorted(found, key=lambda name: name != "loss")  # stable: metrics keep the file's order
+    history = source if isinstance(source, History) else read_history(source)
+    frame = pd.DataFrame({"epoch": pd.Series(history.epochs, dtype="int64"), **history.values})
+    return frame.replace([np.inf, -np.inf], np.nan)
 
 
 def select_epochs(history: pd.DataFrame, from_epoch: int) -> pd.DataFrame:
@@ -80,14 +69,49 @@ def select_epochs(history: pd.DataFrame, from_epoch: int) -> pd.DataFrame:
     return history[history["epoch"] >= from_epoch]
 
 
-def write_run_plots(history_csv: Path, plots_dir: Path) -> list[Path]:
-    """Write one PNG per quantity of a run: `loss.png` with `loss` and `val_loss`, and so on.
+def run_figures(history: History, best: Best, title: str) -> dict[str, Figure]:
+    """Draw one figure per quantity of a run: `loss` with `val_loss`, each metric with its val_ twin.
 
-    The loss figure marks the epoch with the best (lowest) `val_loss`.
+    Every figure marks the best epoch with a dotted line (the run's own, from summary.json); where
+    the lowest val_loss sits at another epoch (min_delta, or another monitor), the loss figure says
+    so with a dot.
+
+    Returns:
+        Figures by quantity, `loss` first; none for a run that has no epoch yet.
+    """
+    from matplotlib.figure import Figure
+
+    frame = history_frame(history)
+    figures: dict[str, Figure] = {}
+    if frame.empty:
+        return figures
+    for quantity in quantities(_columns_with_values(frame)):
+        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+        ax = fig.subplots()
+        for column, style, colour in ((quantity, "-", "C0"), (VAL + quantity, "--", "C1")):
+            _draw(
+                ax,
+                frame,
+                column,
+                dots=len(frame) <= DOTS_UP_TO,
+                color=colour,
+                linestyle=style,
+                label="validation" if column.startswith(VAL) else "training",
+            )
+        _mark_best(ax, frame, best, history, with_lowest=quantity == "loss")
+        _label_axes(ax, quantity)
+        ax.set_title(f"{quantity}: {title}")
+        ax.legend(fontsize="small")
+        figures[quantity] = fig
+    return figures
+
+
+def write_run_plots(run_dir: Path, plots_dir: Path | None = None) -> list[Path]:
+    """Write one PNG per quantity of a run into its `plots/` folder (see `run_figures`).
 
     Args:
-        history_csv: The run's history CSV, or its run directory.
-        plots_dir: Folder for the PNGs, created when missing.
+        run_dir: The run directory (or its history CSV).
+        plots_dir: Folder for the PNGs, created when missing; default `<run_dir>/plots`.
 
     Returns:
         The files written, `loss.png` first; none for a run that has no epoch yet.
@@ -95,34 +119,13 @@ def write_run_plots(history_csv: Path, plots_dir: Path) -> list[Path]:
     Raises:
         DataError: The history is missing or cannot be read.
     """
-    from matplotlib.figure import Figure
-
-    csv = _history_csv(Path(history_csv))
-    history = _load(csv)
-    if history is None or history.empty:
-        return []
-    label = _label(csv)
-    plots_dir = Path(plots_dir)
-    plots_dir.mkdir(parents=True, exist_ok=True)
+    csv = history_path(Path(run_dir))
+    history = read_history(csv)
+    best = best_of(history, read_summary(csv.parent))
+    plots_dir = Path(plots_dir) if plots_dir is not None else csv.parent / "plots"
     written = []
-    for quantity in quantities(_columns_with_values(history)):
-        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-        ax = fig.subplots()
-        for column, style, colour in ((quantity, "-", "C0"), (VAL + quantity, "--", "C1")):
-            _draw(
-                ax,
-                history,
-                column,
-                dots=len(history) <= DOTS_UP_TO,
-                color=colour,
-                linestyle=style,
-                label="validation" if column.startswith(VAL) else "training",
-            )
-        if quantity == "loss":
-            _mark_best(ax, history)
-        _label_axes(ax, quantity)
-        ax.set_title(f"{quantity}: {label}")
-        ax.legend()
+    for quantity, fig in run_figures(history, best, _label(csv)).items():
+        plots_dir.mkdir(parents=True, exist_ok=True)
         path = plots_dir / f"{_file_stem(quantity)}.png"
         fig.savefig(path, dpi=100)
         written.append(path)
@@ -140,7 +143,7 @@ def plot_histories(
     """Overlay the histories of several runs in one figure, one subplot per quantity.
 
     Each run has one colour; on a subplot its training column is solid and its validation twin
-    dashed, and the lowest `val_loss` of each run is marked with a dot.
+    dashed, and each run's best epoch (summary.json's) is dotted on the panel of its monitored quantity.
 
     Args:
         sources: History CSVs, run directories, or folders holding run directories at any depth.
@@ -165,11 +168,7 @@ def plot_histories(
             column is in no source, or nothing is left to draw.
         ValueError: `from_epoch` is below 1.
     """
-    from matplotlib import colormaps
     from matplotlib.backend_bases import FigureCanvasBase
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     # Mistakes in the arguments are reported before any file is read.
     _check_from_epoch(from_epoch)
@@ -183,16 +182,33 @@ def plot_histories(
         raise DataError(
             f"cannot write an image as {out.name!r}: expected a suffix matplotlib writes, like .png, .svg or .pdf"
         )
+    fig = overlay_figure(sources, metrics, from_epoch, group_seeds, band)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format=fmt, dpi=100)
+    return out
+
+
+def overlay_figure(
+    sources: list[Path], metrics: list[str] | None, from_epoch: int, group_seeds: bool = False, band: str = "minmax"
+) -> Figure:
+    """Draw the figure `plot_histories` writes (see there for the arguments)."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     runs: list[tuple[str, pd.DataFrame]] = []
     run_dirs: list[Path] = []
+    bests: dict[str, Best] = {}
     empty: list[str] = []
     for csv, label in _resolve_sources([Path(source) for source in sources]):
-        history = _load(csv) if csv.is_file() else None  # a run dir with only a config has no history yet
-        if history is None or history.empty:
+        history = _read_or_none(csv)  # a run dir with only a config, or a crashed run, has no epoch yet
+        if history is None or not len(history):
             empty.append(label)
         else:
-            runs.append((label, history))
+            runs.append((label, history_frame(history)))
             run_dirs.append(csv.parent)
+            bests[label] = best_of(history, read_summary(csv.parent) if is_run_dir(csv.parent) else None)
     if not runs:
         raise DataError(f"nothing to plot: no epoch has been logged yet in {', '.join(empty)}")
     bands: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
@@ -235,8 +251,17 @@ def plot_histories(
                     styles_used.add(style)
                     if label in bands:
                         _fill_band(ax, bands[label], column, from_epoch, colour)
-            if VAL + "loss" in columns:
-                marked |= _mark_best(ax, history, color=colour, line=False)
+            best = bests.get(label)
+            if best is not None and best.epoch is not None and best.epoch >= from_epoch and best.monitor in columns:
+                ax.plot(
+                    [best.epoch],
+                    [history.loc[history["epoch"] == best.epoch, best.monitor].item()],
+                    "o",
+                    color=colour,
+                    markersize=6,
+                    markeredgecolor="black",
+                )
+                marked = True
         _label_axes(ax, quantity)
         ax.set_title(quantity)
 
@@ -258,60 +283,20 @@ def plot_histories(
                 marker="o",
                 markerfacecolor="white",
                 markeredgecolor="black",
-                label="lowest val_loss",
+                label="best epoch",
             )
         )
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize="small")
     if from_epoch > 1:
         fig.suptitle(f"from epoch {from_epoch}", fontsize="medium")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format=fmt, dpi=100)
-    return out
+    return fig
 
 
-def _history_csv(path: Path) -> Path:
-    """Find the history CSV a path names, or say why there is none."""
-    if path.is_file():
-        return path
-    if (path / HISTORY).is_file():
-        return path / HISTORY
-    run_dir = path if path.is_dir() else path.parent if path.name == HISTORY else None
-    if run_dir is None or not run_dir.is_dir():
-        raise DataError(f"{path} does not exist: expected a {HISTORY} file or a run directory")
-    if (run_dir / CONFIG).is_file():
-        raise DataError(f"no {HISTORY} in {run_dir} yet: the run has not finished an epoch")
-    raise DataError(f"no {HISTORY} in {run_dir}: is it a run directory?")
-
-
-def _load(csv: Path) -> pd.DataFrame | None:
-    """Read a history CSV; None when the file is empty (a run that never finished an epoch)."""
-    import numpy as np
-    import pandas as pd
-
-    try:
-        history = pd.read_csv(csv)
-    except pd.errors.EmptyDataError:
+def _read_or_none(csv: Path) -> History | None:
+    """Read a history; None when the file is missing or empty (a run that never finished an epoch)."""
+    if not csv.is_file() or csv.stat().st_size == 0:
         return None
-    except (ValueError, UnicodeDecodeError, OSError) as error:
-        raise DataError(f"cannot read {csv} as a training history CSV: {error}") from error
-    for column in history.columns:
-        if history[column].dtype == object:
-            numbers = pd.to_numeric(history[column], errors="coerce")
-            if numbers[history[column].notna()].isna().any():
-                history = history.drop(columns=column)  # cannot be drawn as one line
-            else:
-                history[column] = numbers
-    if "loss" not in history.columns:
-        raise DataError(
-            f"{csv} is not a Keras training history: it has no numeric 'loss' column "
-            f"(columns: {', '.join(map(str, history.columns))})"
-        )
-    history = history.replace([np.inf, -np.inf], np.nan)
-    # Keras counts epochs from 0 (and from initial_epoch when resumed); people count from 1.
-    epoch = history.pop("epoch") + 1 if "epoch" in history.columns else range(1, len(history) + 1)
-    history.insert(0, "epoch", pd.Series(epoch, index=history.index).astype("int64"))
-    return history
+    return read_history(csv)
 
 
 def _check_from_epoch(from_epoch: int) -> None:
@@ -331,7 +316,7 @@ def _resolve_sources(sources: list[Path]) -> list[tuple[Path, str]]:
                 raise DataError(f"{source} is not a history CSV: expected a .csv file or a folder of runs")
             found.append((source, _label(source)))
         elif source.is_dir():
-            run_dirs = find_runs([source])
+            run_dirs, _ = find_runs([source])
             if not run_dirs:
                 raise DataError(f"{source} holds no run: no {HISTORY} was found in it or below it")
             found += [(run_dir / HISTORY, run_label(run_dir)) for run_dir in run_dirs]
@@ -391,21 +376,25 @@ def _draw(ax: Axes, history: pd.DataFrame, column: str, dots: bool, **style) -> 
     return True
 
 
-def _mark_best(ax: Axes, history: pd.DataFrame, color: str = "grey", line: bool = True) -> bool:
-    """Mark the epoch with the lowest `val_loss` (the one EarlyStopping's restore_best_weights keeps).
-
-    Returns:
-        Whether there was a `val_loss` to mark.
-    """
-    if VAL + "loss" not in history.columns or history[VAL + "loss"].isna().all():
-        return False
-    best = history[VAL + "loss"].idxmin()
-    epoch, value = history.at[best, "epoch"], history.at[best, VAL + "loss"]
-    if line:
-        ax.axvline(epoch, color=color, linestyle=":", label=f"best val_loss {value:.4g} (epoch {epoch})")
-    else:
-        ax.plot([epoch], [value], "o", color=color, markersize=6, markeredgecolor="black")
-    return True
+def _mark_best(ax: Axes, frame: pd.DataFrame, best: Best, history: History, with_lowest: bool) -> None:
+    """Mark the best epoch with a dotted line; with `with_lowest`, dot the lowest val_loss where it differs."""
+    if best.epoch is None:
+        return
+    value = best.value(history)
+    detail = f"{best.monitor} {value:.4g}" if value is not None else best.monitor
+    ax.axvline(best.epoch, color="grey", linestyle=":", label=f"best epoch {best.epoch} ({detail})")
+    lowest = extreme_epoch(history.values.get(VAL + "loss", []))
+    if with_lowest and lowest is not None and lowest != best.epoch:
+        low = history.row(lowest)[VAL + "loss"]
+        ax.plot(
+            [lowest],
+            [low],
+            "o",
+            color="C1",
+            markeredgecolor="black",
+            markersize=6,
+            label=f"lowest val_loss {low:.4g} (epoch {lowest})",
+        )
 
 
 def _label_axes(ax: Axes, quantity: str) -> None:

@@ -75,7 +75,7 @@ def run_point(index: int, spec_path: str, overrides: list[str], out: str, thread
             outcome = train(spec, Path(out), overrides, quiet=True)
             result.update(status=outcome.summary["status"], run_dir=str(outcome.run_dir))
         except TrainingError as exc:
-            result.update(status="interrupted" if exc.exit_code == 130 else "nan", error=str(exc))
+            result.update(status=exc.status, error=str(exc))
         except DlrunError as exc:
             result.update(error=str(exc))
         except KeyboardInterrupt:

@@ -22,12 +22,13 @@ import yaml
 from dlrun.errors import DlrunError, SpecError
 from dlrun.runs import compare
 from dlrun.runs import layout as runs
+from dlrun.runs.reading import Run, Skipped, load_run, read_summary
+from dlrun.runs.status import FINISHED, Status, status_of
 from dlrun.spec.loader import parse_value
 
 MANIFEST = "sweep.json"
 COMPARE_CSV = "compare.csv"
-FINISHED = ("completed", "early-stopped")
-KEPT_FAILURES = ("failed", "nan")  # deterministic (seeded, same spec): resuming would fail again
+KEPT_FAILURES = (Status.FAILED, Status.NAN)  # deterministic (seeded, same spec): resuming would fail again
 
 
 # --- axes --------------------------------------------------------------------------------------
@@ -202,8 +203,7 @@ def needs_run(point: dict[str, Any], sweep_dir: Path) -> bool:
     if point["status"] in KEPT_FAILURES:
         return False
     if point["status"] in FINISHED and point.get("run_dir"):
-        summary = runs.read_summary(sweep_dir / point["run_dir"]) if (sweep_dir / point["run_dir"]).is_dir() else {}
-        return summary.get("status") not in FINISHED
+        return not status_of(read_summary(sweep_dir / point["run_dir"])).finished
     return True
 
 
@@ -212,10 +212,7 @@ def _discard_unfinished(point: dict[str, Any], sweep_dir: Path) -> None:
     wanted = "".join(f"{o}\n" for o in point["overrides"])
     for overrides_file in sweep_dir.glob(f"*/*/{runs.OVERRIDES}"):
         run_dir = overrides_file.parent
-        if (
-            overrides_file.read_text(encoding="utf-8") == wanted
-            and runs.read_summary(run_dir).get("status") not in FINISHED
-        ):
+        if overrides_file.read_text(encoding="utf-8") == wanted and not status_of(read_summary(run_dir)).finished:
             shutil.rmtree(run_dir)
 
 
@@ -231,7 +228,7 @@ class SweepResult:
     ran: int
     columns: list[str] = field(default_factory=list)
     table: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[compare.Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     interrupted: bool = False
 
     @property
@@ -250,7 +247,7 @@ def start(spec: Path, grid: Grid, out: Path) -> Path:
     loaded = load_spec(spec, grid.constants)  # a mistake every point shares stops the sweep here
     sweep_dir = runs.new_run_dir(out, loaded.name, prefix="sweep-")
     points = [
-        {"index": i, "overrides": overrides, "status": "pending", "run_dir": None, "error": None}
+        {"index": i, "overrides": overrides, "status": Status.PENDING, "run_dir": None, "error": None}
         for i, overrides in enumerate(grid.points())
     ]
     manifest = {
@@ -293,18 +290,18 @@ def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict],
     tasks = []
     for point in todo:
         _discard_unfinished(point, sweep_dir)
-        point.update(status="pending", run_dir=None, error=None)
+        point.update(status=Status.PENDING, run_dir=None, error=None)
         try:
             load_spec(spec, point["overrides"])
         except SpecError as exc:
-            point.update(status="failed", error=str(exc))
+            point.update(status=Status.FAILED, error=str(exc))
             continue
         tasks.append((point["index"], str(spec), point["overrides"], str(sweep_dir)))
     runs.write_json(sweep_dir / MANIFEST, manifest)
 
     display = _Display(console, len(todo), {p["index"]: point_label(p, axes) for p in points})
     for point in todo:
-        if point["status"] == "failed":
+        if point["status"] == Status.FAILED:
             display.finished(point)
     interrupted = False
     results = executor.run(tasks, display.started) if tasks else iter(())
@@ -325,8 +322,8 @@ def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict],
         except KeyboardInterrupt:
             interrupted = True
             for point in points:
-                if point["status"] == "pending":
-                    point["status"] = "interrupted"
+                if point["status"] == Status.PENDING:
+                    point["status"] = Status.INTERRUPTED
             runs.write_json(sweep_dir / MANIFEST, manifest)
         finally:
             if hasattr(results, "close"):
@@ -343,10 +340,10 @@ def _find_run(sweep_dir: Path, overrides: list[str]) -> Path | None:
     return max(matches, key=lambda p: p.stat().st_mtime) if matches else None
 
 
-def table(sweep_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[dict], list[compare.Skipped]]:
+def table(sweep_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[dict], list[Skipped]]:
     """Build the sweep's compare table, best monitored value first; points with no run go last."""
-    loaded: list[compare.Run] = []
-    skipped: list[compare.Skipped] = []
+    loaded: list[Run] = []
+    skipped: list[Skipped] = []
     without_run = []
     for point in manifest["points"]:
         run_dir = sweep_dir / point["run_dir"] if point.get("run_dir") else None
@@ -354,9 +351,9 @@ def table(sweep_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[di
             without_run.append(point)
             continue
         try:
-            loaded.append(compare.load_run(run_dir))
+            loaded.append(load_run(run_dir))
         except DlrunError as exc:
-            skipped.append(compare.Skipped(run_dir, str(exc)))
+            skipped.append(Skipped(run_dir, str(exc)))
     columns, rows = compare.rows(loaded) if loaded else (["run", "status"], [])
     axes = [axis["path"] for axis in manifest["axes"]]
     if loaded:

@@ -1,9 +1,12 @@
-"""Compile and fit the model on the prepared data, writing the run directory as training goes."""
+"""Train a spec: prepare the data, build and compile the model, fit it, and write the run directory.
+
+`train` reads top to bottom: data (dlrun.data), the run directory (dlrun.runs.layout), the model
+(dlrun.model), datasets and callbacks, `model.fit`, then the outcome: status, model, summary, plots.
+"""
 
 from __future__ import annotations
 
 import math
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +14,15 @@ from typing import Any
 
 import yaml
 
-from dlrun import __version__
 from dlrun.data.prepare import Prepared, prepare
-from dlrun.errors import DataError, TrainingError
-from dlrun.runs import layout as runs
+from dlrun.errors import TrainingError
+from dlrun.model import check_output_width
+from dlrun.runs import layout
+from dlrun.runs.history import History, read_history
+from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
+from dlrun.training.callbacks import Callbacks, make_callbacks
+from dlrun.training.summary import build_summary
 
 MAX_STEPS_PER_EXECUTION = 32
 
@@ -36,168 +43,142 @@ def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=Non
 
     Raises:
         DataError: the CSV cannot be used as the spec says.
-        TrainingError: the loss became NaN, or training was interrupted (the run directory keeps both).
+        TrainingError: the loss became NaN, training failed or was interrupted (the run directory keeps
+            what it did; the error's `status` says which).
     """
     data = prepare(spec.data, spec.seed, spec.training.loss)
-    _check_output_width(spec, data)
-    run_dir = runs.new_run_dir(Path(out), spec.name)
-    (run_dir / runs.CONFIG).write_text(yaml.safe_dump(spec.resolved(), sort_keys=False), encoding="utf-8")
+    check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
+    run_dir = start_run(spec, data, Path(out), overrides)
+    return Outcome(run_dir, fit(spec, data, run_dir, console, quiet))
+
+
+def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None) -> Path:
+    """Create the run directory and write what is known before training: config, overrides, preprocessing."""
+    run_dir = layout.new_run_dir(out, spec.name)
+    (run_dir / layout.CONFIG).write_text(yaml.safe_dump(spec.resolved(), sort_keys=False), encoding="utf-8")
     if overrides:
-        (run_dir / runs.OVERRIDES).write_text("".join(f"{o}\n" for o in overrides), encoding="utf-8")
-    runs.write_json(run_dir / runs.PREPROCESSING, data.preprocessing.to_dict())
-    return Outcome(run_dir, _fit(spec, data, run_dir, console, quiet))
+        (run_dir / layout.OVERRIDES).write_text("".join(f"{o}\n" for o in overrides), encoding="utf-8")
+    layout.write_json(run_dir / layout.PREPROCESSING, data.preprocessing.to_dict())
+    return run_dir
 
 
-def _check_output_width(spec: Spec, data: Prepared) -> None:
-    classes = data.preprocessing.classes
-    units = [layer.units for layer in spec.model.layers if layer.type == "dense"]
-    if classes is not None and units and units[-1] != len(classes):
-        raise DataError(
-            f"model.layers: the last dense layer has {units[-1]} units but target {spec.data.target!r} has "
-            f"{len(classes)} classes ({', '.join(map(str, classes[:10]))}); set its units to {len(classes)} "
-            "with activation: softmax"
-        )
-
-
-def _fit(spec: Spec, data: Prepared, run_dir: Path, console, quiet: bool) -> dict[str, Any]:
+def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = False) -> dict[str, Any]:
+    """Fit the model into an existing run directory; write the model, summary and plots; return the summary."""
     from dlrun.backend import import_keras
+    from dlrun.data.datasets import fit_datasets
 
     keras = import_keras()
-    import tensorflow as tf
-
-    from dlrun.model import build_model
-
     training = spec.training
     keras.config.disable_interactive_logging()  # dlrun reports for Keras (TerminateOnNaN would print mid-bar)
     keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec.model, data.preprocessing.width)
+    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed)
+    model = compile_model(spec, data.preprocessing.width, _steps_per_execution(datasets.steps, datasets.valid_steps))
+    callbacks = make_callbacks(training, run_dir, console, quiet)
+    started = time.time()
+    status, failure = _run_fit(model, datasets, callbacks, training.epochs)
+    wall = time.time() - started
+    history = _logged(run_dir)
+    status = _final_status(status, history, callbacks)
+    return _finish(spec, data, run_dir, model, history, status, failure, wall)
+
+
+def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
+    """Build the spec's model for `input_width` inputs and compile it with the spec's optimizer, loss and metrics."""
+    from dlrun.backend import import_keras
+    from dlrun.model import build_model
+
+    keras = import_keras()
+    training = spec.training
+    model = build_model(spec.model, input_width)
     optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())
-    steps = math.ceil(data.rows["train"] / training.batch_size)
-    valid_steps = math.ceil(data.rows["validation"] / training.batch_size)
     model.compile(
         optimizer=optimizer,
         loss=training.loss,
         metrics=list(training.metrics),
-        steps_per_execution=_steps_per_execution(steps, valid_steps),
+        steps_per_execution=steps_per_execution,
     )
+    return model
 
-    # Keras rebuilds its input pipeline every epoch when given arrays; on small data that costs far
-    # more than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
-    if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
-        train_ds = data.stream.dataset("train", training.batch_size, shuffle=training.shuffle)
-        valid_ds = data.stream.dataset("validation", training.batch_size, repeat=False)
-    else:
-        train_ds = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()
-        if training.shuffle:
-            train_ds = train_ds.shuffle(len(data.x_train), seed=spec.seed, reshuffle_each_iteration=True)
-        train_ds = train_ds.batch(training.batch_size).repeat().prefetch(1)
-        # Repeated too, so Keras keeps one validation iterator for the whole fit; steps_per_execution
-        # divides validation_steps, so no evaluation reads into the next pass.
-        valid_ds = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(training.batch_size)
-        valid_ds = valid_ds.cache().repeat()
-        # Keras makes a new validation iterator every epoch. With tf.data's autotuner and graph
-        # rewrites on, each one starts a tuning thread and rewrites the pipeline: 17 ms an epoch when
-        # another process holds the other core, 0.3 ms without. Cached arrays have nothing to tune.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        options.experimental_optimization.apply_default_optimizations = False
-        train_ds, valid_ds = train_ds.with_options(options), valid_ds.with_options(options)
 
-    stop = training.early_stopping
-    early = (
-        keras.callbacks.EarlyStopping(
-            monitor=stop.monitor,
-            min_delta=stop.min_delta,
-            patience=stop.patience,
-            mode=stop.mode,
-            baseline=stop.baseline,
-            restore_best_weights=stop.restore_best_weights,
-            start_from_epoch=stop.start_from_epoch,
-        )
-        if stop
-        else None
-    )
-    callbacks = [
-        _LearningRateLog(keras),
-        keras.callbacks.TerminateOnNaN(),
-        *([early] if early else []),
-        keras.callbacks.CSVLogger(str(run_dir / runs.HISTORY)),
-    ]
-    if not quiet:
-        from dlrun.training.progress import EpochProgress
-
-        callbacks.append(EpochProgress(training.epochs, console))
-
-    started = time.time()
-    status, failure = "completed", None
-    history: dict[str, list[float]] = {}
+def _run_fit(model, datasets, callbacks: Callbacks, epochs: int) -> tuple[Status, BaseException | None]:
+    """Call `model.fit`; an interrupt or an error inside it becomes a status, since history.csv holds every epoch."""
     try:
-        result = model.fit(
-            train_ds,
-            validation_data=valid_ds,
-            epochs=training.epochs,
-            steps_per_epoch=steps,
-            validation_steps=valid_steps,
-            callbacks=callbacks,
+        model.fit(
+            datasets.train,
+            validation_data=datasets.valid,
+            epochs=epochs,
+            steps_per_epoch=datasets.steps,
+            validation_steps=datasets.valid_steps,
+            callbacks=callbacks.all,
             shuffle=False,
             verbose=0,
         )
-        history = result.history
     except KeyboardInterrupt:
-        status = "interrupted"  # history.csv, written as each epoch ends, is the record of what finished
+        return Status.INTERRUPTED, None
     except Exception as exc:  # a Keras or TensorFlow error mid-fit: keep the epochs, report it in one line
-        status, failure = "failed", exc
+        return Status.FAILED, exc
     finally:
-        for callback in callbacks:
-            if hasattr(callback, "progress"):
-                callback.progress.stop()
-    wall = time.time() - started
-    if not history:
-        history = _read_history(run_dir)
-    if not all(math.isfinite(v) for v in history.get("loss", [])):  # TerminateOnNaN stops on inf too
-        status = "nan"
-    elif early is not None and early.stopped_epoch > 0 and status == "completed":
-        status = "early-stopped"
-    if status not in ("nan", "failed"):
-        model.save(run_dir / runs.MODEL)
-    summary = _summary(spec, data, history, early, status, wall, keras, tf)
-    if status in ("completed", "early-stopped") and data.has_test:
-        summary["test"] = _evaluate_test(model, data, training.batch_size, tf)
+        callbacks.stop_displays()
+    return Status.COMPLETED, None
+
+
+def _final_status(status: Status, history: History, callbacks: Callbacks) -> Status:
+    """Refine how fit ended from what it logged: a NaN loss (TerminateOnNaN stops on inf too), early stopping."""
+    if not all(math.isfinite(v) for v in history.values.get("loss", [])):
+        return Status.NAN
+    if status == Status.COMPLETED and callbacks.early is not None and callbacks.early.stopped_epoch > 0:
+        return Status.EARLY_STOPPED
+    return status
+
+
+def _finish(spec: Spec, data: Prepared, run_dir: Path, model, history: History, status: Status, failure, wall: float):
+    """Save the model and summary.json, draw the plots, evaluate the test rows; raise for a run that did not finish."""
+    import keras
+    import tensorflow as tf
+
+    if status not in (Status.NAN, Status.FAILED):
+        model.save(run_dir / layout.MODEL)
+    summary = build_summary(
+        spec, data, history, status, wall, {"tensorflow": tf.__version__, "keras": keras.__version__}
+    )
+    if status.finished and data.has_test:
+        summary["test"] = _evaluate_test(model, data, spec.training.batch_size)
     if data.stream is not None:
         summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
-    runs.write_json(run_dir / runs.SUMMARY, summary)
-    if summary["epochs_run"]:
+    layout.write_json(run_dir / layout.SUMMARY, summary)
+    if len(history):
         from dlrun.runs.plot import write_run_plots
 
-        write_run_plots(run_dir / runs.HISTORY, run_dir / runs.PLOTS)
-    if status == "nan":
-        raise TrainingError(
-            f"training stopped at epoch {summary['epochs_run']}: the loss became NaN (or infinite). "
-            f"The history so far is in "
-            f"{run_dir / runs.HISTORY}. Try a lower training.optimizer.learning_rate, or scale the features "
-            "(data.scale: standard)"
-        )
-    if status == "failed":
-        reason = str(failure).strip().splitlines()[-1] if str(failure).strip() else type(failure).__name__
-        raise TrainingError(
-            f"training failed after {summary['epochs_run']} finished epochs ({type(failure).__name__}: {reason}); "
-            f"they are kept in {run_dir}. `dlrun check` builds the model and warns of likely mistakes"
-        ) from failure
-    if status == "interrupted":
-        error = TrainingError(f"interrupted after {summary['epochs_run']} finished epochs; they are kept in {run_dir}")
-        error.exit_code = 130
-        raise error
+        write_run_plots(run_dir)
+    _raise_unfinished(status, failure, len(history), run_dir)
     return summary
 
 
-def _evaluate_test(model, data: Prepared, batch_size: int, tf) -> dict[str, float]:
+def _raise_unfinished(status: Status, failure, epochs_run: int, run_dir: Path) -> None:
+    if status == Status.NAN:
+        raise TrainingError(
+            f"training stopped at epoch {epochs_run}: the loss became NaN (or infinite). The history so far is in "
+            f"{run_dir / layout.HISTORY}. Try a lower training.optimizer.learning_rate, or scale the features "
+            "(data.scale: standard)",
+            status,
+        )
+    if status == Status.FAILED:
+        reason = str(failure).strip().splitlines()[-1] if str(failure).strip() else type(failure).__name__
+        raise TrainingError(
+            f"training failed after {epochs_run} finished epochs ({type(failure).__name__}: {reason}); "
+            f"they are kept in {run_dir}. `dlrun check` builds the model and warns of likely mistakes",
+            status,
+        ) from failure
+    if status == Status.INTERRUPTED:
+        raise TrainingError(f"interrupted after {epochs_run} finished epochs; they are kept in {run_dir}", status)
+
+
+def _evaluate_test(model, data: Prepared, batch_size: int) -> dict[str, float]:
     """Evaluate the held-out test rows once, with the weights training ended with (restored if so asked)."""
-    if data.stream is not None:
-        test_ds = data.stream.dataset("test", batch_size, repeat=False)
-    else:
-        test_ds = tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test)).batch(batch_size)
-    steps = math.ceil(data.rows["test"] / batch_size)
-    results = model.evaluate(test_ds, steps=steps, verbose=0, return_dict=True)
+    from dlrun.data.datasets import test_dataset
+
+    dataset, steps = test_dataset(data, batch_size)
+    results = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
     return {key: float(value) for key, value in results.items()}
 
 
@@ -210,69 +191,9 @@ def _steps_per_execution(steps: int, valid_steps: int) -> int:
     return max(d for d in range(1, limit + 1) if steps % d == 0 and valid_steps % d == 0)
 
 
-def _read_history(run_dir: Path) -> dict[str, list[float]]:
-    import pandas as pd
-
-    path = run_dir / runs.HISTORY
+def _logged(run_dir: Path) -> History:
+    """Read what CSVLogger wrote; no epochs when it wrote nothing (interrupted during the first epoch)."""
+    path = run_dir / layout.HISTORY
     if not path.is_file() or path.stat().st_size == 0:
-        return {}
-    frame = pd.read_csv(path)
-    return {c: frame[c].astype(float).tolist() for c in frame.columns if c != "epoch"}
-
-
-def _summary(spec: Spec, data: Prepared, history, early, status: str, wall: float, keras, tf) -> dict[str, Any]:
-    monitor, mode = spec.monitor
-    values = history.get(monitor, [])
-    epochs_run = len(history.get("loss", []))
-    best = None
-    if (
-        early is not None
-        and early.best_epoch is not None
-        and early.best_epoch < len(values)
-        and not math.isinf(early.best)
-        and status != "interrupted"
-    ):
-        best = early.best_epoch
-    elif values:
-        finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
-        if finite:
-            best = (min(finite) if mode == "min" else max(finite, key=lambda t: (t[0], -t[1])))[1]
-    row = lambda i: {k: v[i] for k, v in history.items() if i < len(v)}  # noqa: E731
-    return {
-        "name": spec.name,
-        "status": status,
-        "epochs_run": epochs_run,
-        "epochs": spec.training.epochs,
-        "stopped_epoch": early.stopped_epoch + 1 if early is not None and early.stopped_epoch > 0 else None,
-        "monitor": monitor,
-        "mode": mode,
-        "best_epoch": best + 1 if best is not None else None,
-        "best_value": values[best] if best is not None else None,
-        "min_val_loss": min((v for v in history.get("val_loss", []) if math.isfinite(v)), default=None),
-        "best": row(best) if best is not None else {},
-        "final": row(epochs_run - 1) if epochs_run else {},
-        "wall_time_s": round(wall, 3),
-        "seed": spec.seed,
-        "rows": dict(data.rows),
-        "dropped_rows": dict(data.dropped),
-        "unseen_categories": data.unseen,
-        "streaming": data.stream is not None,
-        "data_sha256": data.sha256,
-        "versions": {
-            "dlrun": __version__,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "python": platform.python_version(),
-        },
-    }
-
-
-def _LearningRateLog(keras):
-    """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv)."""
-
-    class LearningRateLog(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None:
-                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    return LearningRateLog()
+        return History(path, [], {})
+    return read_history(path)

@@ -1,0 +1,68 @@
+"""The Keras callbacks a spec asks for, plus dlrun's own: learning-rate logging, history.csv, progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlrun.runs.layout import HISTORY
+from dlrun.spec.models import TrainingSpec
+
+
+@dataclass
+class Callbacks:
+    """The callbacks of one fit, and the ones the outcome needs to ask afterwards."""
+
+    all: list[Any] = field(default_factory=list)
+    early: Any = None
+    """The `EarlyStopping` callback, when the spec asks for early stopping."""
+
+    def stop_displays(self) -> None:
+        """Stop any live display, even when fit ended by an exception (the bar would stay on screen)."""
+        for callback in self.all:
+            if hasattr(callback, "progress"):
+                callback.progress.stop()
+
+
+def make_callbacks(training: TrainingSpec, run_dir: Path, console=None, quiet: bool = False) -> Callbacks:
+    """Build the callbacks for `model.fit`: history.csv is written as each epoch ends, so nothing finished is lost."""
+    from dlrun.backend import import_keras
+
+    keras = import_keras()
+    stop = training.early_stopping
+    early = (
+        keras.callbacks.EarlyStopping(
+            monitor=stop.monitor,
+            min_delta=stop.min_delta,
+            patience=stop.patience,
+            mode=stop.mode,
+            baseline=stop.baseline,
+            restore_best_weights=stop.restore_best_weights,
+            start_from_epoch=stop.start_from_epoch,
+        )
+        if stop
+        else None
+    )
+    callbacks = [
+        _learning_rate_log(keras),
+        keras.callbacks.TerminateOnNaN(),
+        *([early] if early else []),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY)),
+    ]
+    if not quiet:
+        from dlrun.training.progress import EpochProgress
+
+        callbacks.append(EpochProgress(training.epochs, console))
+    return Callbacks(callbacks, early)
+
+
+def _learning_rate_log(keras):
+    """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv)."""
+
+    class LearningRateLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    return LearningRateLog()

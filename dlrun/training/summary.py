@@ -1,0 +1,69 @@
+"""summary.json: how a run ended, its best epoch, and what it was trained on."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from dlrun import __version__
+from dlrun.data.prepare import Prepared
+from dlrun.runs.history import VAL, History, best_epoch, extreme_epoch
+from dlrun.runs.status import Status
+from dlrun.spec.models import Spec
+
+
+def best_of_spec(spec: Spec, history: History) -> int | None:
+    """Return the best epoch by the spec's early stopping (monitor, mode, min_delta), or the lowest val_loss."""
+    stop = spec.training.early_stopping
+    monitor, mode = spec.monitor
+    values = history.values.get(monitor, [])
+    if stop is None:
+        return best_epoch(values, mode)
+    return best_epoch(values, mode, stop.min_delta, stop.start_from_epoch)
+
+
+def model_epoch(spec: Spec, history: History, best: int | None, status: Status) -> int | None:
+    """Return the epoch whose weights model.keras holds: the best one when Keras restored it, else the last."""
+    stop = spec.training.early_stopping
+    if not len(history):
+        return None
+    if stop is not None and stop.restore_best_weights and best is not None and status.finished:
+        return best
+    return history.epochs[-1]
+
+
+def build_summary(
+    spec: Spec, data: Prepared, history: History, status: Status, wall: float, versions: dict[str, str]
+) -> dict[str, Any]:
+    """Return summary.json's content for a run that ended with `status`."""
+    monitor, mode = spec.monitor
+    stop = spec.training.early_stopping
+    best = best_of_spec(spec, history)
+    lowest = extreme_epoch(history.values.get(VAL + "loss", []))
+    epochs_run = len(history)
+    row = history.row
+    return {
+        "name": spec.name,
+        "status": str(status),
+        "epochs_run": epochs_run,
+        "epochs": spec.training.epochs,
+        "stopped_epoch": epochs_run if status == Status.EARLY_STOPPED else None,
+        "monitor": monitor,
+        "mode": mode,
+        "min_delta": stop.min_delta if stop else 0.0,
+        "best_epoch": best,
+        "best_value": row(best)[monitor] if best is not None else None,
+        "model_epoch": model_epoch(spec, history, best, status),
+        "min_val_loss": row(lowest)[VAL + "loss"] if lowest is not None else None,
+        "min_val_loss_epoch": lowest,
+        "best": row(best) if best is not None else {},
+        "final": row(history.epochs[-1]) if epochs_run else {},
+        "wall_time_s": round(wall, 3),
+        "seed": spec.seed,
+        "rows": dict(data.rows),
+        "dropped_rows": dict(data.dropped),
+        "unseen_categories": data.unseen,
+        "streaming": data.stream is not None,
+        "data_sha256": data.sha256,
+        "versions": {"dlrun": __version__, **versions, "python": platform.python_version()},
+    }
