@@ -257,6 +257,34 @@ OPTIMIZERS: dict[str, dict[str, object]] = {
     "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False, **_COMMON_OPTIMIZER_ARGS},
 }
 
+# Optimizer name -> its Keras class, for the docs of each optimizer's spec model.
+OPTIMIZER_CLASSES = {
+    "adadelta": "Adadelta",
+    "adafactor": "Adafactor",
+    "adagrad": "Adagrad",
+    "adam": "Adam",
+    "adamax": "Adamax",
+    "adamw": "AdamW",
+    "ftrl": "Ftrl",
+    "lion": "Lion",
+    "muon": "Muon",
+    "nadam": "Nadam",
+    "rmsprop": "RMSprop",
+    "schedulefreeadamw": "ScheduleFreeAdamW",
+    "sgd": "SGD",
+}
+
+# The optimizer arguments whose type their Keras default does not tell: counts of steps (Keras wants an
+# int, default 5 or None) and a list of names. Every other argument is a bool where its default is one,
+# else a float (`adam_lr_ratio` defaults to 1 but is a ratio).
+OPTIMIZER_ARGUMENT_TYPES = {
+    "ema_overwrite_frequency": "int",
+    "gradient_accumulation_steps": "int",
+    "ns_steps": "int",
+    "warmup_steps": "int",
+    "exclude_layers": "list[str]",
+}
+
 
 # Old or short spellings that string similarity cannot find (Keras 2's `lr`, for instance).
 ALIASES = {
