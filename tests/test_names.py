@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import re
 
 import numpy as np
@@ -128,3 +129,21 @@ def test_whole_numbers_reach_keras_as_the_types_it_checks():
     ).optimizer
     config = _config(_built(optimizer))
     assert (config["learning_rate"], config["momentum"]) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(names.OPTIMIZERS))
+def test_optimizer_ranges_are_kerass(name):
+    cls = type(keras.optimizers.get(name))
+    ranges = {**names.OPTIMIZER_RANGES["*"], **names.OPTIMIZER_RANGES.get(name, {})}
+    for key, bounds in ranges.items():
+        number = int if names.OPTIMIZER_ARGUMENT_TYPES.get(key) == "int" else float
+        for bound, value in bounds.items():
+            cls(use_ema=True, **{key: number(value)})  # the bound itself is fine
+            with pytest.raises(ValueError):
+                cls(use_ema=True, **{key: number(value - 1 if bound == "ge" else value + 1)})
+
+
+def test_keras_takes_one_clipping_argument():
+    for pair in itertools.combinations(names.OPTIMIZER_CLIPPING, 2):
+        with pytest.raises(ValueError, match="Only one of"):
+            keras.optimizers.SGD(**dict.fromkeys(pair, 1.0))

@@ -208,3 +208,40 @@ def test_every_optimizer_argument_is_documented():
         assert list(properties) == ["name", *names.OPTIMIZERS[name]]
         for key, default in names.OPTIMIZERS[name].items():
             assert properties[key]["default"] == default and properties[key]["description"], (name, key)
+
+
+def ranges(name: str) -> dict[str, dict[str, float]]:
+    """The ranges Keras enforces on this optimizer's arguments."""
+    return {**names.OPTIMIZER_RANGES["*"], **names.OPTIMIZER_RANGES.get(name, {})}
+
+
+def outside(bound: str, value: float) -> float:
+    return value - 1 if bound == "ge" else value + 1
+
+
+@pytest.mark.parametrize("name", sorted(names.OPTIMIZER_RANGES.keys() - {"*"} | {"adam"}))
+def test_ranges_keras_enforces_are_refused_by_both(tmp_path, name):
+    for key, bounds in ranges(name).items():
+        for bound, value in bounds.items():
+            assert schema_accepts({"name": name, key: value}) and dlrun_optimizer({"name": name, key: value})
+            entry = {"name": name, key: outside(bound, value)}
+            assert not schema_accepts(entry), entry
+            (problem,) = problems_of(write_spec(tmp_path, binary_spec(optimizer=entry)))
+            words = {"ge": "greater than or equal to", "le": "less than or equal to"}[bound]
+            assert problem.path == f"training.optimizer.{key}" and words in problem.message, problem
+
+
+def test_one_clipping_argument_at_a_time(tmp_path):
+    assert schema_accepts({"name": "sgd", "clipnorm": 1, "clipvalue": None})
+    assert dlrun_optimizer({"name": "sgd", "clipnorm": 1, "clipvalue": None}).kwargs()["clipnorm"] == 1.0
+    entry = {"name": "sgd", "clipnorm": 1, "global_clipnorm": 2.0}
+    assert not schema_accepts(entry)
+    path = write_spec(tmp_path, binary_spec(optimizer=entry))
+    (problem,) = problems_of(path)
+    assert problem.path == "training.optimizer" and problem.where == where_is_optimizer(path)
+    assert "sets clipnorm and global_clipnorm, but Keras clips gradients one way" in problem.message
+
+
+def where_is_optimizer(path: Path) -> str:
+    number, line = next((i, line) for i, line in enumerate(path.read_text().splitlines(), 1) if "optimizer:" in line)
+    return f"{path}:{number}:{line.index('optimizer') + 1}"

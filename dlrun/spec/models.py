@@ -6,6 +6,7 @@ Field names are Keras's own argument names, so what a user knows from Keras carr
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -324,27 +325,38 @@ def _whole_number(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value  # 5.0 steps are 5 steps
 
 
-def _argument_type(key: str, default: object) -> Any:
-    """Return an optimizer argument's type, from its Keras default and `names.OPTIMIZER_ARGUMENT_TYPES`."""
+def _argument_type(name: str, key: str, default: object) -> Any:
+    """Return an optimizer argument's type, told by its Keras default or the names tables, within Keras's range."""
     kind = names.OPTIMIZER_ARGUMENT_TYPES.get(key)
     if isinstance(default, bool):
-        annotation: Any = bool
-    elif kind == "int":
-        annotation = Annotated[int, BeforeValidator(_whole_number)]
-    elif kind == "list[str]":
-        annotation = list[str]
-    else:
-        annotation = float  # strict, yet an int is fine where a float is expected
+        return bool
+    if kind == "list[str]":
+        return list[str] | None if default is None else list[str]
+    bounds = {**names.OPTIMIZER_RANGES["*"].get(key, {}), **names.OPTIMIZER_RANGES.get(name, {}).get(key, {})}
     if key == "learning_rate":
-        annotation = Annotated[annotation, Field(gt=0)]
+        bounds["gt"] = 0  # Keras takes any number; a step size of 0 or less never learns
+    if kind == "int":  # the bounds go on the int itself, so the JSON schema shows them
+        annotation: Any = Annotated[int, Field(**bounds), BeforeValidator(_whole_number)]
+    else:
+        annotation = Annotated[float, Field(**bounds)]  # strict, yet an int is fine where a float is expected
     return annotation | None if default is None else annotation
+
+
+def _one_clipping_schema(schema: dict[str, Any]) -> None:
+    """Let the JSON Schema refuse two clipping arguments set at once, as `KerasOptimizer` does."""
+    schema["not"] = {
+        "anyOf": [
+            {"required": list(pair), "properties": {key: {"type": "number"} for key in pair}}
+            for pair in itertools.combinations(names.OPTIMIZER_CLIPPING, 2)
+        ]
+    }
 
 
 class KerasOptimizer(StrictModel):
     """Base of the optimizer models below: `name` picks the Keras optimizer, the other fields are its arguments."""
 
     # Generated fields carry their descriptions; looking for attribute docstrings would read the source, slowly.
-    model_config = ConfigDict(use_attribute_docstrings=False)
+    model_config = ConfigDict(use_attribute_docstrings=False, json_schema_extra=_one_clipping_schema)
 
     @model_serializer(mode="wrap")
     def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -352,6 +364,20 @@ class KerasOptimizer(StrictModel):
         # are left out, as kwargs() leaves them to Keras, so runs of different optimizers compare cleanly.
         data = handler(self)
         return {key: value for key, value in data.items() if key in ("name", "learning_rate", *self.model_fields_set)}
+
+    @model_validator(mode="after")
+    def _one_clipping(self) -> KerasOptimizer:
+        given = [key for key in names.OPTIMIZER_CLIPPING if getattr(self, key) is not None]
+        if len(given) > 1:
+            raise PydanticCustomError(
+                "clipping",
+                "{detail}",
+                {
+                    "detail": f"optimizer {self.name!r} sets {' and '.join(given)}, but Keras clips gradients one "
+                    "way: keep one of clipnorm, clipvalue or global_clipnorm"
+                },
+            )
+        return self
 
     def kwargs(self) -> dict[str, Any]:
         """Return the keyword arguments for the Keras optimizer's constructor: the learning rate and what was given."""
@@ -368,7 +394,7 @@ def _optimizer_model(name: str, arguments: dict[str, object]) -> type[KerasOptim
     }
     for key, default in arguments.items():
         description = _OPTIMIZER_HELP.get(f"{name}.{key}", _OPTIMIZER_HELP[key])
-        fields[key] = (_argument_type(key, default), Field(default, description=description))
+        fields[key] = (_argument_type(name, key, default), Field(default, description=description))
     keras_class = names.OPTIMIZER_CLASSES[name]
     return create_model(
         f"{keras_class}Optimizer",
