@@ -122,10 +122,26 @@ def test_data_section_errors(tmp_path, change, path, words):
     ("training", "path", "words"),
     [
         ({"optimizer": "adamm"}, "training.optimizer.name", ["Did you mean 'adam'?"]),
-        ({"optimizer": {"name": "adam", "lr": 0.1}}, "training.optimizer", ["'lr'", "Did you mean"]),
-        ({"optimizer": {"name": "sgd", "momentum": "high"}}, "training.optimizer", ["'momentum'", "a number"]),
-        ({"optimizer": {"name": "adam", "clipnorm": "abc"}}, "training.optimizer", ["'clipnorm'", "a number or null"]),
-        ({"optimizer": {"name": "adam", "amsgrad": 1}}, "training.optimizer", ["'amsgrad'", "true or false"]),
+        (
+            {"optimizer": {"name": "adam", "lr": 0.1}},
+            "training.optimizer.lr",
+            ["not an argument of optimizer 'adam'", "did you mean 'learning_rate'?"],
+        ),
+        (
+            {"optimizer": {"name": "sgd", "momentum": "high"}},
+            "training.optimizer.momentum",
+            ["expected a valid number", "received 'high'"],
+        ),
+        (
+            {"optimizer": {"name": "adam", "clipnorm": "abc"}},
+            "training.optimizer.clipnorm",
+            ["a valid number", "'abc'"],
+        ),
+        (
+            {"optimizer": {"name": "adam", "amsgrad": 1}},
+            "training.optimizer.amsgrad",
+            ["a valid boolean", "received 1"],
+        ),
         ({"metrics": ["binary_acuracy"]}, "training.metrics[0]", ["Did you mean 'binary_accuracy'?"]),
         ({"early_stopping": {"monitor": "val_accuracy"}}, "training", ["will not exist", "val_binary_accuracy"]),
         (
@@ -235,3 +251,12 @@ def test_output_width_must_fit_the_loss(tmp_path, units, loss, words):
     (problem,) = problems_of(write_spec(tmp_path, data))
     for word in words:
         assert word in problem.message
+
+
+def test_unknown_key_suggestions_inside_named_mappings_and_untyped_layers(tmp_path):
+    data = binary_spec()
+    data["data"]["columns"] = {"f0": {"kindd": "numeric"}}
+    data["model"]["layers"].insert(1, {"units": 3})
+    found = {p.path: p for p in problems_of(write_spec(tmp_path, data))}
+    assert "did you mean 'kind'? Valid keys here: kind, scale" in found["data.columns.f0.kindd"].message
+    assert "missing required key 'type': one of dense, dropout" in found["model.layers[1].type"].message

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from dlrun.errors import Problem, SpecError
 from dlrun.spec import names
-from dlrun.spec.models import LAYER_TYPES, Spec
+from dlrun.spec.models import DEFAULT_OPTIMIZER, LAYER_TYPES, KerasOptimizer, Spec
 
 Loc = tuple  # a path into the data: ("model", "layers", 2, "rate")
 
@@ -236,35 +236,55 @@ def validate(source: Source) -> Spec:
         raise SpecError(f"invalid spec {source.path or ''}".strip(), problems) from None
 
 
+# A discriminated union's tag key -> what its values are called, the valid ones, and the one a mapping
+# without the key gets.
+_UNIONS = {
+    "type": ("layer type", LAYER_TYPES, None),
+    "name": ("optimizer", tuple(names.OPTIMIZERS), DEFAULT_OPTIMIZER),
+}
+
+
 def _problem(source: Source, error: dict) -> Problem:
     loc = _data_loc(source.data, error["loc"])
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
-        key = loc[-1]
-        allowed = _fields_at(loc[:-1], source.data)
-        guess = names.closest(str(key), allowed)
-        message = (
-            f"unknown key {key!r}"
-            + (f"; did you mean {guess!r}?" if guess else "")
-            + f" Valid keys here: {', '.join(allowed)}"
-        )
+        message = _unknown_key(loc, source.data)
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}: add it"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
-        tag = error.get("ctx", {}).get("tag")
+        key = error.get("ctx", {}).get("discriminator", "'type'").strip("'")
+        noun, choices, _ = _UNIONS[key]
+        node = _node_at(source.data, loc)
+        tag = node.get(key) if isinstance(node, dict) else node
         message = (
-            names.unknown_name("layer type", tag, LAYER_TYPES)
-            if tag is not None
-            else f"each layer needs a type: one of {', '.join(LAYER_TYPES)}"
+            names.unknown_name(noun, tag, choices)
+            if kind == "union_tag_invalid"
+            else f"missing required key {key!r}: one of {', '.join(choices)}"
         )
-        loc = loc + ("type",) if tag is not None else loc
+        loc = loc + (key,)
     elif "detail" in error.get("ctx", {}):  # dlrun's own checks: the message is already written for the user
         message = error["msg"]
     else:
         expected = error["msg"].replace("Input should be ", "expected ").replace("Input should have ", "expected ")
         message = f"{expected}, received {value!r}" if not isinstance(value, (dict, list)) else expected
     return Problem(_dotted(loc), message, *_where(source, loc))
+
+
+def _unknown_key(loc: Loc, data: Any) -> str:
+    """Say that the key at `loc` is not valid there, suggest the closest valid one, and list them all."""
+    key = loc[-1]
+    model = _model_at(loc[:-1], data)
+    allowed = list(model.model_fields) if model else []
+    guess = names.closest(str(key), allowed)
+    message = f"unknown key {key!r}"
+    hint = f"; did you mean {guess!r}?" if guess else "."
+    if model is not None and issubclass(model, KerasOptimizer):
+        message += f": not an argument of optimizer {_tags(model, 'name')[0]!r}"
+        takers = [name for name, arguments in names.OPTIMIZERS.items() if key in arguments]
+        if takers and not guess:
+            hint = f" (optimizers that take it: {', '.join(takers)})."
+    return f"{message}{hint} Valid keys here: {', '.join(allowed)}"
 
 
 def _data_loc(data: Any, loc: tuple) -> Loc:
@@ -278,12 +298,17 @@ def _data_loc(data: Any, loc: tuple) -> Loc:
         elif isinstance(node, list) and isinstance(step, int) and step < len(node):
             out.append(step)
             node = node[step]
-        elif isinstance(node, dict) and isinstance(step, str) and (step == node.get("type") or step[:1].isupper()):
-            continue  # a union's tag ("dense") or a model's name, not a key of the user's
+        elif isinstance(node, dict) and isinstance(step, str) and (_is_tag(node, step) or step[:1].isupper()):
+            continue  # a union's tag ("dense", "adam") or a model's name, not a key of the user's
         else:
             out.append(step)
             node = None
     return tuple(out)
+
+
+def _is_tag(node: dict, step: str) -> bool:
+    """Whether `step` names the union member of mapping `node`: its layer type or optimizer name."""
+    return any(step in choices and node.get(key, default) == step for key, (_, choices, default) in _UNIONS.items())
 
 
 def _where(source: Source, loc: Loc) -> tuple[str, str]:
@@ -297,45 +322,58 @@ def _where(source: Source, loc: Loc) -> tuple[str, str]:
     return (str(source.path) if source.path else ""), ""
 
 
-def _fields_at(loc: Loc, data: Any) -> list[str]:
-    """Return the valid keys of the spec model at `loc` (for did-you-mean on an unknown key)."""
-    model: Any = Spec
+def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
+    """Return the spec model of the mapping at `loc`, a union's member chosen by the data's tag."""
+    annotation: Any = Spec
     node = data
     for step in loc:
-        node = (
-            node.get(step)
-            if isinstance(node, dict)
-            else (node[step] if isinstance(node, list) and isinstance(step, int) and step < len(node) else None)
-        )
-        model = _inner(model, step, node)
-        if model is None:
-            return []
-    for candidate in _unwrap(model):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return list(candidate.model_fields)
-    return []
-
-
-def _inner(model: Any, step: Any, node: Any) -> Any:
-    candidates = _unwrap(model)
-    for candidate in candidates:
-        if isinstance(step, int) and get_origin(candidate) is list:
-            items = _unwrap(get_args(candidate)[0])
-            if len(items) == 1:
-                return items[0]
-            layer_type = node.get("type") if isinstance(node, dict) else None
-            for item in items:
-                if (
-                    isinstance(item, type)
-                    and issubclass(item, BaseModel)
-                    and get_args(item.model_fields.get("type").annotation if "type" in item.model_fields else None)
-                    == (layer_type,)
-                ):
-                    return item
+        annotation = _child(annotation, step, node)
+        node = _node_at(node, (step,))
+        if annotation is None:
             return None
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel) and step in candidate.model_fields:
-            return candidate.model_fields[step].annotation
+    return _pick(annotation, node)
+
+
+def _child(annotation: Any, step: Any, node: Any) -> Any:
+    """Return the annotation of item `step` (a key or a list index) of a value of type `annotation`."""
+    for candidate in _unwrap(annotation):
+        if isinstance(step, int) and get_origin(candidate) is list:
+            return get_args(candidate)[0]
+        if isinstance(step, str) and get_origin(candidate) is dict:
+            return get_args(candidate)[1]
+    model = _pick(annotation, node)
+    return model.model_fields[step].annotation if model is not None and step in model.model_fields else None
+
+
+def _pick(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """Return the model that `annotation` allows for `node`: the only one, or the union member its tag names."""
+    models = [t for t in _unwrap(annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+    if len(models) <= 1:
+        return models[0] if models else None
+    for key, (_, _, default) in _UNIONS.items():
+        tag = node.get(key, default) if isinstance(node, dict) else node
+        for model in models:
+            if key in model.model_fields and tag in _tags(model, key):
+                return model
     return None
+
+
+def _tags(model: type[BaseModel], key: str) -> tuple:
+    """Return the values the Literal field `key` of a union member allows (its tag)."""
+    return get_args(model.model_fields[key].annotation)
+
+
+def _node_at(data: Any, loc: Loc) -> Any:
+    """Return the user's data at `loc`, or None where there is none."""
+    node = data
+    for step in loc:
+        if isinstance(node, dict):
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+        else:
+            return None
+    return node
 
 
 def _unwrap(annotation: Any) -> list:

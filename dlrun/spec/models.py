@@ -6,15 +6,20 @@ Field names are Keras's own argument names, so what a user knows from Keras carr
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
+    create_model,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -258,71 +263,167 @@ class ModelSpec(StrictModel):
 # --- training ---------------------------------------------------------------------------------
 
 
-def _expected_type(key: str, default: object) -> str | None:
-    """Say what an optimizer argument takes, from its Keras default (None defaults are numbers but one)."""
+DEFAULT_OPTIMIZER = "adam"
+
+# One line per Keras optimizer argument (from Keras's docstrings), for `dlrun schema` and editors;
+# "optimizer.argument" keys say it for an optimizer that uses the name differently.
+_OPTIMIZER_HELP = {
+    "learning_rate": "Step size of each update (greater than 0).",
+    "weight_decay": "Weight decay: each step shrinks the weights by learning_rate * weight_decay; null: none.",
+    "clipnorm": "Clip each weight's gradient to at most this norm; null: no clipping.",
+    "clipvalue": "Clip every gradient value to [-clipvalue, clipvalue]; null: no clipping.",
+    "global_clipnorm": "Clip all gradients together to at most this global norm; null: no clipping.",
+    "use_ema": "Keep an exponential moving average (EMA) of the weights and end training with it.",
+    "ema_momentum": "Momentum of the weights' moving average (with use_ema).",
+    "ema_overwrite_frequency": "Overwrite the weights with their average every this many steps (with use_ema); "
+    "null: at the end.",
+    "loss_scale_factor": "Multiply the loss by this before the gradients (and divide them back), against "
+    "underflow in mixed precision; null: none.",
+    "gradient_accumulation_steps": "Update the weights every this many batches, with their averaged gradients; "
+    "null: every batch.",
+    "epsilon": "Small constant for numerical stability.",
+    "rho": "Decay rate of the moving average of squared gradients.",
+    "beta_1": "Decay rate of the first-moment (mean gradient) estimates.",
+    "beta_2": "Decay rate of the second-moment (squared gradient) estimates.",
+    "amsgrad": "Use the AMSGrad variant (the largest second-moment estimate so far).",
+    "beta_2_decay": "Decay rate of beta_2.",
+    "epsilon_1": "Small offset that keeps the denominator away from 0.",
+    "epsilon_2": "Small offset that keeps the learning rate from becoming too small.",
+    "clip_threshold": "Adafactor's own update clipping threshold (apart from clipnorm and clipvalue).",
+    "relative_step": "Lower the learning rate to 1/sqrt(step) as training goes on.",
+    "initial_accumulator_value": "Starting value of the accumulators (0 or more).",
+    "learning_rate_power": "How the learning rate decreases during training (0 or less; 0: fixed).",
+    "l1_regularization_strength": "L1 regularization strength (0 or more).",
+    "l2_regularization_strength": "L2 regularization strength, a stabilization penalty (0 or more).",
+    "l2_shrinkage_regularization_strength": "L2 shrinkage strength, a magnitude penalty on the active weights "
+    "(0 or more).",
+    "beta": "The beta of the FTRL paper.",
+    "adam_beta_1": "Decay rate of the first-moment estimates, in the layers AdamW updates.",
+    "adam_beta_2": "Decay rate of the second-moment estimates, in the layers AdamW updates.",
+    "adam_weight_decay": "Weight decay in the layers AdamW updates.",
+    "exclude_layers": "Keywords of layer names that AdamW updates instead of Muon; null: none.",
+    "exclude_embeddings": "Let AdamW update embedding layers instead of Muon.",
+    "muon_a": "Coefficient a of Muon's Newton-Schulz iteration (best left at its default).",
+    "muon_b": "Coefficient b of Muon's Newton-Schulz iteration (best left at its default).",
+    "muon_c": "Coefficient c of Muon's Newton-Schulz iteration (best left at its default).",
+    "adam_lr_ratio": "Learning rate of the layers AdamW updates, as a multiple of learning_rate.",
+    "momentum": "Momentum of the updates; 0: none.",
+    "ns_steps": "Number of Newton-Schulz iterations per update.",
+    "nesterov": "Use Nesterov momentum.",
+    "rms_rate": "Scale of a matrix's update, times sqrt(max(rows, columns)), to match AdamW's (Moonlight paper).",
+    "centered": "Normalize the gradients by their estimated variance (slower, sometimes trains better).",
+    "warmup_steps": "Steps over which the learning rate rises linearly from 0; 0: no warmup.",
+    "adamax.beta_2": "Decay rate of the exponentially weighted infinity norm.",
+    "lion.beta_1": "Weight of the first-moment estimate against the current gradient in each update.",
+    "lion.beta_2": "Decay rate of the first-moment estimate.",
+    "muon.momentum": "Momentum of Muon's internal SGD.",
+    "sgd.momentum": "Momentum in [0, 1] that speeds descent along steady directions; 0: plain gradient descent.",
+}
+
+
+def _whole_number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value  # 5.0 steps are 5 steps
+
+
+def _argument_type(name: str, key: str, default: object) -> Any:
+    """Return an optimizer argument's type, told by its Keras default or the names tables, within Keras's range."""
+    kind = names.OPTIMIZER_ARGUMENT_TYPES.get(key)
     if isinstance(default, bool):
-        return "true or false"
-    if isinstance(default, (int, float)) or (default is None and key != "exclude_layers"):
-        return "a number" if default is not None else "a number or null"
-    return "a list of layer names" if key == "exclude_layers" else None
+        return bool
+    if kind == "list[str]":
+        return list[str] | None if default is None else list[str]
+    bounds = {**names.OPTIMIZER_RANGES["*"].get(key, {}), **names.OPTIMIZER_RANGES.get(name, {}).get(key, {})}
+    if key == "learning_rate":
+        bounds["gt"] = 0  # Keras takes any number; a step size of 0 or less never learns
+    if kind == "int":  # the bounds go on the int itself, so the JSON schema shows them
+        annotation: Any = Annotated[int, Field(**bounds), BeforeValidator(_whole_number)]
+    else:
+        annotation = Annotated[float, Field(**bounds)]  # strict, yet an int is fine where a float is expected
+    return annotation | None if default is None else annotation
 
 
-def _has_type(value: object, expected: str) -> bool:
-    if value is None:
-        return expected in ("a number or null", "a list of layer names")
-    if expected == "true or false":
-        return isinstance(value, bool)
-    if expected.startswith("a number"):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+def _one_clipping_schema(schema: dict[str, Any]) -> None:
+    """Let the JSON Schema refuse two clipping arguments set at once, as `KerasOptimizer` does."""
+    schema["not"] = {
+        "anyOf": [
+            {"required": list(pair), "properties": {key: {"type": "number"} for key in pair}}
+            for pair in itertools.combinations(names.OPTIMIZER_CLIPPING, 2)
+        ]
+    }
 
 
-class OptimizerSpec(BaseModel):
-    """An optimizer by name, with any of its Keras keyword arguments."""
+class KerasOptimizer(StrictModel):
+    """Base of the optimizer models below: `name` picks the Keras optimizer, the other fields are its arguments."""
 
-    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
+    # Generated fields carry their descriptions; looking for attribute docstrings would read the source, slowly.
+    model_config = ConfigDict(use_attribute_docstrings=False, json_schema_extra=_one_clipping_schema)
 
-    name: str = "adam"
-    """Keras optimizer name: adam, sgd, rmsprop, adamw, ..."""
-    learning_rate: Annotated[float, Field(gt=0, strict=True)] | None = None
-    """Step size; default: the optimizer's own Keras default."""
-
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, value: str) -> str:
-        if value not in names.OPTIMIZERS:
-            raise PydanticCustomError(
-                "unknown_name", "{detail}", {"detail": names.unknown_name("optimizer", value, names.OPTIMIZERS)}
-            )
-        return value
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The resolved spec lists the name, the learning rate and what the spec gave; Keras's own defaults
+        # are left out, as kwargs() leaves them to Keras, so runs of different optimizers compare cleanly.
+        data = handler(self)
+        return {key: value for key, value in data.items() if key in ("name", "learning_rate", *self.model_fields_set)}
 
     @model_validator(mode="after")
-    def _known_kwargs(self) -> OptimizerSpec:
-        allowed = names.OPTIMIZERS[self.name]
-        for key, value in (self.model_extra or {}).items():
-            if key not in allowed:
-                raise PydanticCustomError(
-                    "unknown_name",
-                    "{detail}",
-                    {"detail": names.unknown_name(f"argument of optimizer {self.name!r}:", key, allowed)},
-                )
-            expected = _expected_type(key, allowed[key])
-            if expected and not _has_type(value, expected):
-                raise PydanticCustomError(
-                    "wrong_type",
-                    "{detail}",
-                    {
-                        "detail": f"optimizer argument {key!r} expects {expected} (Keras default "
-                        f"{allowed[key]!r}), received {value!r}"
-                    },
-                )
-        if self.learning_rate is None:
-            self.learning_rate = allowed["learning_rate"]
+    def _one_clipping(self) -> KerasOptimizer:
+        given = [key for key in names.OPTIMIZER_CLIPPING if getattr(self, key) is not None]
+        if len(given) > 1:
+            raise PydanticCustomError(
+                "clipping",
+                "{detail}",
+                {
+                    "detail": f"optimizer {self.name!r} sets {' and '.join(given)}, but Keras clips gradients one "
+                    "way: keep one of clipnorm, clipvalue or global_clipnorm"
+                },
+            )
         return self
 
     def kwargs(self) -> dict[str, Any]:
-        """Return the keyword arguments for the Keras optimizer's constructor."""
-        return {"learning_rate": self.learning_rate, **(self.model_extra or {})}
+        """Return the keyword arguments for the Keras optimizer's constructor: the learning rate and what was given."""
+        return self.model_dump(exclude={"name"})
+
+
+def _optimizer_model(name: str, arguments: dict[str, object]) -> type[KerasOptimizer]:
+    """Generate the spec model of one Keras optimizer from its arguments and their Keras defaults."""
+    fields: dict[str, Any] = {
+        "name": (
+            Literal[name],
+            Field(name if name == DEFAULT_OPTIMIZER else ..., description="Keras optimizer name (default adam)."),
+        )
+    }
+    for key, default in arguments.items():
+        description = _OPTIMIZER_HELP.get(f"{name}.{key}", _OPTIMIZER_HELP[key])
+        fields[key] = (_argument_type(name, key, default), Field(default, description=description))
+    keras_class = names.OPTIMIZER_CLASSES[name]
+    return create_model(
+        f"{keras_class}Optimizer",
+        __base__=KerasOptimizer,
+        __module__=__name__,
+        __doc__=f"Optimizer {name!r}, `keras.optimizers.{keras_class}`, with its Keras arguments.",
+        **fields,
+    )
+
+
+OPTIMIZER_MODELS = {name: _optimizer_model(name, arguments) for name, arguments in names.OPTIMIZERS.items()}
+# Union[...] takes the generated models as one tuple; `X | Y` cannot be spelled for a dict's values.
+_OptimizerModel = Annotated[Union[tuple(OPTIMIZER_MODELS.values())], Field(discriminator="name")]  # noqa: UP007
+
+
+def _bare_name(value: Any) -> Any:
+    """Read `optimizer: sgd` as {name: sgd}, and a mapping without a name as adam's."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and "name" not in value:
+        return {"name": DEFAULT_OPTIMIZER, **value}
+    return value
+
+
+Optimizer = Annotated[
+    _OptimizerModel,
+    BeforeValidator(_bare_name, json_schema_input_type=Literal[tuple(sorted(names.OPTIMIZERS))] | _OptimizerModel),
+]
+"""A Keras optimizer: its name, or a mapping of its name and arguments; one model per optimizer."""
 
 
 class EarlyStoppingSpec(StrictModel):
@@ -347,8 +448,8 @@ class EarlyStoppingSpec(StrictModel):
 class TrainingSpec(StrictModel):
     """How the model is compiled and fitted."""
 
-    optimizer: OptimizerSpec = OptimizerSpec()
-    """An optimizer name (adam, sgd, ...) or {name: adam, learning_rate: 0.001, ...Keras kwargs}."""
+    optimizer: Optimizer = Field(DEFAULT_OPTIMIZER, validate_default=True)
+    """An optimizer name (adam, sgd, ...) or {name: adam, learning_rate: 0.001, ...its Keras arguments}."""
     loss: LossName
     """Keras loss name: mae, mse, binary_crossentropy, sparse_categorical_crossentropy, ..."""
     metrics: list[MetricName] = []
@@ -361,11 +462,6 @@ class TrainingSpec(StrictModel):
     """Shuffle the training rows every epoch (seeded)."""
     early_stopping: EarlyStoppingSpec | None = None
     """Stop when the monitored quantity stops improving; absent: train all epochs."""
-
-    @field_validator("optimizer", mode="before")
-    @classmethod
-    def _name_to_object(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _resolve_early_stopping(self) -> TrainingSpec:

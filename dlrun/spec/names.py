@@ -257,6 +257,56 @@ OPTIMIZERS: dict[str, dict[str, object]] = {
     "sgd": {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False, **_COMMON_OPTIMIZER_ARGS},
 }
 
+# Optimizer name -> its Keras class, for the docs of each optimizer's spec model.
+OPTIMIZER_CLASSES = {
+    "adadelta": "Adadelta",
+    "adafactor": "Adafactor",
+    "adagrad": "Adagrad",
+    "adam": "Adam",
+    "adamax": "Adamax",
+    "adamw": "AdamW",
+    "ftrl": "Ftrl",
+    "lion": "Lion",
+    "muon": "Muon",
+    "nadam": "Nadam",
+    "rmsprop": "RMSprop",
+    "schedulefreeadamw": "ScheduleFreeAdamW",
+    "sgd": "SGD",
+}
+
+# The optimizer arguments whose type their Keras default does not tell: counts of steps (Keras wants an
+# int, default 5 or None) and a list of names. Every other argument is a bool where its default is one,
+# else a float (`adam_lr_ratio` defaults to 1 but is a ratio).
+OPTIMIZER_ARGUMENT_TYPES = {
+    "ema_overwrite_frequency": "int",
+    "gradient_accumulation_steps": "int",
+    "ns_steps": "int",
+    "warmup_steps": "int",
+    "exclude_layers": "list[str]",
+}
+
+# The ranges Keras's optimizer constructors enforce (they raise ValueError outside them), as pydantic
+# bounds, so `dlrun validate` finds what training would fail on; "*" holds those of every optimizer.
+# Keras checks the EMA arguments only with use_ema=True, and lets a falsy 0 through; a spec does not.
+OPTIMIZER_RANGES: dict[str, dict[str, dict[str, float]]] = {
+    "*": {
+        "ema_momentum": {"ge": 0, "le": 1},
+        "ema_overwrite_frequency": {"ge": 0},
+        "gradient_accumulation_steps": {"ge": 2},
+    },
+    "sgd": {"momentum": {"ge": 0, "le": 1}},
+    "ftrl": {
+        "learning_rate_power": {"le": 0},
+        "initial_accumulator_value": {"ge": 0},
+        "l1_regularization_strength": {"ge": 0},
+        "l2_regularization_strength": {"ge": 0},
+        "l2_shrinkage_regularization_strength": {"ge": 0},
+    },
+}
+
+# Keras clips gradients one way: an optimizer takes at most one of these.
+OPTIMIZER_CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
+
 
 # Old or short spellings that string similarity cannot find (Keras 2's `lr`, for instance).
 ALIASES = {
