@@ -91,7 +91,7 @@ def test_unusable_columns_are_named_with_how_to_drop_or_declare_them(tmp_path):
     frame = mixed_frame(rows=60)
     rng = np.random.default_rng(1)
     frame["notes"] = [" ".join(rng.choice(["good", "bad", "late", "ok", "fine", "slow"], 4)) for _ in range(60)]
-    frame["when"] = pd.date_range("2024-01-01", periods=60).strftime("%Y-%m-%d")
+    frame["when"] = pd.date_range("2024-01-01", periods=60).strftime("%d/%m/%Y")
     frame.to_csv(tmp_path / "data.csv", index=False)
     message = failing_train(
         write_spec(
@@ -108,7 +108,8 @@ def test_unusable_columns_are_named_with_how_to_drop_or_declare_them(tmp_path):
         "'notes'",
         "free text",
         "'when'",
-        "dates",
+        "holds dates not in ISO form (e.g. '01/01/2024')",
+        "data.columns.when.format: '%d/%m/%Y'",
         "data.drop: [id, notes, when]",
         "kind: categorical",
     ):
@@ -202,7 +203,7 @@ def test_semicolons_decimal_commas_bom_and_quoted_fields(tmp_path):
 
 
 def test_latin1_encoding(tmp_path):
-    text = "x,ville,target\n" + "".join(f"{i},{'Besançon' if i % 2 else 'Orléans'},{i % 2}\n" for i in range(12))
+    text = "x,ville,target\n" + "".join(f"{i / 2},{'Besançon' if i % 2 else 'Orléans'},{i % 2}\n" for i in range(12))
     (tmp_path / "data.csv").write_bytes(text.encode("latin-1"))
     city = prepared(spec_for(tmp_path, csv={"encoding": "latin-1"})).preprocessing.columns[1]
     assert city.categories == ["Besançon", "Orléans"]
@@ -243,7 +244,7 @@ def test_all_empty_column(tmp_path):
             },
         )
     )
-    assert "'empty' is empty in every training row" in message and "data.drop: [empty]" in message
+    assert "'empty': empty in every row" in message and "data.drop: [empty]" in message
 
 
 def test_constant_column_with_minmax_scales_to_zero(tmp_path):
@@ -329,7 +330,7 @@ def test_stratify_needs_a_classification_loss(tmp_path):
         ({"csv": {"separator": ";", "decimal": ";"}}, "data.csv.decimal: expected '.' or ','"),
         ({"csv": {"decimal": ","}}, "decimal and separator are both ','"),
         ({"csv": {"encoding": "klingon"}}, "unknown encoding 'klingon'"),
-        ({"columns": {"age": {"kind": "text"}}}, "'numeric', 'categorical' or 'ignore'"),
+        ({"columns": {"age": {"kind": "text"}}}, "'numeric', 'categorical', 'date' or 'ignore'"),
         ({"columns": {"target": {"kind": "numeric"}}}, "the target is not preprocessed"),
     ],
 )
