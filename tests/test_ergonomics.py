@@ -123,7 +123,7 @@ def test_init_lists_features_drops_ids_and_refuses_to_overwrite(tmp_path):
     spec = load_spec(tmp_path / "people.yaml")
     assert spec.data.features == ["age", "city"] and spec.data.drop == ["name"]
     assert spec.training.loss == "mae" and spec.model.layers[-1].units == 1
-    assert "missing: median" in text and "an id or free text" in text
+    assert "missing: median" in text and "- name  # looks like an id or names" in text
     again = invoke("init", tmp_path / "people.csv", "--target", "price")
     assert again.exit_code == 1 and "--force" in again.output
     missing = invoke("init", tmp_path / "people.csv", "--target", "cost", "--out", tmp_path / "x.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -141,4 +142,4 @@ def init(
         text = starter_spec(data, target, spec_path)
         spec_path.parent.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(text, encoding="utf-8")
-    out.print(f"wrote {spec_path}; next: dlrun check {spec_path}", markup=False)
+    out.print(f"wrote {spec_path}; next: dlrun check {shlex.quote(str(spec_path))}", markup=False)
