@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from dlrun.data.csvfile import read_header
-from dlrun.data.kinds import CATEGORICAL, DATE, NUMERIC, Kind, column_kinds, select_features
+from dlrun.data.kinds import (
+    CATEGORICAL,
+    DATE,
+    MOSTLY,
+    NUMERIC,
+    Kind,
+    column_kinds,
+    number_pattern,
+    select_features,
+)
 from dlrun.data.preprocess import (
     DEFAULT_CATEGORY_FILL,
     Column,
@@ -145,9 +154,8 @@ def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
             "to learn from. Check data.target and data.csv.separator"
         )
     if task == "regression" and present.dtype.kind not in "biuf":
-        import pandas as pd
-
-        if pd.to_numeric(present.astype(str).str.strip(), errors="coerce").notna().mean() < 0.9:
+        numbers = present.astype("string").str.strip().str.fullmatch(number_pattern(spec.csv.decimal))
+        if numbers.fillna(False).mean() < MOSTLY:  # a few text cells are named with their line when converted
             raise DataError(
                 f"data.target: column {spec.target!r} in {source} holds text like {present.iloc[0]!r}; the loss "
                 "needs numbers. For class labels use loss: sparse_categorical_crossentropy with a softmax output "

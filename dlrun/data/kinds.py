@@ -12,6 +12,7 @@ a column, so a column's kind and its conversion cannot disagree.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -54,8 +55,11 @@ def number_pattern(decimal: str = ".") -> re.Pattern:
 
 
 def is_number(cell: str, decimal: str = ".") -> bool:
-    """Tell whether a cell (spaces stripped) is a number by `number_pattern`."""
-    return _NUMBERS[decimal].fullmatch(cell.strip()) is not None
+    """Tell whether a cell (spaces stripped) is a finite number by `number_pattern` (`1e999` is not)."""
+    text = cell.strip()
+    if _NUMBERS[decimal].fullmatch(text) is None:
+        return False
+    return math.isfinite(float(text.replace(decimal, ".")))
 
 
 def parse_date(cell: str, format: str | None = None) -> datetime | None:
