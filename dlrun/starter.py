@@ -18,7 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlrun.data.csvfile import first_rows, is_missing, read_header, rows, sniff_options
-from dlrun.data.kinds import CATEGORICAL, DATE, KIND_ROWS, NUMERIC, Kind, infer_kinds, is_number, parse_date
+from dlrun.data.kinds import (
+    CATEGORICAL,
+    DATE,
+    KIND_ROWS,
+    MOSTLY,
+    NUMERIC,
+    Kind,
+    infer_kinds,
+    is_number,
+    parse_date,
+)
 from dlrun.errors import DataError
 from dlrun.spec.models import CsvOptions, DataSpec
 
@@ -100,7 +110,8 @@ class Scan:
         elif self.kind.kind == DATE:
             if text not in dates:
                 dates[text] = parse_date(text, self.kind.format) is not None
-            self.gaps += not dates[text]
+            if not dates[text]:
+                self.gaps += 1
         elif self.kind.kind == CATEGORICAL and len(self.distinct) <= spec.max_categories:
             self.distinct.add(text)
 
@@ -188,7 +199,7 @@ def _task(csv_path: Path, target: str, labels: list, first_text) -> Task:
     if not labels:
         raise DataError(f"--target: column {target!r} in {csv_path} is empty; pick the column to predict")
     texts = sum(isinstance(v, str) for v in labels)
-    if first_text is not None and texts < (1 - 0.9) * len(labels):
+    if first_text is not None and texts <= (1 - MOSTLY) * len(labels):  # numbers, as training would judge them
         line, cell = first_text
         raise DataError(
             f"{csv_path}: target {target!r} holds numbers but line {line} holds {cell!r}; fix that cell "
@@ -302,7 +313,9 @@ def _build(csv_path: Path, spec_path: Path, data_spec: DataSpec, task: Task, cho
         "scale", before="numeric inputs to mean 0, variance 1 (fitted on the training rows)", indent=2
     )
     if choices.gaps:
-        data["missing"] = "median"
+        # A streamed file cannot keep every value for a median; a mean is gathered chunk by chunk.
+        streamed = csv_path.stat().st_size > data_spec.streaming_above_mb * 1e6
+        data["missing"] = "mean" if streamed else "median"
         note = " (the most frequent for categories)" if set(choices.gaps) & set(choices.categorical) else ""
         data.yaml_set_comment_before_after_key(
             "missing", before=f"empty cells in {', '.join(choices.gaps)}{note}", indent=2

@@ -115,6 +115,7 @@ def test_a_format_reads_other_dates():
         ("when", ["2024-03-01", "2024-03-02", "2024-03-02"], "date", ""),
         ("when", ["13/01/2024", "14/01/2024"], None, "data.columns.when.format: '%d/%m/%Y'"),
         ("when", ["01/02/2024", "02/01/2024"], None, "'%d/%m/%Y' or '%m/%d/%Y'"),
+        ("when", [f"{day}/01/2024 10:30" for day in range(13, 31)] + ["?"], None, "format: '%d/%m/%Y %H:%M'"),
     ],
 )
 def test_infer_kind(name, cells, kind, reason):

@@ -173,7 +173,7 @@ def _date(name: str, present: list[str], format: str | None, parts, declared: bo
             declared=True,
         )
     if parts is None:
-        timed = any(has_time(cell, format) for cell in (present[:1000] if format is None else present[:1]))
+        timed = has_time("", format) if format is not None else any(has_time(cell) for cell in present)
         parts = [p for p in DATE_PARTS if timed or p not in TIME_PARTS]
     return Kind(DATE, declared=declared, format=format, parts=tuple(parts))
 
@@ -186,7 +186,7 @@ def _looks_like_id(name: str, present: list[str], counts: Counter) -> bool:
 
 
 def _other_dates(name: str, distinct: list[str]) -> str:
-    sample = distinct[:200]
+    sample = [cell for cell in distinct if _OTHER_DATE.fullmatch(cell)][:200]
     timed = ":" in sample[0]
     fitting = []
     for date_format in _DATE_FORMATS:
