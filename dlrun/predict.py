@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.prepare import read_chunks
+from dlrun.data.csvfile import read_chunks
 from dlrun.data.preprocess import Preprocessing
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs

@@ -1,4 +1,4 @@
-"""Spec ergonomics: config show, the JSON schema, init, check, multi-class, and a fast CLI start."""
+"""Spec ergonomics: config show, the JSON schema, check, multi-class, and a fast CLI start (`init`: test_init.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from dlrun.check import likely_mistakes
 from dlrun.cli import app
 from dlrun.spec.loader import load_spec
 from dlrun.spec.schema import spec_schema
-from dlrun.starter import infer_task
 
 from conftest import CONFIGS, binary_spec, make_binary_csv, make_regression_csv, write_spec
 
@@ -71,63 +70,6 @@ def test_schema_command_writes_the_file(tmp_path):
     assert result.exit_code == 0
     schema = json.loads((tmp_path / "s.json").read_text())
     assert schema["$defs"]["DropoutLayer"]["properties"]["rate"]["description"].startswith("Fraction")
-
-
-@pytest.mark.parametrize(
-    ("values", "kind"),
-    [
-        ([0, 1, 1, 0], "binary"),
-        (["yes", "no", "no"], "binary"),
-        (["a", "b", "c", "a"], "multiclass"),
-        ([1, 2, 3, 2, 1], "multiclass"),
-        ([0.5, 1.25, 3.0, 7.5], "regression"),
-        (list(range(40)), "regression"),
-    ],
-)
-def test_infer_task(values, kind):
-    assert infer_task(values).kind == kind
-
-
-@pytest.mark.parametrize(
-    ("csv", "target"),
-    [
-        ("breast_cancer.csv", "target"),
-        ("diabetes.csv", "target"),
-        ("wine.csv", "cultivar"),
-    ],
-)
-def test_init_on_each_bundled_dataset_trains(tmp_path, csv, target):
-    spec_path = tmp_path / "starter.yaml"
-    result = invoke("init", CONFIGS / "data" / csv, "--target", target, "--out", spec_path)
-    assert result.exit_code == 0, result.output
-    result = invoke("train", spec_path, "-q", "--set", "training.epochs=2", "--out", tmp_path / "runs")
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "runs").glob("*/*")
-    assert json.loads((run_dir / "summary.json").read_text())["epochs_run"] == 2
-
-
-def test_init_lists_features_drops_ids_and_refuses_to_overwrite(tmp_path):
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(
-        {
-            "name": [f"person {i}" for i in range(80)],
-            "age": rng.integers(20, 60, 80).astype(float),
-            "city": rng.choice(["x", "y"], 80),
-            "price": rng.normal(size=80),
-        }
-    )
-    frame.loc[3, "age"] = None
-    frame.to_csv(tmp_path / "people.csv", index=False)
-    assert invoke("init", tmp_path / "people.csv", "--target", "price").exit_code == 0
-    text = (tmp_path / "people.yaml").read_text()
-    spec = load_spec(tmp_path / "people.yaml")
-    assert spec.data.features == ["age", "city"] and spec.data.drop == ["name"]
-    assert spec.training.loss == "mae" and spec.model.layers[-1].units == 1
-    assert "missing: median" in text and "an id or free text" in text
-    again = invoke("init", tmp_path / "people.csv", "--target", "price")
-    assert again.exit_code == 1 and "--force" in again.output
-    missing = invoke("init", tmp_path / "people.csv", "--target", "cost", "--out", tmp_path / "x.yaml")
-    assert missing.exit_code == 1 and "'cost' is not in" in missing.output
 
 
 def test_check_builds_the_model_and_counts_rows_and_classes(binary_experiment):

@@ -91,7 +91,7 @@ def test_unusable_columns_are_named_with_how_to_drop_or_declare_them(tmp_path):
     frame = mixed_frame(rows=60)
     rng = np.random.default_rng(1)
     frame["notes"] = [" ".join(rng.choice(["good", "bad", "late", "ok", "fine", "slow"], 4)) for _ in range(60)]
-    frame["when"] = pd.date_range("2024-01-01", periods=60).strftime("%Y-%m-%d")
+    frame["when"] = pd.date_range("2024-01-01", periods=60).strftime("%d/%m/%Y")
     frame.to_csv(tmp_path / "data.csv", index=False)
     message = failing_train(
         write_spec(
@@ -108,7 +108,8 @@ def test_unusable_columns_are_named_with_how_to_drop_or_declare_them(tmp_path):
         "'notes'",
         "free text",
         "'when'",
-        "dates",
+        "holds dates not in ISO form (e.g. '01/01/2024')",
+        "data.columns.when.format: '%d/%m/%Y'",
         "data.drop: [id, notes, when]",
         "kind: categorical",
     ):
@@ -202,7 +203,7 @@ def test_semicolons_decimal_commas_bom_and_quoted_fields(tmp_path):
 
 
 def test_latin1_encoding(tmp_path):
-    text = "x,ville,target\n" + "".join(f"{i},{'Besançon' if i % 2 else 'Orléans'},{i % 2}\n" for i in range(12))
+    text = "x,ville,target\n" + "".join(f"{i / 2},{'Besançon' if i % 2 else 'Orléans'},{i % 2}\n" for i in range(12))
     (tmp_path / "data.csv").write_bytes(text.encode("latin-1"))
     city = prepared(spec_for(tmp_path, csv={"encoding": "latin-1"})).preprocessing.columns[1]
     assert city.categories == ["Besançon", "Orléans"]
@@ -243,7 +244,7 @@ def test_all_empty_column(tmp_path):
             },
         )
     )
-    assert "'empty' is empty in every training row" in message and "data.drop: [empty]" in message
+    assert "'empty': empty in every row" in message and "data.drop: [empty]" in message
 
 
 def test_constant_column_with_minmax_scales_to_zero(tmp_path):
@@ -329,7 +330,7 @@ def test_stratify_needs_a_classification_loss(tmp_path):
         ({"csv": {"separator": ";", "decimal": ";"}}, "data.csv.decimal: expected '.' or ','"),
         ({"csv": {"decimal": ","}}, "decimal and separator are both ','"),
         ({"csv": {"encoding": "klingon"}}, "unknown encoding 'klingon'"),
-        ({"columns": {"age": {"kind": "text"}}}, "'numeric', 'categorical' or 'ignore'"),
+        ({"columns": {"age": {"kind": "text"}}}, "'numeric', 'categorical', 'date' or 'ignore'"),
         ({"columns": {"target": {"kind": "numeric"}}}, "the target is not preprocessed"),
     ],
 )
@@ -353,3 +354,111 @@ def test_preprocessing_json_is_readable_and_round_trips(tmp_path):
         {"features": ["a"], "target": "y", "scale": "minmax", "offset": [1.0], "divisor": [2.0], "classes": None}, "mse"
     )
     assert legacy.inputs(pd.DataFrame({"a": [3.0]}))[0, 0] == 1.0 and legacy.task == "regression"
+
+
+# --- dates ----------------------------------------------------------------------------------------------
+
+
+def dated_frame(cells: list[str]) -> pd.DataFrame:
+    rows = len(cells)
+    return pd.DataFrame({"x": np.arange(rows) / 10, "when": cells, "target": np.arange(rows) % 2})
+
+
+def test_an_iso_date_column_becomes_its_parts(tmp_path):
+    cells = ["2024-03-01", "2023-12-31", "2024-01-01", "2024-02-29"] * 3
+    spec = spec_for(tmp_path, dated_frame(cells), scale="none", validation_split=None, validation_path="data.csv")
+    data = prepared(spec)
+    pre = data.preprocessing
+    assert pre.input_names == ["x", "when.year", "when.month", "when.day", "when.day_of_week", "when.day_of_year"]
+    expected = {
+        "2024-03-01": [2024, 3, 1, 4, 61],  # a Friday (Monday is 0); 31 + 29 + 1
+        "2023-12-31": [2023, 12, 31, 6, 365],
+        "2024-01-01": [2024, 1, 1, 0, 1],
+        "2024-02-29": [2024, 2, 29, 3, 60],
+    }
+    np.testing.assert_array_equal(data.x_train[:, 1:], [expected[c] for c in cells])
+    assert data.x_valid.shape == (12, 6)
+
+
+def test_times_add_hour_and_minute_and_parts_are_scaled_like_numbers(tmp_path):
+    cells = [f"2024-03-{day:02d}T{hour:02d}:{minute:02d}:00" for day, hour, minute in [(1, 9, 5), (2, 17, 45)] * 6]
+    spec = spec_for(tmp_path, dated_frame(cells), scale="minmax", validation_split=None, validation_path="data.csv")
+    data = prepared(spec)
+    names = data.preprocessing.input_names
+    assert names[-2:] == ["when.hour", "when.minute"]
+    hour = data.x_train[:, names.index("when.hour")]
+    np.testing.assert_array_equal(hour, [0.0, 1.0] * 6)  # 9 -> 0, 17 -> 1
+    year = data.x_train[:, names.index("when.year")]
+    assert (year == 0).all()  # a constant part scales to 0, never divides by 0
+
+
+def test_a_format_and_date_parts_are_declared_per_column(tmp_path):
+    cells = ["01/03/2024 10:30", "15/06/2023 08:00"] * 5
+    spec = spec_for(
+        tmp_path,
+        dated_frame(cells),
+        scale="none",
+        validation_split=None,
+        validation_path="data.csv",
+        columns={"when": {"format": "%d/%m/%Y %H:%M", "date_parts": ["month", "hour"]}},
+    )
+    data = prepared(spec)
+    assert data.preprocessing.input_names == ["x", "when.month", "when.hour"]
+    np.testing.assert_array_equal(data.x_train[:2, 1:], [[3, 10], [6, 8]])
+
+
+def test_a_cell_that_is_not_a_date_is_a_gap_for_the_missing_strategy(tmp_path):
+    cells = [f"2024-03-{day:02d}" for day in range(1, 19)] + ["soon", ""]  # 18 of 19: a date column
+    frame = dated_frame(cells)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    data = {"path": "data.csv", "target": "target", "validation_path": "data.csv"}
+    message = failing_train(write_spec(tmp_path, {**binary_spec(), "data": data}))
+    assert "column 'when' holds dates, but line 20 holds 'soon' (1 such row), not a date like 2024-03-01" in message
+    assert "data.columns.when.missing" in message and "data.columns.when.format" in message
+    filled = spec_for(
+        tmp_path, frame, validation_split=None, validation_path="data.csv", columns={"when": {"missing": "mean"}}
+    )
+    pre = prepared(filled).preprocessing
+    day = pre.columns[1].parts[2]
+    assert day.name == "day" and day.fill_value == pytest.approx(9.5)  # the mean of days 1 to 18
+    dropped = spec_for(tmp_path, frame, columns={"when": {"missing": "drop_rows"}})
+    assert prepared(dropped).dropped == {"missing_target": 0, "missing_values": 2}
+
+
+def test_date_columns_are_saved_with_their_parts_and_read_back(tmp_path):
+    cells = ["2024-03-01", "2024-05-17 08:30"] * 6
+    pre = prepared(spec_for(tmp_path, dated_frame(cells), scale="standard")).preprocessing
+    saved = json.loads(json.dumps(pre.to_dict()))
+    when = saved["columns"][1]
+    assert when["kind"] == "date" and when["format"] is None and "offset" not in when
+    assert [p["name"] for p in when["parts"]] == [
+        "year",
+        "month",
+        "day",
+        "day_of_week",
+        "day_of_year",
+        "hour",
+        "minute",
+    ]
+    assert {"offset", "divisor", "fill_value", "scale"} <= set(when["parts"][0])
+    assert saved["inputs"][1:3] == ["when.year", "when.month"]
+    again = Preprocessing.from_dict(saved)
+    rows = dated_frame(["2025-01-02 03:04", "2024-03-01"])
+    np.testing.assert_array_equal(again.inputs(rows), pre.inputs(rows))
+
+
+@pytest.mark.parametrize(
+    ("column", "words"),
+    [
+        ({"kind": "numeric", "format": "%d/%m/%Y"}, "format only makes sense for a date column, but kind is 'numeric'"),
+        ({"kind": "categorical", "date_parts": ["year"]}, "date_parts only makes sense for a date column"),
+        ({"format": "day/month"}, "'day/month' is not a date format; expected a strptime format like '%d/%m/%Y'"),
+        ({"date_parts": ["year", "week"]}, "'year', 'month', 'day', 'day_of_week', 'day_of_year', 'hour' or 'minute'"),
+        ({"date_parts": ["year", "year"]}, "year listed more than once"),
+    ],
+)
+def test_date_options_are_checked_with_the_spec(tmp_path, column, words):
+    data = binary_spec()
+    data["data"]["columns"] = {"when": column}
+    with pytest.raises(SpecError, match=re.escape(words)):
+        load_spec(write_spec(tmp_path, data))

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -130,3 +131,31 @@ def test_streaming_finds_a_ragged_row_in_a_later_chunk(tmp_path):
     (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
     result = runner.invoke(app, ["train", str(write_spec(tmp_path, spec_data(True))), "--quiet"])
     assert result.exit_code == 1 and "line 101 has 6 fields but the header has 5" in result.output
+
+
+def test_a_streamed_date_column_gives_the_parts_of_reading_whole(tmp_path):
+    write_data(tmp_path)
+    frame = pd.read_csv(tmp_path / "data.csv")
+    stamps = pd.Timestamp("2024-01-01 06:00") + pd.to_timedelta(np.arange(len(frame)) * 997, unit="min")
+    frame.insert(1, "when", stamps.strftime("%Y-%m-%d %H:%M"))
+    frame.loc[9, "when"] = "not yet"  # a gap, filled with each part's training mean
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    valid = pd.read_csv(tmp_path / "valid.csv")
+    valid.insert(1, "when", stamps[:30].strftime("%Y-%m-%dT%H:%M:%S"))
+    valid.to_csv(tmp_path / "valid.csv", index=False)
+    results = {}
+    for streaming in (False, True):
+        spec = load_spec(write_spec(tmp_path, spec_data(streaming)))
+        results[streaming] = prepare(spec.data, spec.seed, spec.training.loss)
+    whole, streamed = results[False], results[True]
+    (when,) = [c for c in whole.preprocessing.columns if c.name == "when"]
+    (streamed_when,) = [c for c in streamed.preprocessing.columns if c.name == "when"]
+    assert [p.name for p in when.parts] == ["year", "month", "day", "day_of_week", "day_of_year", "hour", "minute"]
+    for a, b in zip(when.parts, streamed_when.parts):
+        assert a.fill_value == pytest.approx(b.fill_value) and a.offset == pytest.approx(b.offset, rel=1e-12)
+        assert a.divisor == pytest.approx(b.divisor, rel=1e-12)
+    batches = list(streamed.stream.batches("train", 16))
+    np.testing.assert_allclose(np.concatenate([x for x, _ in batches]), whole.x_train, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate([x for x, _ in streamed.stream.batches("validation", 16)]), whole.x_valid, rtol=1e-6, atol=1e-6
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +18,9 @@ def validate(
     spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
     overrides: SetOption = None,
 ) -> None:
-    """Check a spec and its CSV header, and print the layer stack (no TensorFlow, instant)."""
-    from dlrun.data.columns import read_header, select_features, text_columns
+    """Check a spec, its CSV header and its columns' kinds, and print the layer stack (no TensorFlow, instant)."""
+    from dlrun.data.csvfile import read_header
+    from dlrun.data.kinds import CATEGORICAL, DATE, column_kinds, select_features
     from dlrun.model import describe
     from dlrun.spec.loader import load_spec
 
@@ -29,14 +31,22 @@ def validate(
         for other in (loaded.data.validation_path, loaded.data.test_path):
             if other:
                 read_header(other, loaded.data.csv)
-        categorical = text_columns(loaded.data, features)
-        rows = describe(loaded.model, len(features))
+        kinds = column_kinds(loaded.data, header, features)
+        rows = describe(loaded.model, sum(len(kind.parts) if kind.kind == DATE else 1 for kind in kinds.values()))
+    categorical = [name for name, kind in kinds.items() if kind.kind == CATEGORICAL]
+    dates = {name: kind.parts for name, kind in kinds.items() if kind.kind == DATE}
     table = Table(title=f"{loaded.name}: {len(features)} input columns -> {rows[-1].width} outputs")
     for column in ("#", "layer", "", "output width", "params"):
         table.add_column(column, justify="right" if column in ("#", "output width", "params") else "left")
     for row in rows:
         table.add_row(str(row.index), row.kind, row.detail, str(row.width), f"{row.params:,}")
     out.print(table)
+    for name, parts in dates.items():
+        out.print(
+            f"note: {name} holds dates: {len(parts)} numeric inputs {', '.join(f'{name}.{p}' for p in parts)}.",
+            markup=False,
+            soft_wrap=True,
+        )
     if categorical:
         out.print(
             f"note: {', '.join(categorical)} {'are' if len(categorical) > 1 else 'is'} categorical: one-hot "
@@ -132,4 +142,4 @@ def init(
         text = starter_spec(data, target, spec_path)
         spec_path.parent.mkdir(parents=True, exist_ok=True)
         spec_path.write_text(text, encoding="utf-8")
-    out.print(f"wrote {spec_path}; next: dlrun check {spec_path}", markup=False)
+    out.print(f"wrote {spec_path}; next: dlrun check {shlex.quote(str(spec_path))}", markup=False)

@@ -1,1 +1,9 @@
-"""From a data file to model inputs: reading CSVs, column kinds, fitting and applying preprocessing, datasets."""
+"""From a data file to model inputs, in layers that each import only the ones above them in this list.
+
+- `csvfile`: reading CSVs (options, header, rows, chunks), ragged rows, which cells are missing.
+- `kinds`: what each column is (numeric, categorical, date) or why it cannot be used; what a number and a date are.
+- `preprocess`: the fitted `Preprocessing` and `Preprocessing.apply`, the one way raw rows become model inputs.
+- `fitter`: the columns' plans and the chunk-by-chunk `Fitter` that learns a `Preprocessing`; `Prepared`.
+- `stream`: CSVs read in chunks, as `tf.data` pipelines.
+- `prepare`: the entry point, `prepare`: data in memory, or streamed through `stream`.
+"""

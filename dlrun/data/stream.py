@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dlrun.data.columns import declared_kinds, read_header, select_features
-from dlrun.data.prepare import Prepared, check_target, drop_row_columns, plans_for, read_chunks
-from dlrun.data.preprocess import Fitter, Preprocessing, infer_kinds, keep_rows, task_of
+from dlrun.data.csvfile import read_chunks
+from dlrun.data.fitter import Prepared, check_target, plan_columns
+from dlrun.data.preprocess import Preprocessing, keep_rows
 from dlrun.errors import DataError
 from dlrun.runs.layout import file_sha256
 from dlrun.spec.models import DataSpec
@@ -125,24 +125,20 @@ def batch_dataset(batches, pre: Preprocessing, repeat: bool = False):
 def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
     """Fit the preprocessing in one pass over the training CSV's chunks; return a `Prepared` with a `Stream`.
 
-    Column kinds are inferred from the first chunk's training rows (declare a column's kind in
-    data.columns when that chunk is not typical of the file).
+    Column kinds are judged on the first rows of the file, as for data in memory (`dlrun.data.kinds`).
 
     Raises:
-        DataError: as `dlrun.data.prepare`, plus median/most_frequent of a numeric column (needs all values).
+        DataError: as `dlrun.data.prepare`, plus median/most_frequent of a number (needs every value).
     """
-    task = task_of(loss)
-    header = read_header(spec.path, spec.csv)
-    features = select_features(header, spec, spec.path)
-    drop_rows = drop_row_columns(spec, features)
+    columns = plan_columns(spec, loss)
+    fitter = columns.fitter(spec, keep_values=False)
     rng = np.random.default_rng(seed)
     rows = Counter()
     dropped = Counter()
-    fitter: Fitter | None = None
     target_seen = False
     for chunk in read_chunks(spec.path, spec.csv, spec.chunk_rows):
         codes = assign(rng, len(chunk), spec)
-        keep, lost = keep_rows(chunk, spec.target, drop_rows)
+        keep, lost = keep_rows(chunk, spec.target, columns.drop_rows)
         dropped.update(lost)
         if not keep.all():
             chunk, codes = chunk[keep], codes[keep]
@@ -153,28 +149,17 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         train = chunk[codes == 0]
         if not len(train):
             continue
-        if fitter is None:
-            check_target(train, spec, task, spec.path)
-            kinds = infer_kinds(train, features, declared_kinds(spec), spec.max_categories, spec.path, spec.csv.decimal)
-            fitter = Fitter(
-                plans_for(spec, kinds),
-                spec.target,
-                task,
-                spec.path,
-                spec.csv.decimal,
-                keep_values=False,
-                max_categories=spec.max_categories,
-                inferred=set(kinds) - set(declared_kinds(spec)),
-            )
+        if fitter.rows == 0:
+            check_target(train, spec, columns.task, spec.path)
         fitter.update(train)
     if not target_seen:
         raise DataError(
             f"data.target: column {spec.target!r} is empty in every row of {spec.path}; there is nothing "
             "to learn from. Check data.target and data.csv.separator"
         )
-    if fitter is None:
+    if fitter.rows == 0:
         raise DataError(f"{spec.path}: no training rows left after the split; use smaller validation/test fractions")
-    pre = fitter.finish(features, spec.csv.model_dump(), [c for c in header if c not in features and c != spec.target])
+    pre = fitter.finish(columns.features, spec.csv.model_dump(), columns.dropped_columns)
     sha = {spec.path: file_sha256(spec.path)}
     for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
         if path is None:

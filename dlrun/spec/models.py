@@ -99,17 +99,74 @@ class CsvOptions(StrictModel):
         return self
 
 
+DATE_PARTS = ("year", "month", "day", "day_of_week", "day_of_year", "hour", "minute")
+"""What a date column can become, each a numeric model input; day_of_week counts from 0 (Monday)."""
+DatePart = Literal[DATE_PARTS]
+
+
 class ColumnSpec(StrictModel):
     """How one column is used, overriding what dlrun infers from the data."""
 
-    kind: Literal["numeric", "categorical", "ignore"] | None = None
-    """numeric, categorical (one-hot, e.g. for integer codes) or ignore; default: inferred from the data."""
+    kind: Literal["numeric", "categorical", "date", "ignore"] | None = None
+    """numeric, categorical (one-hot, e.g. for integer codes), date (numeric parts) or ignore; default: inferred."""
     scale: Literal["none", "minmax", "standard"] | None = None
-    """Scaling of a numeric column; default: data.scale."""
+    """Scaling of a numeric column (or of each part of a date); default: data.scale."""
     missing: MissingStrategy | None = None
-    """What to do with empty cells in this column; default: data.missing."""
+    """What to do with empty cells (and, in a date column, cells that are not dates); default: data.missing."""
     fill_value: float | int | str | None = None
     """Value for missing: constant (default 0 for numbers, 'missing' for categories)."""
+    date_parts: Annotated[list[DatePart], Field(min_length=1)] | None = None
+    """A date column's inputs: year, month, day, day_of_week, day_of_year, hour, minute; default: the first
+    five, plus hour and minute when the cells have times."""
+    format: str | None = None
+    """How a date column's cells are written, as a strptime format like '%d/%m/%Y'; default: ISO (2024-03-01)."""
+
+    @field_validator("date_parts")
+    @classmethod
+    def _distinct_parts(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            twice = sorted({part for part in value if value.count(part) > 1})
+            raise PydanticCustomError(
+                "date_parts", "{detail}", {"detail": f"{', '.join(twice)} listed more than once; list each part once"}
+            )
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _strptime_format(cls, value: str | None) -> str | None:
+        from datetime import datetime
+
+        if value is None:
+            return value
+        sample = datetime(2024, 3, 1, 12, 30, 15)
+        try:
+            usable = "%" in value and datetime.strptime(sample.strftime(value), value) is not None
+        except ValueError:
+            usable = False
+        if not usable:
+            raise PydanticCustomError(
+                "date_format",
+                "{detail}",
+                {
+                    "detail": f"{value!r} is not a date format; expected a strptime format like '%d/%m/%Y' or "
+                    "'%m/%d/%Y %H:%M' (%Y year, %m month, %d day, %H hour, %M minute)"
+                },
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _date_options_on_dates(self) -> ColumnSpec:
+        given = " and ".join(key for key in ("date_parts", "format") if getattr(self, key) is not None)
+        if given and self.kind not in (None, "date"):
+            raise PydanticCustomError(
+                "date_options",
+                "{detail}",
+                {
+                    "detail": f"{given} only make{'s' if ' ' not in given else ''} sense for a date column, but "
+                    f"kind is {self.kind!r}: remove {given}, or set kind: date"
+                },
+            )
+        return self
 
 
 class DataSpec(StrictModel):
@@ -140,7 +197,7 @@ class DataSpec(StrictModel):
     fill_value: float | int | str | None = None
     """Value used by missing: constant (default 0 for numbers, 'missing' for categories)."""
     columns: dict[str, ColumnSpec] = {}
-    """Per-column settings by column name: kind, scale, missing, fill_value."""
+    """Per-column settings by column name: kind, scale, missing, fill_value, date_parts, format."""
     max_categories: Annotated[int, Field(gt=1)] = 50
     """A text column with more distinct values than this is free text (an error), not a category."""
     csv: CsvOptions = CsvOptions()

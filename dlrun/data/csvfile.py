@@ -1,0 +1,305 @@
+"""Reading CSV files, the one way every command does: options, header, rows, ragged rows and missing cells.
+
+The header and the first rows are read with the standard library, so `dlrun validate` and `dlrun init`
+stay fast and never import pandas; whole files and chunks are read with pandas. Both readers agree on
+what a row is (a row whose field count differs from the header's is an error naming its line, the first
+data row included) and on which cells are missing (`NA_VALUES`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dlrun.errors import DataError
+from dlrun.spec.models import CsvOptions
+
+NA_VALUES = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
+"""Cell texts that mean "missing" (after stripping spaces): pandas' default list, spelled out so that
+the standard-library reader and pandas use the same one."""
+
+_SEPARATORS = {";": "';'", "\t": "'\\t' (tab)", "|": "'|'", ",": "','"}
+_PANDAS_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def csv_options(options: CsvOptions | dict | None) -> CsvOptions:
+    """Return the spec's CSV options as a model, from a model, a saved dict, or None (the defaults)."""
+    if options is None:
+        return CsvOptions()
+    return options if isinstance(options, CsvOptions) else CsvOptions.model_validate(options)
+
+
+def is_missing(cell: str) -> bool:
+    """Tell whether a cell's text means "missing": empty, or one of `NA_VALUES` after stripping spaces."""
+    return cell.strip() in NA_VALUES
+
+
+def line_of(index) -> int:
+    """Return the CSV line of a row from pandas' 0-based row number (the header is line 1)."""
+    return int(index) + 2
+
+
+def _encoding(options: CsvOptions) -> str:
+    if codecs.lookup(options.encoding).name == "utf-8":
+        return "utf-8-sig"  # reads files with or without a byte-order mark
+    return options.encoding
+
+
+def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
+    """Return `pandas.read_csv` keyword arguments for the spec's CSV options."""
+    options = csv_options(options)
+    return {
+        "sep": options.separator,
+        "decimal": options.decimal,
+        "encoding": _encoding(options),
+        "quotechar": options.quotechar,
+        "index_col": False,
+        "na_values": sorted(NA_VALUES),
+        "keep_default_na": False,
+    }
+
+
+# --- the standard-library reader: header and rows ---------------------------------------------------
+
+
+@contextlib.contextmanager
+def _opened(path: Path, options: CsvOptions):
+    """Yield a `csv.reader` over the file; turn a missing file or undecodable text into one DataError."""
+    try:
+        with path.open(newline="", encoding=_encoding(options)) as handle:
+            yield csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar)
+    except FileNotFoundError:
+        raise DataError(
+            f"data file not found: {path} (paths in a spec are relative to the spec file's folder)"
+        ) from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a CSV file") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot read {path} as {options.encoding} text ({exc.reason} at byte {exc.start}); "
+            "set data.csv.encoding (latin-1, cp1252, utf-16, ...)"
+        ) from None
+    except csv.Error as exc:
+        raise DataError(f"cannot read {path} as CSV: {exc}; check data.csv (separator, quotechar)") from None
+
+
+def _header(reader, path: Path, options: CsvOptions) -> list[str]:
+    header = next(reader, None)
+    if not header:
+        raise DataError(f"{path} is empty: a CSV with a header line and at least one row is needed")
+    columns = [name.strip() for name in header]
+    _check_separator(columns, options, path)
+    seen: dict[str, int] = {}
+    for number, name in enumerate(columns, start=1):
+        if name in seen:
+            raise DataError(
+                f"{path}: the header names column {name!r} twice (columns {seen[name]} and {number}); "
+                "rename one so that every column has its own name"
+            )
+        seen[name] = number
+    return columns
+
+
+def _other_separator(columns: list[str], options: CsvOptions) -> str | None:
+    """Return the separator a file seems to use when its header reads as one column; None otherwise."""
+    if len(columns) != 1:
+        return None
+    return next((sep for sep in _SEPARATORS if sep != options.separator and sep in columns[0]), None)
+
+
+def _check_separator(columns: list[str], options: CsvOptions, path) -> None:
+    sep = _other_separator(columns, options)
+    if sep is not None:
+        shown = _SEPARATORS[sep]
+        raise DataError(
+            f"{path}: found a single column {columns[0][:60]!r} with separator {options.separator!r}; the file "
+            f"looks separated by {shown}: set data.csv.separator: {shown.split()[0]}"
+        )
+
+
+def sniff_options(path: str | Path) -> CsvOptions:
+    """Guess how a CSV is written, for `dlrun init`: UTF-8 or else cp1252 (or latin-1), and the separator.
+
+    The encoding is judged on the first megabyte; the separator is the one that splits the header.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(1 << 20)
+    except OSError:
+        return CsvOptions()  # reading it again reports the problem
+    encoding = "utf-8"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(start, final=False)
+    except UnicodeDecodeError:
+        try:
+            start.decode("cp1252")
+            encoding = "cp1252"
+        except UnicodeDecodeError:
+            encoding = "latin-1"
+    options = CsvOptions(encoding=encoding)
+    with _opened(path, options) as reader:
+        header = next(reader, None) or []
+    separator = _other_separator([name.strip() for name in header], options)
+    return options if separator is None else CsvOptions(encoding=encoding, separator=separator)
+
+
+def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> list[str]:
+    """Return a CSV's column names (stripped of spaces) without reading the rest.
+
+    Raises:
+        DataError: the file is missing, empty, undecodable, names a column twice, or has the wrong separator.
+    """
+    path, options = Path(path), csv_options(options)
+    with _opened(path, options) as reader:
+        return _header(reader, path, options)
+
+
+def rows(path: str | Path, options: CsvOptions | dict | None = None) -> Iterator[tuple[int, list[str]]]:
+    """Yield each data row as (line, cells), checking every row's field count against the header.
+
+    Blank lines are skipped, as pandas skips them. `line` is where the row starts (the header is line 1).
+
+    Raises:
+        DataError: as `read_header`, or a ragged row (the message names its line).
+    """
+    path, options = Path(path), csv_options(options)
+    with _opened(path, options) as reader:
+        width = len(_header(reader, path, options))
+        line = reader.line_num + 1
+        for cells in reader:
+            if cells:
+                if len(cells) != width:
+                    raise ragged_error(path, line, cells, width)
+                yield line, cells
+            line = reader.line_num + 1
+
+
+def first_rows(path: str | Path, options: CsvOptions | dict | None, count: int) -> list[list[str]]:
+    """Return the cells of the first `count` data rows (fewer when the file is shorter).
+
+    Raises:
+        DataError: as `rows`, or the file has a header but no rows.
+    """
+    found = []
+    for _, cells in rows(path, options):
+        found.append(cells)
+        if len(found) == count:
+            break
+    if not found:
+        raise DataError(f"{path} has a header but no rows: at least one row of data is needed")
+    return found
+
+
+def ragged_error(path, line: int, cells: list[str] | int, width: int) -> DataError:
+    """Return the error for a row whose field count differs from the header's."""
+    found = cells if isinstance(cells, int) else len(cells)
+    trailing = ""
+    if not isinstance(cells, int) and found > width and not any(c.strip() for c in cells[width:]):
+        trailing = " (the extra fields are empty: a separator at the end of the line?)"
+    return DataError(
+        f"{path}: line {line} has {found} field{'s' if found != 1 else ''} but the header has {width} "
+        f"(a ragged row){trailing}: fix that line, or quote fields that hold the separator, or check "
+        "data.csv.separator and quotechar"
+    )
+
+
+def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width: int) -> tuple[int, int] | None:
+    """Return (line, fields) of the first row whose field count differs from `width`; None if all match."""
+    path, options = Path(path), csv_options(options)
+    with _opened(path, options) as reader:
+        next(reader, None)
+        line = reader.line_num + 1
+        for cells in reader:
+            if cells and len(cells) != width:
+                return line, len(cells)
+            line = reader.line_num + 1
+    return None
+
+
+# --- pandas: whole files and chunks -------------------------------------------------------------------
+
+
+def read_csv(path: str | Path, options: CsvOptions | dict | None = None):
+    """Read a whole CSV into a data frame with the spec's options; column names stripped.
+
+    Raises:
+        DataError: the file is missing, empty, undecodable, has the wrong separator or a ragged row.
+    """
+    return next(read_chunks(path, options, None))
+
+
+def read_chunks(
+    path: str | Path,
+    options: CsvOptions | dict | None = None,
+    chunk_rows: int | None = 65536,
+    check_ragged: bool = True,
+) -> Iterator:
+    """Yield a CSV's rows as data frames of `chunk_rows` rows (one frame when None), checked as `read_csv`.
+
+    The row index runs on across chunks, so `line_of(index)` is a row's line in the file. The first
+    data row is checked first (pandas would silently drop a field it has too many); pandas refuses any
+    later row with too many fields; `check_ragged` also looks for rows with too few (a second scan, done
+    only when the last column has empty cells, since that is how pandas shows a short row).
+    """
+    import pandas as pd
+
+    path, options = Path(path), csv_options(options)
+    columns = read_header(path, options)
+    first_rows(path, options, 1)
+    try:
+        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=chunk_rows is not None, **pandas_options(options))
+        chunks = [reader] if chunk_rows is None else reader
+        short_possible = False
+        for frame in chunks:
+            frame.columns = columns
+            short_possible = short_possible or bool(frame[columns[-1]].isna().any())
+            if not frame.empty:
+                yield frame
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty: a CSV with a header line and at least one row is needed") from None
+    except pd.errors.ParserError as exc:
+        raise _parser_error(path, str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"cannot read {path} as {options.encoding} text ({exc.reason}); set data.csv.encoding "
+            "(latin-1, cp1252, utf-16, ...)"
+        ) from None
+    if short_possible and check_ragged:  # pandas fills a short row with NaN without a word; only then look for one
+        found = find_ragged_line(path, options, len(columns))
+        if found is not None:
+            raise ragged_error(path, found[0], found[1], len(columns))
+
+
+def _parser_error(path, message: str) -> DataError:
+    match = _PANDAS_RAGGED.search(message)
+    if match:
+        return ragged_error(path, int(match.group(2)), int(match.group(3)), int(match.group(1)))
+    return DataError(f"cannot read {path} as CSV: {message.strip()}; check data.csv (separator, quotechar)")

@@ -1,0 +1,387 @@
+"""Fitting the preprocessing on the training rows, the same way for data in memory and streamed data.
+
+`plan_columns` decides, before any row is read, the features, their kinds (`dlrun.data.kinds`) and how
+each is to be fitted. `Fitter` then accumulates statistics chunk by chunk (the whole training frame is
+one chunk in memory, a streamed CSV is many), so both ways of reading give the same numbers, and
+`Fitter.finish` returns the `Preprocessing`. `Prepared` is what both ways hand to training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlrun.data.csvfile import read_header
+from dlrun.data.kinds import (
+    CATEGORICAL,
+    DATE,
+    MOSTLY,
+    NUMERIC,
+    Kind,
+    column_kinds,
+    number_pattern,
+    select_features,
+)
+from dlrun.data.preprocess import (
+    DEFAULT_CATEGORY_FILL,
+    Column,
+    Preprocessing,
+    category_keys,
+    date_values,
+    label_of,
+    missing_mask,
+    task_of,
+    to_numbers,
+)
+from dlrun.errors import DataError
+from dlrun.spec.models import DataSpec
+
+
+@dataclass
+class Prepared:
+    """Model-ready data and what made it: arrays in memory, or a `Stream` over the CSV."""
+
+    x_train: np.ndarray | None
+    y_train: np.ndarray | None
+    x_valid: np.ndarray | None
+    y_valid: np.ndarray | None
+    preprocessing: Preprocessing
+    sha256: dict[str, str]
+    """sha256 of each CSV read, by path."""
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows used per part: train, validation, test."""
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Rows left out: missing_target (empty target), missing_values (data.missing: drop_rows)."""
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per part (validation, test), rows per column whose category was not in the training rows."""
+    stream: Any = None
+    """A `dlrun.data.stream.Stream` when the CSV is streamed; None when the arrays above hold the data."""
+
+    @property
+    def has_test(self) -> bool:
+        return self.rows.get("test", 0) > 0
+
+
+@dataclass
+class Plan:
+    """How a column is to be fitted, before the data is seen."""
+
+    name: str
+    kind: str
+    missing: str
+    fill_value: float | int | str | None
+    scale: str
+    format: str | None = None
+    """A date column's strptime format; None for ISO dates."""
+    parts: tuple[str, ...] = ()
+    """A date column's parts, each fitted like a numeric column."""
+
+
+@dataclass
+class Columns:
+    """What is decided before any row is read: the task, the features, their kinds and plans."""
+
+    task: str
+    target: str
+    header: list[str]
+    features: list[str]
+    kinds: dict[str, Kind]
+    plans: list[Plan]
+
+    @property
+    def drop_rows(self) -> list[Plan]:
+        """Plans of the columns whose gaps remove the row."""
+        return [plan for plan in self.plans if plan.missing == "drop_rows"]
+
+    @property
+    def dropped_columns(self) -> list[str]:
+        """Columns of the training CSV that the model does not use."""
+        return [c for c in self.header if c not in self.features and c != self.target]
+
+    def fitter(self, spec: DataSpec, keep_values: bool = True) -> Fitter:
+        """Return a `Fitter` for these plans (`keep_values=False` when streaming)."""
+        return Fitter(
+            self.plans,
+            self.target,
+            self.task,
+            spec.path,
+            spec.csv.decimal,
+            keep_values=keep_values,
+            max_categories=spec.max_categories,
+            inferred={name for name, kind in self.kinds.items() if not kind.declared},
+        )
+
+
+def plan_columns(spec: DataSpec, loss: str) -> Columns:
+    """Read the training CSV's header and first rows, decide each feature's kind and how it is fitted.
+
+    Raises:
+        DataError: a missing file or column, a ragged row among the first ones, a column that cannot be used.
+    """
+    header = read_header(spec.path, spec.csv)
+    features = select_features(header, spec, spec.path)
+    kinds = column_kinds(spec, header, features)
+    return Columns(task_of(loss), spec.target, header, features, kinds, plans_for(spec, kinds))
+
+
+def plans_for(spec: DataSpec, kinds: dict[str, Kind]) -> list[Plan]:
+    """Combine the columns' kinds with the spec's per-column and data-set-wide settings."""
+    plans = []
+    for name, kind in kinds.items():
+        column = spec.columns.get(name)
+        missing = (column.missing if column else None) or spec.missing
+        if kind.kind == CATEGORICAL and missing in ("mean", "median") and not (column and column.missing):
+            missing = "most_frequent"  # a data-set-wide mean/median means the most frequent category here
+        fill = column.fill_value if column is not None and column.fill_value is not None else spec.fill_value
+        scale = (column.scale if column else None) or spec.scale
+        plans.append(Plan(name, kind.kind, missing, fill, scale, kind.format, kind.parts))
+    return plans
+
+
+def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
+    """Refuse a target that is empty everywhere, or text when the loss needs numbers."""
+    column = frame[spec.target]
+    present = column[~missing_mask(column)]
+    if present.empty:
+        raise DataError(
+            f"data.target: column {spec.target!r} is empty in every row of {source}; there is nothing "
+            "to learn from. Check data.target and data.csv.separator"
+        )
+    if task == "regression" and present.dtype.kind not in "biuf":
+        numbers = present.astype("string").str.strip().str.fullmatch(number_pattern(spec.csv.decimal))
+        if numbers.fillna(False).mean() < MOSTLY:  # a few text cells are named with their line when converted
+            raise DataError(
+                f"data.target: column {spec.target!r} in {source} holds text like {present.iloc[0]!r}; the loss "
+                "needs numbers. For class labels use loss: sparse_categorical_crossentropy with a softmax output "
+                "layer (or binary_crossentropy for two classes)"
+            )
+
+
+# --- statistics, chunk by chunk ----------------------------------------------------------------------
+
+
+def _numeric_stats(keep_values: bool) -> dict[str, Any]:
+    return {
+        "n": 0,
+        "mean": 0.0,
+        "m2": 0.0,
+        "min": math.inf,
+        "max": -math.inf,
+        "gaps": 0,
+        "values": [] if keep_values else None,
+    }
+
+
+class Fitter:
+    """Accumulate training-row statistics chunk by chunk; `finish` turns them into a `Preprocessing`.
+
+    Numeric columns (and each part of a date column) keep count, mean, squared deviations, min and max
+    (merged exactly across chunks); categorical columns keep value counts. Median and most_frequent of
+    a number need every value, so they are refused when streaming (`keep_values=False`).
+    """
+
+    def __init__(
+        self,
+        plans: list[Plan],
+        target: str,
+        task: str,
+        source: str,
+        decimal: str = ".",
+        keep_values: bool = True,
+        max_categories: int = 50,
+        inferred: set[str] | None = None,
+    ):
+        self.plans, self.target, self.task, self.source, self.decimal = plans, target, task, source, decimal
+        self.max_categories, self.inferred = max_categories, inferred or set()
+        self.stats: dict[str, Any] = {}
+        for plan in plans:
+            _check_plan(plan, keep_values)
+            values = plan.missing in ("median", "most_frequent")
+            if plan.kind == NUMERIC:
+                self.stats[plan.name] = _numeric_stats(values)
+            elif plan.kind == DATE:
+                self.stats[plan.name] = {part: _numeric_stats(values) for part in plan.parts}
+            else:
+                self.stats[plan.name] = {"counts": Counter(), "gaps": 0}
+        self.labels: Counter = Counter()
+        self.rows = 0
+
+    def update(self, frame) -> None:
+        """Add training rows (already free of empty targets and drop_rows gaps) to the statistics."""
+        self.rows += len(frame)
+        for plan in self.plans:
+            stats, series = self.stats[plan.name], frame[plan.name]
+            if plan.kind == NUMERIC:
+                _add_numbers(stats, to_numbers(series, plan.name, self.source, self.decimal))
+            elif plan.kind == DATE:
+                values, _ = date_values(series, plan.format, list(plan.parts))
+                for part in plan.parts:
+                    _add_numbers(stats[part], values[part])
+            else:
+                self._add_categories(plan, stats, series)
+        if self.task != "regression":
+            for value, count in series_counts(frame[self.target].to_numpy(dtype=object)).items():
+                self.labels[label_of(value)] += count
+        else:
+            to_numbers(frame[self.target], self.target, self.source, self.decimal)
+
+    def _add_categories(self, plan: Plan, stats: dict[str, Any], series) -> None:
+        counts = series_counts(category_keys(series))
+        stats["gaps"] += len(series) - sum(counts.values())
+        stats["counts"].update(counts)
+        if plan.name in self.inferred and len(stats["counts"]) > self.max_categories:
+            raise DataError(
+                f"column in {self.source} that cannot be used as model input: {plan.name!r} looks like free "
+                f"text (more than {self.max_categories} distinct values, data.max_categories). Leave it out "
+                f"with data.drop: [{plan.name}], or declare it with data.columns.{plan.name}.kind: categorical"
+            )
+
+    def finish(self, features: list[str], csv: dict[str, str], dropped_columns: list[str]) -> Preprocessing:
+        """Return the fitted preprocessing.
+
+        Raises:
+            DataError: no training rows, an empty column, a classification target with a single class.
+        """
+        if self.rows == 0:
+            raise DataError(
+                f"{self.source}: no training rows left (after leaving out empty targets and "
+                "drop_rows rows); check the target column and data.missing"
+            )
+        columns = [self._column(plan) for plan in self.plans]
+        classes = labels = None
+        if self.task != "regression":
+            found = sorted(self.labels, key=lambda v: (str(type(v)), v))
+            if len(found) < 2:
+                raise DataError(
+                    f"data.target: column {self.target!r} in {self.source} has a single class "
+                    f"({found[0]!r}) in the training rows; a classifier needs at least two. Check the target column "
+                    "or the split"
+                )
+            if self.task == "multiclass":
+                classes = found
+            elif len(found) > 2:
+                raise DataError(
+                    f"data.target: column {self.target!r} in {self.source} has {len(found)} classes "
+                    f"({', '.join(map(str, found[:10]))}) but a binary loss needs two; use loss: "
+                    "sparse_categorical_crossentropy with a softmax output layer"
+                )
+            elif found != [0, 1]:
+                labels = found
+        return Preprocessing(features, self.target, columns, classes, self.task, labels, csv, dropped_columns)
+
+    def _column(self, plan: Plan) -> Column:
+        stats = self.stats[plan.name]
+        if plan.kind == CATEGORICAL:
+            return self._categorical_column(plan, stats)
+        if plan.kind == DATE:
+            parts = [_numeric_column(part, plan, stats[part], self.source) for part in plan.parts]
+            return Column(plan.name, DATE, plan.missing, format=plan.format, parts=parts)
+        return _numeric_column(plan.name, plan, stats, self.source)
+
+    def _categorical_column(self, plan: Plan, stats: dict[str, Any]) -> Column:
+        counts: Counter = stats["counts"]
+        if not counts:
+            raise DataError(
+                f"column {plan.name!r} is empty in every training row of {self.source}: leave it out "
+                f"with data.drop: [{plan.name}]"
+            )
+        column = Column(plan.name, CATEGORICAL, plan.missing, categories=sorted(counts))
+        if plan.missing == "most_frequent":
+            column.fill_value = max(sorted(counts), key=lambda k: counts[k])
+        elif plan.missing == "constant":
+            fill = plan.fill_value if plan.fill_value is not None else DEFAULT_CATEGORY_FILL
+            column.fill_value = category_keys(_series([fill]))[0]
+        return column
+
+
+def _check_plan(plan: Plan, keep_values: bool) -> None:
+    if plan.kind == CATEGORICAL and plan.missing in ("mean", "median"):
+        raise DataError(
+            f"data.columns.{plan.name}.missing: {plan.missing} does not apply to categorical "
+            f"column {plan.name!r}; use most_frequent, constant, drop_rows or error"
+        )
+    if plan.kind in (NUMERIC, DATE) and isinstance(plan.fill_value, str) and plan.missing == "constant":
+        raise DataError(
+            f"data.columns.{plan.name}.fill_value: {plan.kind} column {plan.name!r} cannot be filled "
+            f"with text {plan.fill_value!r}; give a number"
+        )
+    if plan.kind in (NUMERIC, DATE) and plan.missing in ("median", "most_frequent") and not keep_values:
+        raise DataError(
+            f"data.columns.{plan.name}.missing: {plan.missing} needs every value of {plan.name!r} "
+            "in memory, which streaming avoids; use mean or constant, or set data.streaming: false"
+        )
+
+
+def _add_numbers(stats: dict[str, Any], values: np.ndarray) -> None:
+    present = values[~np.isnan(values)]
+    stats["gaps"] += len(values) - len(present)
+    if stats["values"] is not None:
+        stats["values"].append(present)
+    if len(present):
+        _merge(stats, present)
+
+
+def _numeric_column(name: str, plan: Plan, stats: dict[str, Any], source: str) -> Column:
+    """Return a fitted numeric column (or date part): its fill value, then scaling of the filled values."""
+    if stats["n"] == 0:
+        raise DataError(
+            f"column {plan.name!r} is empty in every training row of {source}: leave it out "
+            f"with data.drop: [{plan.name}]"
+        )
+    fill = None
+    if plan.missing == "mean":
+        fill = stats["mean"]
+    elif plan.missing == "median":
+        fill = float(np.median(np.concatenate(stats["values"])))
+    elif plan.missing == "most_frequent":
+        values, counts = np.unique(np.concatenate(stats["values"]), return_counts=True)
+        fill = float(values[np.argmax(counts)])  # ties: the smallest value
+    elif plan.missing == "constant":
+        fill = float(plan.fill_value) if plan.fill_value is not None else 0.0
+    if fill is not None and stats["gaps"]:
+        # The scaler sees the imputed column (as an imputer followed by a scaler would).
+        _merge(stats, np.full(stats["gaps"], fill))
+    n, mean, m2, low, high = stats["n"], stats["mean"], stats["m2"], stats["min"], stats["max"]
+    column = Column(name, NUMERIC, plan.missing, fill, plan.scale)
+    if plan.scale == "minmax":
+        column.offset, spread = low, high - low
+    elif plan.scale == "standard":
+        column.offset, spread = mean, math.sqrt(m2 / n)
+    else:
+        spread = 1.0
+    column.divisor = spread if spread > 0 else 1.0  # a constant column scales to 0, never divides by 0
+    return column
+
+
+def _merge(stats: dict[str, Any], values: np.ndarray) -> None:
+    """Merge a batch of values into running count/mean/M2/min/max (Chan et al.'s parallel update)."""
+    n_b = len(values)
+    mean_b = float(values.mean())
+    m2_b = float(((values - mean_b) ** 2).sum())
+    n_a, mean_a = stats["n"], stats["mean"]
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    stats["mean"] = mean_a + delta * n_b / n
+    stats["m2"] += m2_b + delta * delta * n_a * n_b / n
+    stats["n"] = n
+    stats["min"] = min(stats["min"], float(values.min()))
+    stats["max"] = max(stats["max"], float(values.max()))
+
+
+def series_counts(values: np.ndarray) -> dict:
+    """Count the non-empty values of an object array (fast, through pandas)."""
+    import pandas as pd
+
+    return {k: int(v) for k, v in pd.Series(values, dtype=object).value_counts(dropna=True).items()}
+
+
+def _series(values: list):
+    import pandas as pd
+
+    return pd.Series(values)

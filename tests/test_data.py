@@ -1,0 +1,23 @@
+"""The data package reads top to bottom: each module imports only the data modules listed before it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import dlrun.data
+
+LAYERS = ["csvfile", "kinds", "preprocess", "fitter", "stream", "prepare"]
+
+
+def test_data_modules_import_only_the_layers_below_them():
+    folder = Path(dlrun.data.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(LAYERS)
+    for position, name in enumerate(LAYERS):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {
+            node.module.rsplit(".", 1)[-1]
+            for node in ast.walk(tree)  # lazy imports inside functions count too
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dlrun.data.")
+        }
+        assert imported <= set(LAYERS[:position]), f"{name} imports {sorted(imported - set(LAYERS[:position]))}"
