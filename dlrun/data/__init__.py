@@ -6,4 +6,5 @@
 - `fitter`: the columns' plans and the chunk-by-chunk `Fitter` that learns a `Preprocessing`; `Prepared`.
 - `stream`: CSVs read in chunks, as `tf.data` pipelines.
 - `prepare`: the entry point, `prepare`: data in memory, or streamed through `stream`.
+- `datasets`: `Prepared` -> the `tf.data` datasets `model.fit` reads (training only).
 """
