@@ -60,7 +60,8 @@ def test_summary_counts_dropped_rows_unseen_categories_and_test_metrics(trained)
     assert summary["rows"] == {"train": 126, "validation": 40, "test": 32}
     assert summary["unseen_categories"] == {"validation": {"city": 2}}
     assert set(summary["test"]) == {"loss", "binary_accuracy"} and 0 < summary["test"]["loss"] < 5
-    assert "Test loss (32 rows)" in trained["output"]
+    lines = [" ".join(line.split()) for line in trained["output"].splitlines()]
+    assert "Test (32 rows)" in lines and f"loss {summary['test']['loss']:.6g}" in lines
     saved = json.loads((trained["run"] / "preprocessing.json").read_text())
     assert saved["inputs"][:4] == ["age", "city=Oslo", "city=Paris", "city=Rome"] and saved["task"] == "binary"
 
