@@ -17,7 +17,7 @@ from dlrun.cli import app
 from dlrun.errors import DlrunError
 from dlrun.runs import compare, plot, reading
 
-from conftest import binary_spec, make_binary_csv, write_spec
+from conftest import assert_fits, binary_spec, make_binary_csv, write_spec
 
 runner = CliRunner()
 
@@ -249,3 +249,100 @@ def test_cli_plot_group_seeds(tmp_path):
     bad = runner.invoke(app, ["plot", "runs", "--group-seeds", "--band", "range"])
     message = " ".join(bad.stderr.replace("│", " ").split())
     assert bad.exit_code == 2 and "'range' is not one of 'minmax', 'std'" in message  # a choice: typer lists them
+
+
+# --- tables that fit the screen ----------------------------------------------------------------
+
+
+def many_runs(root: Path, count: int = 6) -> list[Path]:
+    """Runs of one spec differing in learning rate, units and batch size, each logging six columns."""
+    rng = np.random.default_rng(1)
+    made = []
+    for i in range(count):
+        config = {
+            "name": "exp",
+            "seed": 0,
+            "model": {"layers": [{"type": "dense", "units": 4 * (i % 3 + 1), "activation": "relu"}]},
+            "training": {"optimizer": {"name": "adam", "learning_rate": [0.01, 0.001][i % 2]}, "batch_size": 32 + i},
+        }
+        loss = list(np.linspace(1, 0.5, 5) + rng.uniform(0, 0.1, 5))
+        history = {
+            "auc": [0.5 + v / 3 for v in loss],
+            "loss": loss,
+            "val_auc": [0.4 + v / 3 for v in loss],
+            "val_loss": [v + 0.123456 for v in loss],
+            "binary_accuracy": [1 - v / 2 for v in loss],
+            "val_binary_accuracy": [0.9 - v / 2 for v in loss],
+        }
+        made.append(fake_run(root, "exp", history, 3, config, stamp=f"2024010{i + 1}-000000"))
+    return made
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("count", [2, 6])
+def test_compare_fits_the_terminal_and_never_splits_a_number(tmp_path, width, count):
+    made = many_runs(tmp_path / "runs", count)
+    result = runner.invoke(app, ["compare", "runs"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    _, rows = compare.rows(reading.load_runs(made)[0])
+    assert_fits(result.stdout, width, [compare.cell_text(row["best:val_loss"]) for row in rows])
+    assert "lr" in result.stdout and "units" in result.stdout and "batch" in result.stdout
+    if count == 2:  # two runs turn on their side: every column stays, each run headed by its label
+        assert "lr=0.01 units=4 batch=32" in " ".join(result.stdout.split()) or "lr=0.01" in result.stdout
+        assert "last:val_auc" in result.stdout and "Left out" not in result.stdout
+    elif width == 80:  # six runs of 16 columns: only what matters stays, and a line says what went
+        assert "Left out to fit" in result.stdout and "--csv FILE, --json" in " ".join(result.stdout.split())
+
+
+def test_compare_files_keep_every_column_whatever_the_width(tmp_path):
+    made = many_runs(tmp_path / "runs")
+    result = runner.invoke(app, ["compare", "runs", "--csv", "all.csv"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    with open("all.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    columns, _ = compare.rows(reading.load_runs(made)[0])
+    assert header == columns and "last:val_auc" in header and "model.layers[0].units" in header
+
+
+def test_piped_compare_keeps_lines_reasonable(tmp_path):
+    many_runs(tmp_path / "runs")
+    result = runner.invoke(app, ["compare", "runs"])  # CliRunner is no terminal, and COLUMNS is unset
+    assert result.exit_code == 0
+    assert_fits(result.stdout, 160, [])
+
+
+def test_a_stack_of_another_shape_is_one_model_column_unless_all_params(tmp_path):
+    small = {"name": "exp", "model": {"layers": [{"type": "dense", "units": 1, "activation": "linear"}]}}
+    deep = {
+        "name": "exp",
+        "model": {
+            "layers": [
+                {"type": "dense", "units": 64, "activation": "relu"},
+                {"type": "dropout", "rate": 0.3},
+                {"type": "batch_normalization"},
+                {"type": "dense", "units": 1, "activation": "linear"},
+            ]
+        },
+    }
+    history = {"loss": [0.5, 0.4], "val_loss": [0.6, 0.5]}
+    fake_run(tmp_path / "runs", "exp", history, 2, small, stamp="20240101-000000")
+    fake_run(tmp_path / "runs", "exp", history, 2, deep, stamp="20240102-000000")
+    result = runner.invoke(app, ["compare", "runs"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "64relu-d0.3-bn-1" in result.stdout and "16relu = dense(16, relu)" in result.stdout
+    assert "layers[1]" not in result.stdout and "rate" not in result.stdout
+    rows = json.loads(runner.invoke(app, ["compare", "runs", "--json"]).stdout)
+    assert [row["run"] for row in rows] == ["model=1", "model=64relu-d0.3-bn-1"]
+    assert rows[1]["model"] == "64relu-d0.3-bn-1" and rows[1]["model.layers[1].rate"] == 0.3  # files keep both
+    every = runner.invoke(app, ["compare", "runs", "--all-params"], env={"COLUMNS": "120"})
+    assert "layers[3].units" in every.stdout and "batch_normalization" in every.stdout
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_diff_fits_the_terminal(two_runs, tmp_path, width):
+    result = runner.invoke(app, ["diff", *map(str, two_runs), "--out", "d.png"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    a, b = (reading.load_run(r) for r in two_runs)
+    numbers = [compare.cell_text(v) for _, *values in compare.diff_metrics(a, b) for v in values if v is not None]
+    assert_fits(result.stdout, width, numbers)
+    assert "optimizer" in result.stdout and "0.05" in result.stdout

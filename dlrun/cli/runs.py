@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from dlrun.cli.common import command, err, out, reported
 from dlrun.errors import DlrunError
@@ -107,26 +106,6 @@ def diff(
 
     with reported():
         a, b = reading.load_run(run_a), reading.load_run(run_b)
-        config = comparing.diff_configs(a, b)
-        metrics = comparing.diff_metrics(a, b)
         written = plot_histories([a.run_dir, b.run_dir], None, 1, out_file)
-    head = Table(show_header=False, box=None)
-    head.add_row("A", f"{a.label}  ({a.run_dir})")
-    head.add_row("B", f"{b.label}  ({b.run_dir})")
-    out.print(head)
-    if config:
-        table = Table(title="Spec differences")
-        for column in ("path", "A", "B"):
-            table.add_column(column)
-        for path, value_a, value_b in config:
-            table.add_row(path, comparing.cell_text(value_a) or "-", comparing.cell_text(value_b) or "-")
-        out.print(table)
-    else:
-        out.print("The specs are identical.")
-    table = Table(title="At each run's best epoch")
-    for column in ("quantity", "A", "B", "B-A"):
-        table.add_column(column, justify="left" if column == "quantity" else "right")
-    for name, value_a, value_b, delta in metrics:
-        table.add_row(name, *(comparing.cell_text(v) or "-" for v in (value_a, value_b, delta)))
-    out.print(table)
+    comparing.show_diff(out, a, b)
     out.print(f"wrote {written}")

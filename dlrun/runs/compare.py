@@ -194,6 +194,39 @@ def diff_metrics(a: Run, b: Run) -> list[tuple[str, float | None, float | None, 
     return out
 
 
+def show_diff(console, a: Run, b: Run) -> None:
+    """Print two runs' labels, their spec differences and their values at the best epoch, fitted to the screen."""
+    from dlrun.runs import screen
+
+    names = labels.run_labels([a.params, b.params], labels.stamps([a.run_dir, b.run_dir]))
+    heads = [{"": side, "label": name, "dir": _shown_path(run.run_dir)} for side, name, run in zip("AB", names, (a, b))]
+    columns = [screen.Column("", ""), screen.Column("label", "label"), screen.Column("dir", "run directory")]
+    screen.show(console, columns, heads, transpose=False)
+    config = diff_configs(a, b)
+    if config:
+        cells = [{"path": k, "A": cell_text(va) or "-", "B": cell_text(vb) or "-"} for k, va, vb in config]
+        columns = [screen.Column(c, c, essential=True) for c in ("path", "A", "B")]
+        screen.show(console, columns, cells, title="Spec differences", transpose=False)
+        if any(k == labels.MODEL for k, _, _ in config):
+            console.print(f"model: {labels.STACK_LEGEND}", markup=False, highlight=False)
+    else:
+        console.print("The specs are identical.")
+    cells = [
+        {"quantity": q, **{side: cell_text(v) or "-" for side, v in zip(("A", "B", "B-A"), values)}}
+        for q, *values in diff_metrics(a, b)
+    ]
+    columns = [screen.Column(c, c, essential=True) for c in ("quantity", "A", "B", "B-A")]
+    screen.show(console, columns, cells, title="At each run's best epoch", transpose=False)
+
+
+def _shown_path(path: Path) -> str:
+    """Write a path relative to the working folder when it is below it, as a user would type it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _minus(b: Any, a: Any) -> Any:
     return b - a if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
 

@@ -77,7 +77,8 @@ def show(
             _print(console, _table(flipped, title, target), target)
             return [c.key for c in columns]
     kept = [c for c in columns if c.essential or c.label]
-    if _needed(_grid(kept, rows)) > limit:  # too many differing values: the row's label says them in one cell
+    if any(c.label for c in kept) and _needed(_grid(kept, rows)) > limit:
+        # Too many differing values: the row's label says them in one cell.
         kept = [Column(row_label, row_label, label=True)] + [c for c in columns if c.essential and not c.label]
     _print(console, _table(_grid(kept, rows), title, target), target)
     left = [c for c in columns if c.key not in {k.key for k in kept}]
@@ -141,6 +142,17 @@ def _widths(grid: _Grid) -> tuple[list[int], list[int]]:
     return narrowest, natural
 
 
+def _number_widths(grid: _Grid) -> list[int]:
+    """Each column's longest number (its whole width for a numeric column), which no squeeze may split."""
+    from rich.cells import cell_len
+
+    widths = []
+    for cells in grid.cells:
+        words = [word for text in cells for word in text.split()]
+        widths.append(max([1] + [cell_len(w) for w in words if _NUMBER.match(w)]))
+    return widths
+
+
 def _overhead(grid: _Grid) -> int:
     return 3 * len(grid.headers) + 1  # a space either side of each cell, and the box's lines
 
@@ -156,7 +168,12 @@ def _table(grid: _Grid, title: str | None, target: int | None):
     narrowest, natural = _widths(grid)
     widths = natural
     room = (target or PIPED_WIDTH) - _overhead(grid)
-    if sum(natural) > room:  # share the room: every column its longest word, the rest where lines are longest
+    if sum(narrowest) > room:  # even narrowed it does not fit: long words fold, never below a number's width
+        floors = _number_widths(grid)
+        spare = max(0, room - sum(floors))
+        give = [n - f for n, f in zip(narrowest, floors)]
+        widths = [f + (g * spare) // max(1, sum(give)) for f, g in zip(floors, give)]
+    elif sum(natural) > room:  # share the room: every column its longest word, the rest where lines are longest
         widths = list(narrowest)
         spare = room - sum(widths)
         wants = sorted(range(len(widths)), key=lambda i: natural[i] - narrowest[i])
@@ -166,7 +183,7 @@ def _table(grid: _Grid, title: str | None, target: int | None):
             spare -= give
     view = Table(title=title)
     for header, numeric, width in zip(grid.headers, grid.numeric, widths):
-        view.add_column(header, justify="right" if numeric else "left", width=width)
+        view.add_column(header, justify="right" if numeric else "left", width=width, overflow="fold")
     for cells in zip(*grid.cells):
         view.add_row(*cells)
     return view
