@@ -56,7 +56,7 @@ def evaluate(
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
-    table = Table(title=f"{data}: {result.rows} rows")
+    table = Table(title=f"{data.name}: {result.rows} row{'' if result.rows == 1 else 's'}")  # a path would fold
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result.metrics.items():
