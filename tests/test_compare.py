@@ -288,7 +288,7 @@ def test_compare_fits_the_terminal_and_never_splits_a_number(tmp_path, width, co
     assert_fits(result.stdout, width, [compare.cell_text(row["best:val_loss"]) for row in rows])
     assert "lr" in result.stdout and "units" in result.stdout and "batch" in result.stdout
     if count == 2:  # two runs turn on their side: every column stays, each run headed by its label
-        assert "lr=0.01 units=4 batch=32" in " ".join(result.stdout.split()) or "lr=0.01" in result.stdout
+        assert all(part in result.stdout for part in ("units=4", "batch=32", "lr=0.01"))  # a run's header
         assert "last:val_auc" in result.stdout and "Left out" not in result.stdout
     elif width == 80:  # six runs of 16 columns: only what matters stays, and a line says what went
         assert "Left out to fit" in result.stdout and "--csv FILE, --json" in " ".join(result.stdout.split())
@@ -346,3 +346,16 @@ def test_diff_fits_the_terminal(two_runs, tmp_path, width):
     numbers = [compare.cell_text(v) for _, *values in compare.diff_metrics(a, b) for v in values if v is not None]
     assert_fits(result.stdout, width, numbers)
     assert "optimizer" in result.stdout and "0.05" in result.stdout
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_diff_names_runs_by_what_differs_and_keeps_numbers_whole(tmp_path, width):
+    a, b = many_runs(tmp_path / "runs", 2)
+    result = runner.invoke(app, ["diff", str(a), str(b), "--out", "d.png"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    runs = [reading.load_run(a), reading.load_run(b)]
+    numbers = [compare.cell_text(v) for _, *values in compare.diff_metrics(*runs) for v in values if v is not None]
+    assert_fits(result.stdout, width, numbers)
+    text = " ".join(result.stdout.split())
+    assert "units=4 batch=32 lr=0.01" in text and "units=8 batch=33 lr=0.001" in text
+    assert "training.optimizer.learning_rate" in result.stdout  # the spec table keeps the full path
