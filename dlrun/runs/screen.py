@@ -31,7 +31,7 @@ class Column:
     header: str
     essential: bool = False
     label: bool = False
-    """Names the row (a spec value that differs): transposed, it heads the row's column instead."""
+    """Tells the rows apart (a spec value that differs): kept when the table is narrowed."""
 
 
 def width_of(console) -> int | None:
