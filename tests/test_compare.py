@@ -129,6 +129,13 @@ def test_sort_puts_blanks_last_and_rejects_unknown_columns(tmp_path):
         compare.sort_rows(columns, rows, "best:val_los")
 
 
+def test_sort_accepts_the_short_names_the_table_shows(tmp_path):
+    runs = reading.load_runs(many_runs(tmp_path / "runs", 4))[0]
+    columns, rows = compare.rows(runs)
+    by_short = compare.sort_rows(columns, rows, "batch", descending=True)
+    assert [row["training.batch_size"] for row in by_short] == [35, 34, 33, 32]
+
+
 def test_cli_compare_reports_and_skips_non_runs(two_runs, tmp_path):
     parent = two_runs[0].parent.parent
     half = parent / "half" / "20240101-000000"

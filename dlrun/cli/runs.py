@@ -50,7 +50,7 @@ def compare(
         str | None,
         typer.Option(
             metavar="COLUMN",
-            help="Column to sort by, like best:val_loss; prefix with - for descending (--sort=-best:val_accuracy).",
+            help="Column to sort by, like best:val_loss or lr (as the table heads it); descending: --sort=-lr.",
         ),
     ] = None,
     all_params: Annotated[

@@ -82,12 +82,21 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
     return columns, table
 
 
+def shown_params(columns: list[str]) -> list[str]:
+    """Return the spec-value columns a screen shows: the layer fields stand behind `model` when it is there."""
+    end = columns.index(FIXED_COLUMNS[0]) if FIXED_COLUMNS[0] in columns else 1
+    params = columns[1:end]
+    return [p for p in params if not labels.is_layer_path(p)] if labels.MODEL in params else params
+
+
 def sort_rows(columns: list[str], table: list[dict[str, Any]], key: str, descending: bool = False) -> list[dict]:
     """Sort rows by one column; blanks go last whatever the direction.
 
     Raises:
         DlrunError: the column is not in the table.
     """
+    short = {name: path for path, name in labels.short_names(shown_params(columns)).items()}
+    key = key if key in columns else short.get(key, key)  # `--sort lr`, as the table heads it
     if key not in columns:
         raise DlrunError(f"--sort {key!r}: no such column; choose one of: {', '.join(columns)}")
     present = [row for row in table if row.get(key) is not None]
@@ -143,10 +152,8 @@ def show(
     """
     from dlrun.runs import screen
 
+    params = shown_params(columns)
     end = columns.index(FIXED_COLUMNS[0]) if FIXED_COLUMNS[0] in columns else 1
-    params = columns[1:end]
-    if labels.MODEL in params:
-        params = [p for p in params if not labels.is_layer_path(p)]
     headers = labels.short_names(params)
     cells = [
         {c: labels.shown(c, row.get(c)) if c in params else cell_text(row.get(c)) for c in columns} for row in table
