@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import read_chunks
+from dlrun.data.csvfile import read_chunks, read_header
 from dlrun.data.preprocess import Preprocessing
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs
@@ -33,11 +33,14 @@ class Trained:
     batch_size: int
 
 
-def load_trained(run_dir: str | Path) -> Trained:
+def load_trained(run_dir: str | Path, data: str | Path | None = None, labelled: bool = False) -> Trained:
     """Load a run directory's model (safe mode) and fitted preprocessing.
 
+    With `data`, the CSV's header is checked against the columns the run needs (the target too when
+    `labelled`) before TensorFlow is imported, so a wrong CSV is refused at once.
+
     Raises:
-        DataError: the folder is not a run directory, or the run left no model.
+        DataError: the folder is not a run directory, the run left no model, or the CSV lacks a column.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -51,6 +54,8 @@ def load_trained(run_dir: str | Path) -> Trained:
     pre = Preprocessing.from_dict(
         json.loads((run_dir / runs.PREPROCESSING).read_text(encoding="utf-8")), training.get("loss")
     )
+    if data is not None:
+        pre.check_columns(read_header(data, pre.csv), str(data), labelled)
     from dlrun.backend import import_keras
 
     keras = import_keras()
@@ -80,7 +85,7 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     """
     if not 0 < threshold < 1:
         raise DataError(f"--threshold {threshold} is not a probability between 0 and 1 (exclusive); try 0.5")
-    run = load_trained(run_dir)
+    run = load_trained(run_dir, data)
     pre = run.preprocessing
     out = Path(out)
     written = skipped = 0
@@ -155,7 +160,7 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
     """
     from dlrun.data.stream import batch_dataset, encoded_batches
 
-    run = load_trained(run_dir)
+    run = load_trained(run_dir, data, labelled=True)
     pre = run.preprocessing
     unseen: Counter = Counter()
     dropped: Counter = Counter()

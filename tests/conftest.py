@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Table and help widths come from COLUMNS where a test sets it (CliRunner's env), never from the shell running pytest.
+os.environ.pop("COLUMNS", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -111,3 +113,14 @@ def keras_best_epoch(values, mode="min", min_delta=0.0, start_from_epoch=0) -> i
     for epoch, value in enumerate(values):
         callback.on_epoch_end(epoch, {"val_loss": value})
     return None if callback.best is None else callback.best_epoch + 1
+
+
+def assert_fits(output: str, width: int, numbers) -> None:
+    """Assert that no line of a table is wider than `width`, nothing is cut short, and each number is whole."""
+    from rich.cells import cell_len
+
+    lines = output.splitlines()
+    assert lines and max(cell_len(line) for line in lines) <= width, "\n".join(lines)
+    assert "…" not in output, output
+    for number in numbers:
+        assert any(number in line for line in lines), f"{number!r} is split or missing:\n{output}"

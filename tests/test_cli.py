@@ -26,7 +26,7 @@ def invoke(*args):
 def test_train_writes_a_run_and_prints_the_table(binary_experiment, tmp_path):
     result = invoke("train", binary_experiment, "--out", tmp_path / "out", "--set", "training.epochs=2")
     assert result.exit_code == 0, result.output
-    assert "training" in result.output and "2/2" in result.output  # the progress bar
+    assert "epoch 2/2  loss " in result.output  # progress lines: CliRunner's output is not a terminal
     (run_dir,) = (tmp_path / "out" / "spec").iterdir()
     assert str(run_dir) in result.output.replace("\n", "")
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -187,6 +187,61 @@ def test_cli_does_not_import_tensorflow_for_help_or_validate(binary_experiment):
 def test_python_dash_m_works():
     result = subprocess.run([sys.executable, "-m", "dlrun", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout
+
+
+def test_validate_of_a_folder_says_to_give_a_spec(tmp_path):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "a.yaml").write_text("name: a\n")
+    message = failing("validate", tmp_path / "configs")
+    assert "is a folder, not a spec file" in message and "a.yaml" in message and "Errno" not in message
+
+
+def test_train_on_a_csv_points_to_init(tmp_path):
+    make_binary_csv(tmp_path / "data.csv")
+    message = failing("train", tmp_path / "data.csv")
+    assert "must be a mapping" in message and f"dlrun init {tmp_path / 'data.csv'} --target COLUMN" in message
+
+
+def test_validate_counts_one_output_in_the_singular(tmp_path):
+    make_binary_csv(tmp_path / "data.csv")
+    result = invoke("validate", write_spec(tmp_path, binary_spec()))
+    assert "4 input columns -> 1 output" in result.output and "1 outputs" not in result.output
+
+
+def test_end_of_run_table_breaks_between_phrases_at_80_columns(monkeypatch, capsys):
+    from pathlib import Path
+
+    from dlrun.cli.train import show_summary
+
+    monkeypatch.setenv("COLUMNS", "80")
+    summary = {
+        "status": "early-stopped",
+        "epochs_run": 8,
+        "epochs": 1000,
+        "monitor": "val_loss",
+        "best_epoch": 3,
+        "best_value": 0.0671862,
+        "model_epoch": 8,
+        "min_val_loss_epoch": 4,
+        "min_val_loss": 0.0621546,
+        "min_delta": 0.001,
+        "best": {"loss": 0.07, "val_loss": 0.0671862, "binary_accuracy": 0.98, "val_binary_accuracy": 0.97},
+        "test": {"loss": 0.26, "binary_accuracy": 0.96},
+        "rows": {"test": 57},
+        "wall_time_s": 3.2,
+    }
+    show_summary(Path("runs/x/20240101-120000"), summary)
+    output = capsys.readouterr().out
+    assert max(len(line) for line in output.splitlines()) <= 80
+    lines = [" ".join(line.split()) for line in output.splitlines()]
+    for phrase in (
+        "model.keras holds epoch 8, the last",
+        "(restore_best_weights keeps the best)",
+        "Lowest val_loss 0.0621546 at epoch 4; it improved on epoch 3",
+        "by less than min_delta 0.001: not counted as better",
+        "Test (57 rows)",
+    ):
+        assert phrase in lines, output
 
 
 def test_validate_says_when_one_hot_columns_widen_the_input(tmp_path):

@@ -17,7 +17,7 @@ from dlrun.cli import app
 from dlrun.errors import DlrunError
 from dlrun.runs import compare, plot, reading
 
-from conftest import binary_spec, make_binary_csv, write_spec
+from conftest import assert_fits, binary_spec, make_binary_csv, write_spec
 
 runner = CliRunner()
 
@@ -123,17 +123,17 @@ def test_sort_puts_blanks_last_and_rejects_unknown_columns(tmp_path):
     b = fake_run(tmp_path, "b", {"loss": [0.5], "val_loss": [0.1]}, 1)
     c = fake_run(tmp_path, "c", {"loss": [0.5]}, None)
     columns, rows = compare.rows(reading.load_runs([a, b, c])[0])
-    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss")] == [
-        "b/20240101-120000",
-        "a/20240101-120000",
-        "c/20240101-120000",
-    ]
-    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss", True)][:2] == [
-        "a/20240101-120000",
-        "b/20240101-120000",
-    ]
+    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss")] == ["b", "a", "c"]  # by name
+    assert [r["run"] for r in compare.sort_rows(columns, rows, "best:val_loss", True)][:2] == ["a", "b"]
     with pytest.raises(DlrunError, match="best:val_loss"):
         compare.sort_rows(columns, rows, "best:val_los")
+
+
+def test_sort_accepts_the_short_names_the_table_shows(tmp_path):
+    runs = reading.load_runs(many_runs(tmp_path / "runs", 4))[0]
+    columns, rows = compare.rows(runs)
+    by_short = compare.sort_rows(columns, rows, "batch", descending=True)
+    assert [row["training.batch_size"] for row in by_short] == [35, 34, 33, 32]
 
 
 def test_cli_compare_reports_and_skips_non_runs(two_runs, tmp_path):
@@ -151,9 +151,8 @@ def test_cli_compare_reports_and_skips_non_runs(two_runs, tmp_path):
         shutil.rmtree(half.parent)
     assert result.exit_code == 0, result.output
     assert "half-written" in result.stderr and "empty" in result.stderr
-    for run_dir in two_runs:
-        assert reading.run_label(run_dir) in result.stdout
-    assert "optimizer." in result.stdout and "sgd" in result.stdout and "adam" in result.stdout
+    assert " a " in result.stdout and " b " in result.stdout  # runs of two specs: labelled by name
+    assert "optimizer" in result.stdout and "sgd" in result.stdout and "adam" in result.stdout
     with open("table.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
     assert "training.optimizer.name" in table[0] and "data.path" not in table[0]
@@ -225,7 +224,7 @@ def test_seed_groups_join_runs_that_differ_only_by_seed(tmp_path):
     groups = compare.seed_groups(made)
     assert groups == [[0, 1, 2], [3]]
     labels = compare.group_labels(made, groups)
-    assert labels == ["training.epochs=4 (3 seeds)", "training.epochs=5 (1 seed)"]
+    assert labels == ["epochs=4 (3 seeds)", "epochs=5 (1 seed)"]
 
 
 @pytest.mark.parametrize("band", ["minmax", "std"])
@@ -245,7 +244,7 @@ def test_seed_group_is_the_mean_with_a_band(tmp_path, band):
         assert (low, high) == pytest.approx((min(epoch_1), max(epoch_1)))
     else:
         assert (low, high) == pytest.approx((np.mean(epoch_1) - np.std(epoch_1), np.mean(epoch_1) + np.std(epoch_1)))
-    assert merged[1][0] == "training.epochs=5 (1 seed)"
+    assert merged[1][0] == "epochs=5 (1 seed)"
     assert merged[1][1]["loss"].tolist() == histories[3]["loss"].tolist()  # a lone run is drawn as it is
 
 
@@ -255,4 +254,115 @@ def test_cli_plot_group_seeds(tmp_path):
     assert result.exit_code == 0, result.output
     assert Path("g.png").read_bytes()[:4] == b"\x89PNG"
     bad = runner.invoke(app, ["plot", "runs", "--group-seeds", "--band", "range"])
-    assert bad.exit_code == 1 and "minmax or std" in bad.stderr
+    message = " ".join(bad.stderr.replace("│", " ").split())
+    assert bad.exit_code == 2 and "'range' is not one of 'minmax', 'std'" in message  # a choice: typer lists them
+
+
+# --- tables that fit the screen ----------------------------------------------------------------
+
+
+def many_runs(root: Path, count: int = 6) -> list[Path]:
+    """Runs of one spec differing in learning rate, units and batch size, each logging six columns."""
+    rng = np.random.default_rng(1)
+    made = []
+    for i in range(count):
+        config = {
+            "name": "exp",
+            "seed": 0,
+            "model": {"layers": [{"type": "dense", "units": 4 * (i % 3 + 1), "activation": "relu"}]},
+            "training": {"optimizer": {"name": "adam", "learning_rate": [0.01, 0.001][i % 2]}, "batch_size": 32 + i},
+        }
+        loss = list(np.linspace(1, 0.5, 5) + rng.uniform(0, 0.1, 5))
+        history = {
+            "auc": [0.5 + v / 3 for v in loss],
+            "loss": loss,
+            "val_auc": [0.4 + v / 3 for v in loss],
+            "val_loss": [v + 0.123456 for v in loss],
+            "binary_accuracy": [1 - v / 2 for v in loss],
+            "val_binary_accuracy": [0.9 - v / 2 for v in loss],
+        }
+        made.append(fake_run(root, "exp", history, 3, config, stamp=f"2024010{i + 1}-000000"))
+    return made
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("count", [2, 6])
+def test_compare_fits_the_terminal_and_never_splits_a_number(tmp_path, width, count):
+    made = many_runs(tmp_path / "runs", count)
+    result = runner.invoke(app, ["compare", "runs"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    _, rows = compare.rows(reading.load_runs(made)[0])
+    assert_fits(result.stdout, width, [compare.cell_text(row["best:val_loss"]) for row in rows])
+    assert "lr" in result.stdout and "units" in result.stdout and "batch" in result.stdout
+    if count == 2:  # two runs turn on their side: every column stays, each run headed by its label
+        assert all(part in result.stdout for part in ("units=4", "batch=32", "lr=0.01"))  # a run's header
+        assert "last:val_auc" in result.stdout and "Left out" not in result.stdout
+    elif width == 80:  # six runs of 16 columns: only what matters stays, and a line says what went
+        assert "Left out to fit" in result.stdout and "--csv FILE, --json" in " ".join(result.stdout.split())
+
+
+def test_compare_files_keep_every_column_whatever_the_width(tmp_path):
+    made = many_runs(tmp_path / "runs")
+    result = runner.invoke(app, ["compare", "runs", "--csv", "all.csv"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    with open("all.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    columns, _ = compare.rows(reading.load_runs(made)[0])
+    assert header == columns and "last:val_auc" in header and "model.layers[0].units" in header
+
+
+def test_piped_compare_keeps_lines_reasonable(tmp_path):
+    many_runs(tmp_path / "runs")
+    result = runner.invoke(app, ["compare", "runs"])  # CliRunner is no terminal, and COLUMNS is unset
+    assert result.exit_code == 0
+    assert_fits(result.stdout, 160, [])
+
+
+def test_a_stack_of_another_shape_is_one_model_column_unless_all_params(tmp_path):
+    small = {"name": "exp", "model": {"layers": [{"type": "dense", "units": 1, "activation": "linear"}]}}
+    deep = {
+        "name": "exp",
+        "model": {
+            "layers": [
+                {"type": "dense", "units": 64, "activation": "relu"},
+                {"type": "dropout", "rate": 0.3},
+                {"type": "batch_normalization"},
+                {"type": "dense", "units": 1, "activation": "linear"},
+            ]
+        },
+    }
+    history = {"loss": [0.5, 0.4], "val_loss": [0.6, 0.5]}
+    fake_run(tmp_path / "runs", "exp", history, 2, small, stamp="20240101-000000")
+    fake_run(tmp_path / "runs", "exp", history, 2, deep, stamp="20240102-000000")
+    result = runner.invoke(app, ["compare", "runs"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert "64relu-d0.3-bn-1" in result.stdout and "16relu = dense(16, relu)" in result.stdout
+    assert "layers[1]" not in result.stdout and "rate" not in result.stdout
+    rows = json.loads(runner.invoke(app, ["compare", "runs", "--json"]).stdout)
+    assert [row["run"] for row in rows] == ["model=1", "model=64relu-d0.3-bn-1"]
+    assert rows[1]["model"] == "64relu-d0.3-bn-1" and rows[1]["model.layers[1].rate"] == 0.3  # files keep both
+    every = runner.invoke(app, ["compare", "runs", "--all-params"], env={"COLUMNS": "120"})
+    assert "layers[3].units" in every.stdout and "batch_normalization" in every.stdout
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_diff_fits_the_terminal(two_runs, tmp_path, width):
+    result = runner.invoke(app, ["diff", *map(str, two_runs), "--out", "d.png"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    a, b = (reading.load_run(r) for r in two_runs)
+    numbers = [compare.cell_text(v) for _, *values in compare.diff_metrics(a, b) for v in values if v is not None]
+    assert_fits(result.stdout, width, numbers)
+    assert "optimizer" in result.stdout and "0.05" in result.stdout
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_diff_names_runs_by_what_differs_and_keeps_numbers_whole(tmp_path, width):
+    a, b = many_runs(tmp_path / "runs", 2)
+    result = runner.invoke(app, ["diff", str(a), str(b), "--out", "d.png"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    runs = [reading.load_run(a), reading.load_run(b)]
+    numbers = [compare.cell_text(v) for _, *values in compare.diff_metrics(*runs) for v in values if v is not None]
+    assert_fits(result.stdout, width, numbers)
+    text = " ".join(result.stdout.split())
+    assert "units=4 batch=32 lr=0.01" in text and "units=8 batch=33 lr=0.001" in text
+    assert "training.optimizer.learning_rate" in result.stdout  # the spec table keeps the full path

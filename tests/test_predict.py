@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +62,8 @@ def test_summary_counts_dropped_rows_unseen_categories_and_test_metrics(trained)
     assert summary["rows"] == {"train": 126, "validation": 40, "test": 32}
     assert summary["unseen_categories"] == {"validation": {"city": 2}}
     assert set(summary["test"]) == {"loss", "binary_accuracy"} and 0 < summary["test"]["loss"] < 5
-    assert "Test loss (32 rows)" in trained["output"]
+    lines = [" ".join(line.split()) for line in trained["output"].splitlines()]
+    assert "Test (32 rows)" in lines and f"loss {summary['test']['loss']:.6g}" in lines
     saved = json.loads((trained["run"] / "preprocessing.json").read_text())
     assert saved["inputs"][:4] == ["age", "city=Oslo", "city=Paris", "city=Rome"] and saved["task"] == "binary"
 
@@ -106,8 +109,11 @@ def test_evaluate_matches_the_metrics_in_summary(trained):
     assert evaluated["rows"] == 40 and evaluated["unseen_categories"] == {"city": 2}
     assert evaluated["metrics"]["loss"] == pytest.approx(final["val_loss"], abs=1e-5)
     assert evaluated["metrics"]["binary_accuracy"] == pytest.approx(final["val_binary_accuracy"], abs=1e-6)
-    table = runner.invoke(app, ["evaluate", str(trained["run"]), str(trained["folder"] / "valid.csv")])
-    assert table.exit_code == 0 and "binary_accuracy" in table.output and "40 rows" in table.output
+    table = runner.invoke(
+        app, ["evaluate", str(trained["run"]), str(trained["folder"] / "valid.csv")], env={"COLUMNS": "80"}
+    )
+    assert table.exit_code == 0 and "binary_accuracy" in table.output
+    assert "valid.csv: 40 rows" in [line.strip() for line in table.output.splitlines()]  # the title, whole
 
 
 def test_predict_on_a_csv_missing_columns_names_them(trained):
@@ -126,6 +132,22 @@ def test_predict_with_text_in_a_numeric_column_names_the_value_and_line(trained)
     rows.to_csv(trained["folder"] / "typo.csv", index=False)
     result = runner.invoke(app, ["predict", str(trained["run"]), str(trained["folder"] / "typo.csv")])
     assert result.exit_code == 1 and "column 'income' is numeric but line 6 holds 'lots'" in result.output
+
+
+def test_evaluate_without_the_target_says_predict_needs_none_before_importing_tensorflow(trained):
+    rows = pd.read_csv(trained["folder"] / "valid.csv").drop(columns=["target"])
+    rows.to_csv(trained["folder"] / "unlabelled.csv", index=False)
+    args = ["evaluate", str(trained["run"]), str(trained["folder"] / "unlabelled.csv")]
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom dlrun.cli import app\n"
+        f"r = CliRunner().invoke(app, {args!r})\n"
+        "print(r.exit_code, 'tensorflow' in sys.modules, ' '.join(r.output.split()))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code, imported, message = result.stdout.strip().split(" ", 2)
+    assert (code, imported) == ("1", "False"), result.stdout  # refused from the header, TensorFlow never loaded
+    assert "lacks the target column 'target'" in message and "`dlrun predict` needs no target" in message
+    assert "that the model needs" not in message
 
 
 def test_predict_on_something_that_is_not_a_run(tmp_path):

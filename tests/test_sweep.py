@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sys
@@ -9,14 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from dlrun.cli import app
 from dlrun.errors import DlrunError, SpecError
-from dlrun.runs import reading
+from dlrun.runs import compare, reading
 from dlrun.search import sweep
 
-from conftest import binary_spec, make_binary_csv, write_spec
+from conftest import assert_fits, binary_spec, make_binary_csv, write_spec
 
 runner = CliRunner()
 
@@ -76,7 +78,7 @@ def test_grid_mistakes(sets, seeds, message):
         sweep.make_grid(sets, seeds)
 
 
-def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment):
+def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment, monkeypatch):
     result = runner.invoke(
         app,
         [
@@ -89,6 +91,7 @@ def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment):
             "--jobs",
             "2",
         ],
+        env={"COLUMNS": "80"},
     )
     assert result.exit_code == 0, result.output
     (sweep_dir,) = sweep_dirs()
@@ -111,6 +114,17 @@ def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment):
     assert values == sorted(values)
     assert {"training.optimizer.learning_rate", "model.layers[0].units"} <= set(table[0])
     assert "best:" in result.stdout and "completed" in result.stdout
+    assert "done lr=0.05 units=4" in result.stdout  # points named by what differs, short names
+    numbers = [compare.cell_text(float(row["best:val_loss"])) for row in table]
+    assert_fits(result.stdout[result.stdout.index("┏") :], 80, numbers)  # the table at 80 columns
+
+    # The same table at 120 columns, as the sweep prints it.
+    monkeypatch.setenv("COLUMNS", "120")
+    columns, rows, _ = sweep.table(sweep_dir, manifest)
+    buffer = io.StringIO()
+    compare.show(Console(file=buffer), columns, rows, title=f"sweep {sweep_dir}")
+    assert_fits(buffer.getvalue(), 120, numbers)
+    assert "lr=0.05" in buffer.getvalue() and "units=4" in buffer.getvalue()  # runs headed by their labels
 
 
 def test_a_failing_run_is_reported_and_the_others_finish(experiment):

@@ -119,16 +119,16 @@ def test_nan_loss_stops_and_keeps_the_history(tmp_path):
 
 
 def test_interrupt_keeps_every_finished_epoch(binary_experiment, tmp_path, monkeypatch):
-    from dlrun.training.progress import EpochProgress
+    from dlrun.training.progress import EpochLines
 
-    original = EpochProgress.on_epoch_end
+    original = EpochLines.on_epoch_end
 
     def interrupt_after_two(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(EpochProgress, "on_epoch_end", interrupt_after_two)
+    monkeypatch.setattr(EpochLines, "on_epoch_end", interrupt_after_two)
     spec = load_spec(binary_experiment, ["training.epochs=10"])
     with pytest.raises(TrainingError, match="interrupted after 2 finished epochs") as info:
         train(spec, tmp_path / "runs")
@@ -184,16 +184,16 @@ def test_logged_val_loss_is_a_plain_evaluation_whatever_the_steps_per_execution(
 
 
 def test_an_error_inside_fit_is_one_message_and_keeps_the_epochs(binary_experiment, tmp_path, monkeypatch):
-    from dlrun.training.progress import EpochProgress
+    from dlrun.training.progress import EpochLines
 
-    original = EpochProgress.on_epoch_end
+    original = EpochLines.on_epoch_end
 
     def fail_after_two(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 1:
             raise RuntimeError("something deep in TensorFlow\nResourceExhausted: out of memory")
 
-    monkeypatch.setattr(EpochProgress, "on_epoch_end", fail_after_two)
+    monkeypatch.setattr(EpochLines, "on_epoch_end", fail_after_two)
     spec = load_spec(binary_experiment, ["training.epochs=10"])
     with pytest.raises(TrainingError, match=r"failed after 2 finished epochs \(RuntimeError: ResourceExhausted"):
         train(spec, tmp_path / "runs")

@@ -1,7 +1,7 @@
 """The `dlrun` command: parse arguments, call one function, present the result or the error.
 
-One module per group of commands; importing them registers their commands on `app`, in the order
-the README teaches them.
+One module per group of commands; importing them registers their commands on `app`; `--help`
+lists them in the panels and order of `dlrun.cli.common.PANELS`, the README's.
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Entry point for `python -m dlrun`."""
     app(prog_name="dlrun")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":

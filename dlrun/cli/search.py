@@ -7,13 +7,16 @@ from typing import Annotated
 
 import typer
 
-from dlrun.cli.common import app, err, out, reported
+from dlrun.cli.common import command, err, out, reported
 from dlrun.errors import DlrunError
+from dlrun.search.executors import ExecutorKind
 
 
-@app.command()
+@command()
 def sweep(
-    spec: Annotated[Path | None, typer.Argument(help="The experiment's YAML spec (not needed with --resume).")] = None,
+    spec: Annotated[
+        Path | None, typer.Argument(metavar="SPEC", help="The experiment's YAML spec (not needed with --resume).")
+    ] = None,
     sets: Annotated[
         list[str] | None,
         typer.Option(
@@ -23,23 +26,30 @@ def sweep(
             "(repeatable; split at top-level commas only, so [a,b] stays one value).",
         ),
     ] = None,
-    seeds: Annotated[str | None, typer.Option(help="Seeds to repeat each point with: 0,1,2.")] = None,
+    seeds: Annotated[str | None, typer.Option(metavar="SEEDS", help="Seeds to repeat each point with: 0,1,2.")] = None,
     axes_file: Annotated[
-        Path | None, typer.Option("--file", help="YAML mapping of spec paths to value lists, swept like --set.")
+        Path | None,
+        typer.Option("--file", metavar="FILE", help="YAML mapping of spec paths to value lists, swept like --set."),
     ] = None,
-    jobs: Annotated[int | None, typer.Option(help="Runs in parallel; default: one per CPU core.")] = None,
-    executor: Annotated[str, typer.Option(help="local (processes on this machine) or ray.")] = "local",
+    jobs: Annotated[int | None, typer.Option(metavar="N", help="Runs in parallel; default: one per CPU core.")] = None,
+    executor: Annotated[
+        ExecutorKind, typer.Option(help="local (processes on this machine) or ray (a Ray instance or cluster).")
+    ] = ExecutorKind.local,
     address: Annotated[
-        str | None, typer.Option(help="Ray cluster to use: ray://HOST:10001 or auto; default: start Ray locally.")
+        str | None,
+        typer.Option(
+            metavar="ADDRESS", help="Ray cluster to use: ray://HOST:10001 or auto; default: start Ray locally."
+        ),
     ] = None,
     resume: Annotated[
         Path | None,
         typer.Option(
+            metavar="SWEEP_DIR",
             help="A sweep folder (runs/<name>/sweep-<timestamp>) to finish: runs only the points without a "
-            "finished run."
+            "finished run.",
         ),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for run directories.")] = Path("runs"),
+    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")] = Path("runs"),
 ) -> None:
     """Train the grid product of --set value lists (and seeds) in parallel, then compare the runs."""
     from dlrun.runs import compare as comparing
@@ -58,7 +68,7 @@ def sweep(
                 raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
             grid = sweeping.make_grid(sets or [], seeds, axes_file)
             points = len(grid.points())
-        runner = sweeping.make_executor(executor, jobs, address, points)
+        runner = sweeping.make_executor(executor.value, jobs, address, points)
         if resume is None:
             sweep_dir = sweeping.start(spec, grid, out_dir)
         out.print(
@@ -70,8 +80,14 @@ def sweep(
         for item in result.skipped:
             err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
         if result.table:
-            comparing.print_table(out, comparing.rich_table(result.columns, result.table, title=f"sweep {sweep_dir}"))
             comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
+            comparing.show(
+                out,
+                result.columns,
+                result.table,
+                title=f"sweep {sweep_dir}",
+                hint=f"{sweep_dir / sweeping.COMPARE_CSV} (every column) or a wider terminal",
+            )
         for point in result.failures:
             if point.get("error") and point["status"] != "interrupted":
                 err.print(

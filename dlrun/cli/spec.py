@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dlrun.cli.common import SetOption, app, err, out, reported
+from dlrun.cli.common import PANELS, Group, SetOption, app, command, err, out, reported
 from dlrun.errors import DlrunError
 
 
-@app.command()
+@command()
 def validate(
-    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The experiment's YAML spec.")],
     overrides: SetOption = None,
 ) -> None:
     """Check a spec, its CSV header and its columns' kinds, and print the layer stack (no TensorFlow, instant)."""
@@ -35,7 +35,7 @@ def validate(
         rows = describe(loaded.model, sum(len(kind.parts) if kind.kind == DATE else 1 for kind in kinds.values()))
     categorical = [name for name, kind in kinds.items() if kind.kind == CATEGORICAL]
     dates = {name: kind.parts for name, kind in kinds.items() if kind.kind == DATE}
-    table = Table(title=f"{loaded.name}: {len(features)} input columns -> {rows[-1].width} outputs")
+    table = Table(title=f"{loaded.name}: {_count(len(features), 'input column')} -> {_count(rows[-1].width, 'output')}")
     for column in ("#", "layer", "", "output width", "params"):
         table.add_column(column, justify="right" if column in ("#", "output width", "params") else "left")
     for row in rows:
@@ -59,9 +59,13 @@ def validate(
         out.print(f"Total params: {sum(r.params for r in rows):,}. Spec {spec} is valid.", markup=False)
 
 
-@app.command()
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+@command()
 def check(
-    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The experiment's YAML spec.")],
     overrides: SetOption = None,
 ) -> None:
     """Load the data and build the real Keras model without training; warn of likely mistakes."""
@@ -84,13 +88,13 @@ def check(
         out.print("No likely mistakes found.")
 
 
-config_app = typer.Typer(help="Show the fully resolved spec.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+config_app = typer.Typer(cls=Group, help="Show the fully resolved spec.", no_args_is_help=True)
+app.add_typer(config_app, name="config", rich_help_panel=PANELS["config"])
 
 
-@config_app.command("show")
+@command("show", config_app)
 def config_show(
-    spec: Annotated[Path, typer.Argument(help="The experiment's YAML spec.")],
+    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The experiment's YAML spec.")],
     overrides: SetOption = None,
 ) -> None:
     """Print the spec with every default filled in, as YAML that trains to the same result."""
@@ -103,9 +107,11 @@ def config_show(
     print(yaml.safe_dump(loaded.resolved(), sort_keys=False), end="")
 
 
-@app.command()
+@command()
 def schema(
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write the schema here instead of stdout.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", metavar="FILE", help="Write the schema here instead of stdout.")
+    ] = None,
 ) -> None:
     """Print the JSON Schema of specs, for editor completion (yaml-language-server)."""
     from dlrun.spec.schema import schema_text
@@ -123,12 +129,12 @@ def schema(
     )
 
 
-@app.command()
+@command()
 def init(
-    data: Annotated[Path, typer.Argument(help="The CSV to learn from.")],
-    target: Annotated[str, typer.Option(help="The column to predict.")],
+    data: Annotated[Path, typer.Argument(metavar="CSV", help="The CSV to learn from.")],
+    target: Annotated[str, typer.Option(metavar="COLUMN", help="The column to predict.")],
     out_file: Annotated[
-        Path | None, typer.Option("--out", help="Spec file to write (default: <csv stem>.yaml).")
+        Path | None, typer.Option("--out", metavar="FILE", help="Spec file to write (default: <csv stem>.yaml).")
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing spec file.")] = False,
 ) -> None:

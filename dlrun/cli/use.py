@@ -8,18 +8,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dlrun.cli.common import app, fmt, out, reported
+from dlrun.cli.common import command, fmt, out, reported
 
 
-@app.command()
+@command()
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>/<timestamp>/).")],
-    data: Annotated[Path, typer.Argument(help="CSV of raw rows, with the columns the model was trained on.")],
-    out_file: Annotated[Path, typer.Option("--out", help="CSV to write: the input rows plus predictions.")] = Path(
-        "predictions.csv"
-    ),
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (runs/<name>/<timestamp>/).")],
+    data: Annotated[
+        Path, typer.Argument(metavar="CSV", help="CSV of raw rows, with the columns the model was trained on.")
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", metavar="FILE", help="CSV to write: the input rows plus predictions.")
+    ] = Path("predictions.csv"),
     threshold: Annotated[
-        float, typer.Option(help="Binary classification: probability at which the label is the second class.")
+        float,
+        typer.Option(metavar="P", help="Binary classification: probability at which the label is the second class."),
     ] = 0.5,
 ) -> None:
     """Predict raw CSV rows with a trained run, through the run's saved preprocessing."""
@@ -37,10 +40,10 @@ def predict(
     out.print(f"wrote {result.rows} predictions to {result.out}{note}", markup=False, soft_wrap=True)
 
 
-@app.command()
+@command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>/<timestamp>/).")],
-    data: Annotated[Path, typer.Argument(help="Labelled CSV: the model's columns plus the target.")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (runs/<name>/<timestamp>/).")],
+    data: Annotated[Path, typer.Argument(metavar="CSV", help="Labelled CSV: the model's columns plus the target.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Compute the loss and every metric of a trained run on a labelled CSV."""
@@ -53,7 +56,7 @@ def evaluate(
     if as_json:
         out.print_json(json.dumps(result.to_dict()))
         return
-    table = Table(title=f"{data}: {result.rows} rows")
+    table = Table(title=f"{data.name}: {result.rows} row{'' if result.rows == 1 else 's'}")  # a path would fold
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result.metrics.items():

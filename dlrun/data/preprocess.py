@@ -275,13 +275,7 @@ class Preprocessing:
             DataError: a required column is missing, a numeric cell holds text, a gap in a column whose
                 strategy is error, or a label the model does not know.
         """
-        needed = self.features + ([self.target] if labelled else [])
-        absent = [c for c in needed if c not in frame.columns]
-        if absent:
-            raise DataError(
-                f"{source} lacks column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
-                f"that the model needs; its columns are: {', '.join(map(str, frame.columns))}"
-            )
+        self.check_columns(list(frame.columns), source, labelled)
         kept, dropped = keep_rows(
             frame, self.target if labelled else None, [c for c in self.columns if c.missing == "drop_rows"]
         )
@@ -301,6 +295,24 @@ class Preprocessing:
         x = np.hstack(parts).astype("float32") if parts else np.zeros((len(rows), 0), "float32")
         y = self.targets(rows, source) if labelled else None
         return Encoded(x, y, kept, dropped, unseen)
+
+    def check_columns(self, columns: list, source: str, labelled: bool = True) -> None:
+        """Refuse a CSV that lacks a feature column, or (when `labelled`) the target.
+
+        Raises:
+            DataError: the missing columns, and for a missing target that predicting needs none.
+        """
+        absent = [c for c in self.features if c not in columns]
+        if absent:
+            raise DataError(
+                f"{source} lacks column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
+                f"that the model needs; its columns are: {', '.join(map(str, columns))}"
+            )
+        if labelled and self.target not in columns:
+            raise DataError(
+                f"{source} lacks the target column {self.target!r}, the labels evaluate scores the model's "
+                f"predictions against; `dlrun predict` needs no target, for rows without labels"
+            )
 
     def _numeric(self, column: Column, series, source: str) -> np.ndarray:
         values = to_numbers(series, column.name, source, self.decimal)

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError
+from dlrun.runs import labels
 from dlrun.runs.history import VAL, quantities
-from dlrun.runs.reading import Run, flatten, read_config, run_label
+from dlrun.runs.reading import Run, flatten, read_config
 
 FIXED_COLUMNS = ("epochs_run", "best_epoch")
 TAIL_COLUMNS = ("wall_time_s", "status")
@@ -38,34 +39,37 @@ def quantity_order(runs: list[Run]) -> list[str]:
 
 
 def changed_params(runs: list[Run]) -> list[str]:
-    """Return the dotted paths whose values are not the same in every run (absent counts as a value)."""
-    keys = list(dict.fromkeys(k for run in runs for k in run.params))
-    missing = object()
-    return [k for k in keys if len({_hashable(run.params.get(k, missing)) for run in runs}) > 1 and k != "name"]
-
-
-def _hashable(value: Any) -> Any:
-    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, (list, dict)) else value
+    """Return the dotted paths whose values are not the same in every run (absent counts as a value), `name` aside."""
+    return labels.differing([run.params for run in runs], exclude=("name",))
 
 
 def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
     """Build the comparison: column names and one row (a dict) per run.
 
-    Columns: `run`, the spec values (only those that differ, unless `all_params`), `epochs_run`,
-    `best_epoch`, `best:<q>` and `last:<q>` for every quantity, `wall_time_s`, `status`, `run_dir`.
-    A run without some quantity has None there.
+    Columns: `run` (its label by what differs, `dlrun.runs.labels`), `model` (the compact layer
+    stack, when stacks of another shape differ and not `all_params`), the spec values (only those
+    that differ, `name` included when it does, unless `all_params`), `epochs_run`, `best_epoch`,
+    `best:<q>` and `last:<q>` for every quantity, `wall_time_s`, `status`, `run_dir`. A run without
+    some quantity has None there.
     """
-    params = list(dict.fromkeys(k for run in runs for k in run.params)) if all_params else changed_params(runs)
+    every = [run.params for run in runs]
+    if all_params:
+        params = list(dict.fromkeys(k for p in every for k in p))
+    else:
+        params = labels.differing(every)
+        if labels.MODEL in labels.label_keys(every):
+            params = [labels.MODEL, *params]
     quantities = quantity_order(runs)
     columns = ["run", *params, *FIXED_COLUMNS]
     columns += [f"{kind}:{q}" for q in quantities for kind in ("best", "last")]
     columns += [*TAIL_COLUMNS, "run_dir"]
     table = []
-    for run in runs:
+    names = labels.run_labels(every, labels.stamps([run.run_dir for run in runs]))
+    for run, name in zip(runs, names):
         best_epoch = run.best_epoch
         best = run.history.row(best_epoch) if best_epoch else {}
         last = run.history.row(run.history.epochs[-1]) if len(run.history) else {}
-        row: dict[str, Any] = {"run": run.label, **{p: run.params.get(p) for p in params}}
+        row: dict[str, Any] = {"run": name, **{p: labels.value_of(run.params, p) for p in params}}
         row["epochs_run"] = len(run.history)
         row["best_epoch"] = best_epoch
         for q in quantities:
@@ -78,12 +82,21 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
     return columns, table
 
 
+def shown_params(columns: list[str]) -> list[str]:
+    """Return the spec-value columns a screen shows: the layer fields stand behind `model` when it is there."""
+    end = columns.index(FIXED_COLUMNS[0]) if FIXED_COLUMNS[0] in columns else 1
+    params = columns[1:end]
+    return [p for p in params if not labels.is_layer_path(p)] if labels.MODEL in params else params
+
+
 def sort_rows(columns: list[str], table: list[dict[str, Any]], key: str, descending: bool = False) -> list[dict]:
     """Sort rows by one column; blanks go last whatever the direction.
 
     Raises:
         DlrunError: the column is not in the table.
     """
+    short = {name: path for path, name in labels.short_names(shown_params(columns)).items()}
+    key = key if key in columns else short.get(key, key)  # `--sort lr`, as the table heads it
     if key not in columns:
         raise DlrunError(f"--sort {key!r}: no such column; choose one of: {', '.join(columns)}")
     present = [row for row in table if row.get(key) is not None]
@@ -123,49 +136,50 @@ def cell_text(value: Any, raw: bool = False) -> str:
     return str(value)
 
 
-def rich_table(columns: list[str], table: list[dict[str, Any]], title: str | None = None):
-    """Build the rich table shown in the terminal (the `run_dir` column is left to files)."""
-    from rich.table import Table
+def show(
+    console,
+    columns: list[str],
+    table: list[dict[str, Any]],
+    title: str | None = None,
+    hint: str = "--csv FILE, --json or a wider terminal",
+) -> None:
+    """Print the comparison so that it fits the screen (`dlrun.runs.screen`); files keep every column.
 
-    shown = [c for c in columns if c != "run_dir"]
-    view = Table(title=title)
-    for column in shown:
-        numeric = column in FIXED_COLUMNS or column.startswith(("best:", "last:")) or column == "wall_time_s"
-        view.add_column(_header(column), justify="right" if numeric else "left", overflow="fold")
-    for row in table:
-        view.add_row(*(cell_text(row.get(c)) for c in shown))
-    return view
+    On screen, spec values are headed by their short names (`lr`, `units`); a `model` column stands
+    for the layer fields it spells, and the `run` column is shown only when the spec values do not
+    tell the rows apart. When narrowed, the columns that stay are the spec values, the best epoch,
+    the monitored quantity there, and the status.
+    """
+    from dlrun.runs import screen
 
-
-def print_table(console, view) -> None:
-    """Print a table at its natural width when the output is a file or a pipe, not squeezed to 80 columns."""
-    if console.is_terminal:
-        console.print(view)
-    else:
-        from rich.console import Console
-
-        natural = console.measure(view, options=console.options.update_width(10_000)).maximum
-        Console(file=console.file, width=max(console.width, natural), highlight=False).print(view)
-
-
-def _header(column: str) -> str:
-    """Break a long column name where it reads naturally (`best:` / `val_loss`, dotted steps)."""
-    if len(column) <= 10:
-        return column
-    head, sep, rest = column.partition(":")
-    if sep:
-        return f"{head}:\n{rest}"
-    return ".\n".join(column.split("."))
+    params = shown_params(columns)
+    end = columns.index(FIXED_COLUMNS[0]) if FIXED_COLUMNS[0] in columns else 1
+    headers = labels.short_names(params)
+    cells = [
+        {c: labels.shown(c, row.get(c)) if c in params else cell_text(row.get(c)) for c in columns} for row in table
+    ]
+    told_apart = bool(params) and len({tuple(cell[p] for p in params) for cell in cells}) == len(cells)
+    best = next((c for c in columns if c.startswith("best:")), None)
+    shown = [] if told_apart else [screen.Column("run", "run", label=True)]
+    shown += [screen.Column(p, headers[p], label=True) for p in params]
+    shown += [
+        screen.Column(c, c, essential=c in ("best_epoch", best, "status")) for c in columns[end:] if c != "run_dir"
+    ]
+    if labels.MODEL in screen.show(console, shown, cells, title=title, hint=hint):
+        console.print(f"model: {labels.STACK_LEGEND}", markup=False, highlight=False)
 
 
 # --- diff ------------------------------------------------------------------------------------
 
 
 def diff_configs(a: Run, b: Run) -> list[tuple[str, Any, Any]]:
-    """Return (path, A's value, B's value) for each spec value that differs, `name` included."""
-    keys = list(dict.fromkeys([*a.params, *b.params]))
+    """Return (path, A's value, B's value) for each spec value that differs, `name` included.
+
+    Layer stacks of another shape are one `model` row, spelled as `dlrun.runs.labels.layer_stack` does.
+    """
     return [
-        (k, a.params.get(k), b.params.get(k)) for k in keys if _hashable(a.params.get(k)) != _hashable(b.params.get(k))
+        (key, labels.value_of(a.params, key), labels.value_of(b.params, key))
+        for key in labels.label_keys([a.params, b.params], exclude=())
     ]
 
 
@@ -185,6 +199,39 @@ def diff_metrics(a: Run, b: Run) -> list[tuple[str, float | None, float | None, 
         )
     )
     return out
+
+
+def show_diff(console, a: Run, b: Run) -> None:
+    """Print two runs' labels, their spec differences and their values at the best epoch, fitted to the screen."""
+    from dlrun.runs import screen
+
+    names = labels.run_labels([a.params, b.params], labels.stamps([a.run_dir, b.run_dir]))
+    heads = [{"": side, "label": name, "dir": _shown_path(run.run_dir)} for side, name, run in zip("AB", names, (a, b))]
+    columns = [screen.Column("", ""), screen.Column("label", "label"), screen.Column("dir", "run directory")]
+    screen.show(console, columns, heads, transpose=False)
+    config = diff_configs(a, b)
+    if config:
+        cells = [{"path": k, "A": cell_text(va) or "-", "B": cell_text(vb) or "-"} for k, va, vb in config]
+        columns = [screen.Column(c, c, essential=True) for c in ("path", "A", "B")]
+        screen.show(console, columns, cells, title="Spec differences", transpose=False)
+        if any(k == labels.MODEL for k, _, _ in config):
+            console.print(f"model: {labels.STACK_LEGEND}", markup=False, highlight=False)
+    else:
+        console.print("The specs are identical.")
+    cells = [
+        {"quantity": q, **{side: cell_text(v) or "-" for side, v in zip(("A", "B", "B-A"), values)}}
+        for q, *values in diff_metrics(a, b)
+    ]
+    columns = [screen.Column(c, c, essential=True) for c in ("quantity", "A", "B", "B-A")]
+    screen.show(console, columns, cells, title="At each run's best epoch", transpose=False)
+
+
+def _shown_path(path: Path) -> str:
+    """Write a path relative to the working folder when it is below it, as a user would type it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _minus(b: Any, a: Any) -> Any:
@@ -214,21 +261,15 @@ def seed_groups(run_dirs: list[Path]) -> list[list[int]]:
 
 
 def group_labels(run_dirs: list[Path], groups: list[list[int]]) -> list[str]:
-    """Name seed groups by the spec values that tell them apart (`training.epochs=5`), or by run name."""
-    params = []
+    """Name seed groups by what tells them apart (`epochs=5 (3 seeds)`), as `dlrun.runs.labels` names runs."""
+    params: list[dict[str, Any] | None] = []
     for group in groups:
         try:
             flat = flatten(read_config(run_dirs[group[0]]))
         except DlrunError:
-            flat = {}
-        flat.pop("seed", None)
+            flat = None
+        else:
+            flat.pop("seed", None)
         params.append(flat)
-    keys = list(dict.fromkeys(k for p in params for k in p))
-    differing = [k for k in keys if len({_hashable(p.get(k)) for p in params}) > 1 and k != "name"]
-    labels = []
-    for group, flat in zip(groups, params):
-        name = flat.get("name") or run_label(run_dirs[group[0]])
-        parts = [f"{k}={cell_text(flat.get(k))}" for k in differing]
-        text = ", ".join(parts) if parts else str(name)
-        labels.append(f"{text} ({len(group)} seed{'s' if len(group) != 1 else ''})")
-    return labels
+    names = labels.run_labels(params, labels.stamps([run_dirs[group[0]] for group in groups]))
+    return [f"{name} ({len(group)} seed{'s' if len(group) != 1 else ''})" for name, group in zip(names, groups)]

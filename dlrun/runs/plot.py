@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 import re
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlrun.errors import DataError
+from dlrun.errors import DataError, DlrunError
+from dlrun.runs import labels
 from dlrun.runs.history import (
     VAL,
     Best,
@@ -29,8 +31,8 @@ from dlrun.runs.history import (
     quantities,
     read_history,
 )
-from dlrun.runs.layout import HISTORY
-from dlrun.runs.reading import find_runs, is_run_dir, read_summary, run_label
+from dlrun.runs.layout import CONFIG, HISTORY
+from dlrun.runs.reading import find_runs, flatten, is_run_dir, read_config, read_summary, run_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,8 +41,17 @@ if TYPE_CHECKING:
 
 # Up to this many epochs lines get a dot per epoch, so that a short run shows where its epochs are.
 DOTS_UP_TO = 20
-# Shaded band of a seed group, and how the legend explains it.
-BANDS = {"minmax": "min to max over seeds", "std": "mean +/- std over seeds"}
+
+
+class Band(str, Enum):
+    """The shaded band around a seed group's mean line."""
+
+    minmax = "minmax"
+    std = "std"
+
+
+# How the legend explains each band.
+BANDS = {Band.minmax.value: "min to max over seeds", Band.std.value: "mean +/- std over seeds"}
 
 
 def history_frame(source: Path | History) -> pd.DataFrame:
@@ -309,25 +320,38 @@ def _check_from_epoch(from_epoch: int) -> None:
 
 def _resolve_sources(sources: list[Path]) -> list[tuple[Path, str]]:
     """Turn the paths a user gave into (history CSV, legend label) pairs, each file once."""
-    found: list[tuple[Path, str]] = []
+    found: list[Path] = []
     for source in sources:
         if source.is_file():
             if source.suffix.lower() != ".csv":
                 raise DataError(f"{source} is not a history CSV: expected a .csv file or a folder of runs")
-            found.append((source, _label(source)))
+            found.append(source)
         elif source.is_dir():
             run_dirs, _ = find_runs([source])
             if not run_dirs:
                 raise DataError(f"{source} holds no run: no {HISTORY} was found in it or below it")
-            found += [(run_dir / HISTORY, run_label(run_dir)) for run_dir in run_dirs]
+            found += [run_dir / HISTORY for run_dir in run_dirs]
         else:
             raise DataError(f"{source} does not exist: expected a {HISTORY}, a run directory or a folder of runs")
-    unique: dict[Path, str] = {}
-    for csv, label in found:
-        unique.setdefault(csv.resolve(), label)
-    labels = list(unique.values())
-    # Two runs of the same name and second in different trees would share a label: use paths then.
-    return [(csv, str(csv) if labels.count(label) > 1 else label) for csv, label in unique.items()]
+    unique = list(dict.fromkeys(csv.resolve() for csv in found))
+    return list(zip(unique, curve_labels(unique)))
+
+
+def curve_labels(csvs: list[Path]) -> list[str]:
+    """Label curves by what differs between their runs (`dlrun.runs.labels`); a bare CSV by its path."""
+    params: list[dict | None] = []
+    names: list[str] = []
+    for csv in csvs:
+        in_run = csv.name == HISTORY and is_run_dir(csv.parent)
+        try:
+            params.append(flatten(read_config(csv.parent)) if (csv.parent / CONFIG).is_file() and in_run else None)
+        except DlrunError:
+            params.append(None)
+        # What names a curve when nothing differs: a run's stamp, a run without config its name/stamp.
+        names.append(str(csv) if not in_run else csv.parent.name if params[-1] else run_label(csv.parent))
+    if len(set(names)) < len(names):
+        names = [str(csv) if name == str(csv) else run_label(csv.parent) for name, csv in zip(names, csvs)]
+    return labels.run_labels(params, names)
 
 
 def _label(csv: Path) -> str:

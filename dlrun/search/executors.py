@@ -10,10 +10,21 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 RAY_MISSING = 'the Ray executor needs Ray, which is not installed: pip install "dlrun[ray]" (or --executor local)'
+
+
+class ExecutorKind(str, Enum):
+    """Where a sweep's runs train."""
+
+    local = "local"
+    """Worker processes on this machine."""
+    ray = "ray"
+    """Ray tasks, on a local Ray instance or a cluster (`--address`)."""
+
 
 _events = None  # the queue a local worker reports "started" on (set by its initializer)
 _stop = None  # set by the driver on Ctrl-C: points already queued to a worker must not start

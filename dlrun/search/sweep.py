@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError, SpecError
-from dlrun.runs import compare
+from dlrun.runs import compare, labels
 from dlrun.runs import layout as runs
 from dlrun.runs.reading import Run, Skipped, load_run, read_summary
 from dlrun.runs.status import FINISHED, Status, status_of
@@ -193,9 +193,10 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any]:
 
 
 def point_label(point: dict[str, Any], axes: list[str]) -> str:
-    """Name a point by its axis values only (the constants are the same everywhere)."""
-    parts = [o for o in point["overrides"] if o.partition("=")[0] in axes]
-    return " ".join(parts) or f"point {point['index']}"
+    """Name a point by its axis values only (the constants are the same everywhere): `lr=0.01 units=8`."""
+    names = labels.short_names(axes)
+    parts = [o.partition("=") for o in point["overrides"]]
+    return " ".join(f"{names[path]}={value}" for path, _, value in parts if path in axes) or f"point {point['index']}"
 
 
 def needs_run(point: dict[str, Any], sweep_dir: Path) -> bool:

@@ -64,7 +64,11 @@ def read_yaml(path: Path) -> Source:
         raise SpecError(
             f"spec file not found: {path} (check the path; specs are YAML files like configs/*.yaml)"
         ) from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
+    except IsADirectoryError:
+        specs = sorted(p.name for p in path.glob("*.y*ml"))[:3]
+        found = f" (it holds {', '.join(specs)}{', ...' if len(specs) == 3 else ''})" if specs else ""
+        raise SpecError(f"{path} is a folder, not a spec file: give the path of a YAML spec{found}") from None
+    except UnicodeDecodeError as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
     loader = SpecLoader(text)
     try:
@@ -211,9 +215,14 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     path = Path(path)
     source = read_yaml(path)
     if not isinstance(source.data, dict):
+        hint = (
+            f"; {path.name} looks like data: write a starter spec for it with `dlrun init {path} --target COLUMN`"
+            if path.suffix.lower() in (".csv", ".tsv", ".txt", ".parquet")
+            else ""
+        )
         raise SpecError(
             f"{path}: the spec must be a mapping with data, model and training sections, "
-            f"found {type(source.data).__name__}"
+            f"found {type(source.data).__name__}{hint}"
         )
     apply_overrides(source, overrides or [])
     spec = validate(source)

@@ -51,9 +51,9 @@ def make_callbacks(training: TrainingSpec, run_dir: Path, console=None, quiet: b
         keras.callbacks.CSVLogger(str(run_dir / HISTORY)),
     ]
     if not quiet:
-        from dlrun.training.progress import EpochProgress
+        from dlrun.training.progress import progress_callback
 
-        callbacks.append(EpochProgress(training.epochs, console))
+        callbacks.append(progress_callback(training.epochs, console))
     return Callbacks(callbacks, early)
 
 
