@@ -74,6 +74,12 @@ class Predicted:
     unseen: dict[str, int] = field(default_factory=dict)
 
 
+def check_threshold(threshold: float) -> None:
+    """Refuse a binary threshold that is not a probability strictly between 0 and 1."""
+    if not 0 < threshold < 1:
+        raise DataError(f"--threshold {threshold} is not a probability between 0 and 1 (exclusive); try 0.5")
+
+
 def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: float = 0.5) -> Predicted:
     """Write the CSV's rows plus the model's predictions to `out`.
 
@@ -83,8 +89,7 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     Raises:
         DataError: a missing column, a value of the wrong type, an empty cell the run refuses, ...
     """
-    if not 0 < threshold < 1:
-        raise DataError(f"--threshold {threshold} is not a probability between 0 and 1 (exclusive); try 0.5")
+    check_threshold(threshold)
     run = load_trained(run_dir, data)
     pre = run.preprocessing
     out = Path(out)

@@ -24,6 +24,7 @@ PANELS = {
     "sweep": "Search",
     "predict": "Using a run",
     "evaluate": "Using a run",
+    "export": "Using a run",
     "config": "Spec tools",
     "schema": "Spec tools",
 }

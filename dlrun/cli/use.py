@@ -1,4 +1,4 @@
-"""Commands that use a trained run: predict, evaluate."""
+"""Commands that use a trained run: predict, evaluate, export."""
 
 from __future__ import annotations
 
@@ -66,3 +66,40 @@ def evaluate(
         out.print(f"rows left out: {result.dropped}", markup=False)
     if result.unseen:
         out.print(f"unseen categories (encoded as all zeros): {result.unseen}", markup=False)
+
+
+@command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (runs/<name>/<timestamp>/).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Folder to write the SavedModel to (must not exist).")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace --out when it holds an earlier export.")] = False,
+    threshold: Annotated[
+        float, typer.Option(help="Binary classification: probability at which `label` is the second class.")
+    ] = 0.5,
+) -> None:
+    """Export a trained run as a TensorFlow SavedModel that takes raw columns and applies the preprocessing.
+
+    Inputs by column name: numbers as float64 (NaN if empty), categories and dates as strings ('' if empty).
+    """
+    from dlrun.export import export as run_export
+
+    with reported():
+        result = run_export(run_dir, out_dir, force, threshold)
+    inputs = result.info["inputs"]
+    numbers = sum(1 for i in inputs if i["dtype"] == "float64")
+    out.print(
+        f"wrote {result.out}: signature serving_default takes {len(inputs)} inputs ({numbers} float64, "
+        f"{len(inputs) - numbers} string) and returns {', '.join(result.outputs)}",
+        markup=False,
+        soft_wrap=True,
+    )
+    renamed = {c: n for c, n in result.inputs.items() if c != n}
+    if renamed:
+        out.print(
+            "inputs named differently from their columns: " + ", ".join(f"{c!r} -> {n}" for c, n in renamed.items()),
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(f"inspect it with: saved_model_cli show --dir {result.out} --all", markup=False, soft_wrap=True)

@@ -36,7 +36,7 @@ _NUMBERS = {
 _ALL_NUMBERS = {mark: re.compile(rf"(?:{pattern.pattern}\n)*{pattern.pattern}") for mark, pattern in _NUMBERS.items()}
 _LARGE = re.compile(r"[eE][+-]?[0-9]{3}|[0-9]{300}")  # what might overflow to infinity: check those one by one
 _INTEGER = re.compile(r"[+-]?[0-9]+")
-_ISO_DATE = re.compile(
+ISO_DATE = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>[0-9]{1,2})-(?P<day>[0-9]{1,2})"
     r"(?:[ T](?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:[.,][0-9]+)?)?"
     r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
@@ -77,7 +77,7 @@ def parse_date(cell: str, format: str | None = None) -> datetime | None:
             return datetime.strptime(text, format)
         except ValueError:
             return None
-    match = _ISO_DATE.fullmatch(text)
+    match = ISO_DATE.fullmatch(text)
     if match is None:
         return None
     fields = match.group("year", "month", "day", "hour", "minute", "second")
@@ -91,7 +91,7 @@ def has_time(cell: str, format: str | None = None) -> bool:
     """Tell whether a date cell (or every cell of its `format`) carries a time of day."""
     if format is not None:
         return any(directive in format for directive in _TIME_DIRECTIVES)
-    match = _ISO_DATE.fullmatch(cell.strip())
+    match = ISO_DATE.fullmatch(cell.strip())
     return match is not None and match.group("hour") is not None
 
 
