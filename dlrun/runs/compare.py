@@ -15,11 +15,13 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError
+from dlrun.runs.diagnosis import diagnose
 from dlrun.runs.history import VAL, quantities
 from dlrun.runs.reading import Run, flatten, read_config, run_label
 
 FIXED_COLUMNS = ("epochs_run", "best_epoch")
-TAIL_COLUMNS = ("wall_time_s", "status")
+TAIL_COLUMNS = ("fit", "wall_time_s", "status")
+"""`fit` is `dlrun.runs.diagnosis`'s reading of the curves: underfit, overfit, unstable or ok."""
 
 
 def quantity_order(runs: list[Run]) -> list[str]:
@@ -52,7 +54,7 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
     """Build the comparison: column names and one row (a dict) per run.
 
     Columns: `run`, the spec values (only those that differ, unless `all_params`), `epochs_run`,
-    `best_epoch`, `best:<q>` and `last:<q>` for every quantity, `wall_time_s`, `status`, `run_dir`.
+    `best_epoch`, `best:<q>` and `last:<q>` for every quantity, `fit`, `wall_time_s`, `status`, `run_dir`.
     A run without some quantity has None there.
     """
     params = list(dict.fromkeys(k for run in runs for k in run.params)) if all_params else changed_params(runs)
@@ -71,6 +73,7 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
         for q in quantities:
             row[f"best:{q}"] = best.get(q)
             row[f"last:{q}"] = last.get(q)
+        row["fit"] = diagnose(run.history, run.summary).fit
         row["wall_time_s"] = run.summary.get("wall_time_s")
         row["status"] = str(run.status)
         row["run_dir"] = str(run.run_dir)
