@@ -67,7 +67,7 @@ def diagnosis_lines(summary: dict, run_dir: Path) -> list[str]:
     lines += [f"           {finding['summary']}" for finding in findings[1:]]
     tries = [s for finding in findings for s in finding.get("suggestions", [])]
     if tries:
-        lines.append(f"  try: dlrun train ... --set {shlex.quote(tries[0]['set'])}")
+        lines.append(f"  try: --set {shlex.quote(tries[0]['set'])}")
     if diagnosis.get("fit") != "ok" or tries:
         lines.append(f"  the evidence and more to try: dlrun diagnose {shlex.quote(str(run_dir))}")
     return lines

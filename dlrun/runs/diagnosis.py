@@ -46,9 +46,10 @@ TAIL = 3
 
 STILL_IMPROVING_WINDOW = 0.1
 """The last tenth of the epochs (at least one) is where "still improving" is looked for."""
-STILL_IMPROVING_SHARE = 0.05
-"""...and it must bring 5% of the whole fall since epoch 1: a converging curve brings well under 1%
-there (the course's lessons: 0.1-0.2%), a cut-short one 10% or more."""
+STILL_IMPROVING_SHARE = 0.03
+"""...and it must bring 3% of the whole fall since epoch 1: a converged curve brings well under 1%
+there (the course's lessons: 0.1-0.2%); an exponential decay stopped within two time constants
+(with over 13% of its fall still to come) brings 3.5% or more."""
 STRAIGHT = 0.5
 """A descent whose last stretch still falls at half its average rate or more has not started to
 level off: a slow, straight descent, the course's sign of a learning rate too low."""
@@ -585,6 +586,10 @@ def _healthy(c: _Curves) -> Finding:
                 + (", which early stopping cut short" if stopped else "")
             )
             numbers["loss_fell_after_best"] = fell
+            if stopped:
+                return Finding(
+                    Kind.HEALTHY, "looks healthy: early stopping cut the start of overfitting short", evidence, numbers
+                )
     return Finding(Kind.HEALTHY, "looks healthy", evidence, numbers)
 
 
