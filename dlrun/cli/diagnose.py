@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dlrun.cli.common import app, fmt, out, reported
+from dlrun.runs.layout import CONFIG, HISTORY
 
 
 @app.command()
@@ -28,9 +29,9 @@ def diagnose(
     with reported():
         history = read_history(run)
         run_dir = history.path.parent
-        known = is_run_dir(run_dir) and history.path.name == "history.csv"
+        known = is_run_dir(run_dir) and history.path.name == HISTORY
         summary = read_summary(run_dir) if known else {}
-        config = read_config(run_dir) if known and (run_dir / "config.yaml").is_file() else None
+        config = read_config(run_dir) if known and (run_dir / CONFIG).is_file() else None
         note = None
         if summary and "baseline" not in summary and config is not None:
             from dlrun.training.baseline import recompute  # TensorFlow: only for runs without a baseline
@@ -47,7 +48,7 @@ def diagnose(
 
 def reading_lines(path: Path, summary: dict, diagnosis, note: str | None) -> list[str]:
     """The diagnosis as text: the run, its baseline, then each finding with its evidence and suggestions."""
-    lines = [f"{path.parent if path.name == 'history.csv' else path}: {diagnosis.fit or 'too few epochs to read'}"]
+    lines = [f"{path.parent if path.name == HISTORY else path}: {diagnosis.fit or 'too few epochs to read'}"]
     if summary.get("status"):
         best = summary.get("best_epoch")
         lines.append(
@@ -56,8 +57,7 @@ def reading_lines(path: Path, summary: dict, diagnosis, note: str | None) -> lis
         )
     constants = summary.get("baseline_constants") or {}
     for quantity, value in (summary.get("baseline") or {}).items():
-        rule = (constants.get(quantity) or {}).get("rule")
-        lines.append(f"  baseline val_{quantity} {fmt(value)}" + (f": always predicting {rule}" if rule else ""))
+        lines.append(f"  baseline val_{quantity} {fmt(value)}{_constant(constants.get(quantity))}")
     if note:
         lines.append(f"  ({note})")
     elif summary and "baseline" not in summary:
@@ -70,3 +70,12 @@ def reading_lines(path: Path, summary: dict, diagnosis, note: str | None) -> lis
             for suggestion in finding.suggestions:
                 lines += [f"    {suggestion.option}", f"        {suggestion.why}"]
     return lines
+
+
+def _constant(constant: dict | None) -> str:
+    """Say which constant a baseline predicts: `: always predicting 0.6231, the positive rate of ...`."""
+    if not constant or "rule" not in constant:
+        return ""
+    value = constant.get("predict")
+    shown = f"[{', '.join(f'{v:.4g}' for v in value)}]" if isinstance(value, list) else f"{value:.4g}"
+    return f": always predicting {shown}, {constant['rule']}"

@@ -450,9 +450,9 @@ def _still_improving(c: _Curves) -> _Reading | None:
         else f"when training ended (epoch {c.epochs[-1]})"
     )
     evidence = [
-        f"{c.monitor} was still {'falling' if sign == 1 else 'rising'} {ended}: {_num(sign * min(before))} before "
-        f"epoch {c.epochs[start]}, {_num(sign * values[b])} at epoch {c.epochs[b]}; {_last(window)} brought "
-        f"{gain / fall:.0%} of its progress since epoch {c.epochs[0]}"
+        f"{c.monitor} was still {'falling' if sign == 1 else 'rising'} {ended}: from {_num(sign * min(before))} "
+        f"(its best before epoch {c.epochs[start]}) to {_num(sign * values[b])} at epoch {c.epochs[b]}; "
+        f"{_last(window)} brought {gain / fall:.0%} of its progress since epoch {c.epochs[0]}"
     ]
     numbers: dict[str, Any] = {"still_improving": True, "last_share": gain / fall, "window": window}
     straight = False
@@ -462,8 +462,8 @@ def _still_improving(c: _Curves) -> _Reading | None:
         numbers["straight"] = straight
         if straight:
             evidence.append(
-                f"the progress is nearly straight ({_last(window)} moved at {rate / average:.0%} of the average "
-                "rate): a slow, steady descent is the sign of a learning rate too low"
+                f"the progress has not started to level off ({_last(window)} moved at {rate / average:.0%} of the "
+                "average rate): a slow, steady descent is the sign of a learning rate too low"
             )
     suggestions = []
     lr = c.setting("training", "optimizer", "learning_rate")

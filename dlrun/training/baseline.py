@@ -26,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.prepare import Prepared
+from dlrun.data.prepare import Prepared, prepare
 from dlrun.data.preprocess import task_of
+from dlrun.errors import DlrunError
+from dlrun.runs.layout import CONFIG, file_sha256
+from dlrun.spec.loader import load_spec
 from dlrun.spec.models import Spec
 
 MEAN = frozenset({"mse", "mean_squared_error", "root_mean_squared_error", "poisson", "r2_score"})
@@ -210,10 +213,8 @@ def recompute(run_dir: Path, summary: dict[str, Any]) -> tuple[dict[str, Any] | 
     Returns:
         The baseline entries (as `baseline` returns them) or None, and a sentence saying what was done.
     """
-    from dlrun.data.prepare import prepare
-    from dlrun.runs.layout import CONFIG, file_sha256
-    from dlrun.spec.loader import load_spec
-
+    if summary.get("streaming"):
+        return None, "no baseline: not computed for a streamed CSV"
     hashes = summary.get("data_sha256")
     if not isinstance(hashes, dict) or not hashes:
         return None, "no baseline: the summary does not record the CSVs' sha256, so they cannot be checked"
@@ -222,8 +223,11 @@ def recompute(run_dir: Path, summary: dict[str, Any]) -> tuple[dict[str, Any] | 
             return None, f"no baseline: {path} is gone"
         if file_sha256(path) != sha:
             return None, f"no baseline: {path} changed since training (its sha256 differs)"
-    spec = load_spec(Path(run_dir) / CONFIG)
-    entries = baseline(spec, prepare(spec.data, spec.seed, spec.training.loss))
+    try:
+        spec = load_spec(Path(run_dir) / CONFIG)
+        entries = baseline(spec, prepare(spec.data, spec.seed, spec.training.loss))
+    except DlrunError as exc:  # a config today's dlrun no longer accepts: read the curves without a baseline
+        return None, f"no baseline: {exc}"
     if entries["baseline"] is None:
         return None, f"no baseline: {entries['baseline_constants']['why_none']}"
     return entries, f"baseline recomputed: {', '.join(hashes)} is unchanged since training (same sha256)"
