@@ -12,7 +12,18 @@ from dlrun.cli import app
 from dlrun.cli.common import PANELS
 
 runner = CliRunner()
-COMMANDS = [["train"], ["validate"], ["check"], ["init"], ["plot"], ["compare"], ["diff"], ["sweep"], ["export"]]
+COMMANDS = [
+    ["train"],
+    ["validate"],
+    ["check"],
+    ["init"],
+    ["plot"],
+    ["compare"],
+    ["diff"],
+    ["diagnose"],
+    ["sweep"],
+    ["export"],
+]
 COMMANDS += [["predict"], ["evaluate"], ["config"], ["config", "show"], ["schema"], []]
 
 

@@ -113,6 +113,7 @@ def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment, monkeypa
     values = [float(row["best:val_loss"]) for row in table]
     assert values == sorted(values)
     assert {"training.optimizer.learning_rate", "model.layers[0].units"} <= set(table[0])
+    assert {row["fit"] for row in table} <= {"underfit", "overfit", "unstable", "ok"}  # 2 epochs: a reading each
     assert "best:" in result.stdout and "completed" in result.stdout
     assert "done lr=0.05 units=4" in result.stdout  # points named by what differs, short names
     numbers = [compare.cell_text(float(row["best:val_loss"])) for row in table]

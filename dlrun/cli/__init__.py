@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from dlrun.cli import runs, search, spec, train, use  # noqa: F401  (registers the commands)
+from dlrun.cli import diagnose, runs, search, spec, train, use  # noqa: F401  (registers the commands)
 from dlrun.cli.common import app
 
 __all__ = ["app", "main"]

@@ -21,6 +21,7 @@ PANELS = {
     "plot": "Runs",
     "compare": "Runs",
     "diff": "Runs",
+    "diagnose": "Runs",
     "sweep": "Search",
     "predict": "Using a run",
     "evaluate": "Using a run",

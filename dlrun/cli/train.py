@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.table import Table
 
 from dlrun.cli.common import SetOption, command, fmt, out, reported
-from dlrun.runs.history import NOT_QUANTITIES
+from dlrun.runs.history import NOT_QUANTITIES, VAL
 
 
 @command()
@@ -44,7 +45,7 @@ def show_summary(run_dir: Path, summary: dict) -> None:
     table.add_row(*best)
     for key, value in summary["best"].items():
         if key not in NOT_QUANTITIES and key != summary["monitor"]:
-            table.add_row(f"  {key}", fmt(value))
+            table.add_row(f"  {key}", fmt(value) + baseline_note(summary, key))
     for label, text in notes:
         table.add_row(label, text)
     if summary.get("test"):
@@ -53,7 +54,31 @@ def show_summary(run_dir: Path, summary: dict) -> None:
             table.add_row(f"  {key}", fmt(value))
     table.add_row("Wall time", f"{summary['wall_time_s']:.1f} s")
     out.print(table)
+    for line in diagnosis_lines(summary, run_dir):
+        out.print(line, soft_wrap=True, markup=False)  # --set lines are copied whole
     out.print(f"Run directory: {run_dir}", soft_wrap=True, markup=False)  # whole, never folded: users copy it
+
+
+def baseline_note(summary: dict, column: str) -> str:
+    """Say what the best constant prediction scores beside a validation value: ` (baseline 0.655)`."""
+    value = (summary.get("baseline") or {}).get(column.removeprefix(VAL)) if column.startswith(VAL) else None
+    return "" if value is None else f" (baseline {fmt(value)})"
+
+
+def diagnosis_lines(summary: dict, run_dir: Path) -> list[str]:
+    """A few lines on the learning curves (summary.json's diagnosis): each finding, one thing to try."""
+    diagnosis = summary.get("diagnosis") or {}
+    findings = diagnosis.get("findings") or []
+    if not findings:
+        return []
+    lines = [f"Diagnosis: {findings[0]['summary']}"]
+    lines += [f"           {finding['summary']}" for finding in findings[1:]]
+    tries = [s for finding in findings for s in finding.get("suggestions", [])]
+    if tries:
+        lines.append(f"  try: --set {shlex.quote(tries[0]['set'])}")
+    if diagnosis.get("fit") != "ok" or tries:
+        lines.append(f"  the evidence and more to try: dlrun diagnose {shlex.quote(str(run_dir))}")
+    return lines
 
 
 def best_lines(summary: dict) -> list[tuple[str, str]]:
@@ -65,7 +90,7 @@ def best_lines(summary: dict) -> list[tuple[str, str]]:
     best, monitor = summary.get("best_epoch"), summary["monitor"]
     if best is None:
         return [("Best epoch", f"none: no epoch logged {monitor}")]
-    lines = [("Best epoch", f"{best}: {monitor} {fmt(summary['best_value'])}")]
+    lines = [("Best epoch", f"{best}: {monitor} {fmt(summary['best_value'])}{baseline_note(summary, monitor)}")]
     held = summary.get("model_epoch")
     if held is not None and held != best:
         lines += [("", f"model.keras holds epoch {held}, the last"), ("", "(restore_best_weights keeps the best)")]
@@ -73,7 +98,10 @@ def best_lines(summary: dict) -> list[tuple[str, str]]:
     if lowest is None:
         return lines
     if lowest == best and monitor == "val_loss":
-        lines[0] = ("Best epoch", f"{best}: val_loss {fmt(low)}, the minimum validation loss")
+        lines[0] = (
+            "Best epoch",
+            f"{best}: val_loss {fmt(low)}, the minimum validation loss{baseline_note(summary, monitor)}",
+        )
     elif monitor == "val_loss" and summary.get("min_delta"):
         lines.append(("Lowest val_loss", f"{fmt(low)} at epoch {lowest}; it improved on epoch {best}"))
         lines.append(("", f"by less than min_delta {fmt(summary.get('min_delta'))}: not counted as better"))

@@ -16,11 +16,13 @@ import yaml
 
 from dlrun.errors import DlrunError
 from dlrun.runs import labels
+from dlrun.runs.diagnosis import diagnose
 from dlrun.runs.history import VAL, quantities
 from dlrun.runs.reading import Run, flatten, read_config
 
 FIXED_COLUMNS = ("epochs_run", "best_epoch")
-TAIL_COLUMNS = ("wall_time_s", "status")
+TAIL_COLUMNS = ("fit", "wall_time_s", "status")
+"""`fit` is `dlrun.runs.diagnosis`'s reading of the curves: underfit, overfit, unstable or ok."""
 
 
 def quantity_order(runs: list[Run]) -> list[str]:
@@ -49,7 +51,7 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
     Columns: `run` (its label by what differs, `dlrun.runs.labels`), `model` (the compact layer
     stack, when stacks of another shape differ and not `all_params`), the spec values (only those
     that differ, `name` included when it does, unless `all_params`), `epochs_run`, `best_epoch`,
-    `best:<q>` and `last:<q>` for every quantity, `wall_time_s`, `status`, `run_dir`. A run without
+    `best:<q>` and `last:<q>` for every quantity, `fit`, `wall_time_s`, `status`, `run_dir`. A run without
     some quantity has None there.
     """
     every = [run.params for run in runs]
@@ -75,6 +77,7 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
         for q in quantities:
             row[f"best:{q}"] = best.get(q)
             row[f"last:{q}"] = last.get(q)
+        row["fit"] = diagnose(run.history, run.summary).fit
         row["wall_time_s"] = run.summary.get("wall_time_s")
         row["status"] = str(run.status)
         row["run_dir"] = str(run.run_dir)

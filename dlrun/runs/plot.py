@@ -80,12 +80,14 @@ def select_epochs(history: pd.DataFrame, from_epoch: int) -> pd.DataFrame:
     return history[history["epoch"] >= from_epoch]
 
 
-def run_figures(history: History, best: Best, title: str) -> dict[str, Figure]:
+def run_figures(history: History, best: Best, title: str, summary: dict | None = None) -> dict[str, Figure]:
     """Draw one figure per quantity of a run: `loss` with `val_loss`, each metric with its val_ twin.
 
     Every figure marks the best epoch with a dotted line (the run's own, from summary.json); where
     the lowest val_loss sits at another epoch (min_delta, or another monitor), the loss figure says
-    so with a dot.
+    so with a dot. With the run's summary, a quantity's baseline (the best constant prediction's
+    validation score) is a dotted horizontal line, and the loss figure shades the epochs where
+    `dlrun.runs.diagnosis` reads overfitting.
 
     Returns:
         Figures by quantity, `loss` first; none for a run that has no epoch yet.
@@ -110,6 +112,8 @@ def run_figures(history: History, best: Best, title: str) -> dict[str, Figure]:
                 label="validation" if column.startswith(VAL) else "training",
             )
         _mark_best(ax, frame, best, history, with_lowest=quantity == "loss")
+        if summary:
+            _mark_reading(ax, history, summary, quantity)
         _label_axes(ax, quantity)
         ax.set_title(f"{quantity}: {title}")
         ax.legend(fontsize="small")
@@ -132,10 +136,11 @@ def write_run_plots(run_dir: Path, plots_dir: Path | None = None) -> list[Path]:
     """
     csv = history_path(Path(run_dir))
     history = read_history(csv)
-    best = best_of(history, read_summary(csv.parent))
+    summary = read_summary(csv.parent)
+    best = best_of(history, summary)
     plots_dir = Path(plots_dir) if plots_dir is not None else csv.parent / "plots"
     written = []
-    for quantity, fig in run_figures(history, best, _label(csv)).items():
+    for quantity, fig in run_figures(history, best, _label(csv), summary).items():
         plots_dir.mkdir(parents=True, exist_ok=True)
         path = plots_dir / f"{_file_stem(quantity)}.png"
         fig.savefig(path, dpi=100)
@@ -418,6 +423,27 @@ def _mark_best(ax: Axes, frame: pd.DataFrame, best: Best, history: History, with
             markeredgecolor="black",
             markersize=6,
             label=f"lowest val_loss {low:.4g} (epoch {lowest})",
+        )
+
+
+def _mark_reading(ax: Axes, history: History, summary: dict, quantity: str) -> None:
+    """Draw a quantity's baseline as a dotted line and, on the loss figure, shade the overfitting epochs."""
+    from dlrun.runs.diagnosis import Kind, diagnose
+
+    baseline = (summary.get("baseline") or {}).get(quantity)
+    if baseline is not None:
+        ax.axhline(baseline, color="C2", linestyle=":", label=f"baseline {baseline:.4g} (best constant prediction)")
+    if quantity != "loss":
+        return
+    overfit = diagnose(history, summary).find(Kind.OVERFIT)
+    if overfit is not None:
+        numbers = overfit.numbers
+        ax.axvspan(
+            numbers["from_epoch"],
+            numbers["to_epoch"],
+            color="C3",
+            alpha=0.1,
+            label=f"overfitting: val_loss +{numbers['rise']:.0%} from epoch {numbers['from_epoch']}",
         )
 
 

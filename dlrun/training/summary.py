@@ -1,4 +1,4 @@
-"""summary.json: how a run ended, its best epoch, and what it was trained on."""
+"""summary.json: how a run ended, its best epoch, what it was trained on, its baseline and the curves' diagnosis."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 
 from dlrun import __version__
 from dlrun.data.prepare import Prepared
+from dlrun.runs.diagnosis import diagnose
 from dlrun.runs.history import VAL, History, best_epoch, extreme_epoch
 from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
+from dlrun.training.baseline import baseline
 
 
 def best_of_spec(spec: Spec, history: History) -> int | None:
@@ -42,7 +44,7 @@ def build_summary(
     lowest = extreme_epoch(history.values.get(VAL + "loss", []))
     epochs_run = len(history)
     row = history.row
-    return {
+    summary = {
         "name": spec.name,
         "status": str(status),
         "epochs_run": epochs_run,
@@ -67,3 +69,6 @@ def build_summary(
         "data_sha256": data.sha256,
         "versions": {"dlrun": __version__, **versions, "python": platform.python_version()},
     }
+    summary |= baseline(spec, data)
+    summary["diagnosis"] = diagnose(history, summary, spec.resolved()).to_dict()
+    return summary
