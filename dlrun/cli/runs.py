@@ -51,10 +51,9 @@ def compare(
     json_out: Annotated[bool, typer.Option("--json", help="Print the rows as JSON instead of a table.")] = False,
 ) -> None:
     """Compare runs: the spec values that differ, and each metric at the best epoch and the last."""
-    import json
-
     from dlrun.runs import compare as comparing
     from dlrun.runs import reading
+    from dlrun.runs.layout import to_json
 
     with reported():
         loaded, skipped = reading.load_runs(sources)
@@ -70,7 +69,7 @@ def compare(
         if csv_file is not None:
             comparing.write_csv(csv_file, columns, rows)
     if json_out:
-        print(json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, default=str))
+        print(to_json([{c: row.get(c) for c in columns} for row in rows]))
     else:
         comparing.print_table(out, comparing.rich_table(columns, rows))
     if csv_file is not None:
