@@ -13,9 +13,9 @@ keras = import_keras()
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """Show epochs done out of `epochs`, with the latest loss and val_loss."""
+    """Show epochs done out of `epochs` (`done` already, for a resumed run), with the latest loss and val_loss."""
 
-    def __init__(self, epochs: int, console: Console | None = None):
+    def __init__(self, epochs: int, console: Console | None = None, done: int = 0):
         super().__init__()
         self.progress = Progress(
             TextColumn("[bold]training"),
@@ -27,7 +27,7 @@ class EpochProgress(keras.callbacks.Callback):
             console=console,
             transient=False,
         )
-        self.task = self.progress.add_task("train", total=epochs, latest="")
+        self.task = self.progress.add_task("train", total=epochs, completed=done, latest="")
 
     def on_train_begin(self, logs=None):
         self.progress.start()
