@@ -108,8 +108,11 @@ class Terminated(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _terminate_as_interrupt():
-    """While the block runs, SIGTERM stops it as Ctrl-C does (files being written are cleaned up)."""
-    if threading.current_thread() is not threading.main_thread():
+    """While the block runs, SIGTERM stops it as Ctrl-C does (files being written are cleaned up).
+
+    Where SIGTERM is ignored (a launcher asked for that), it stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
         yield
         return
 

@@ -106,7 +106,7 @@ def atomic_path(path: str | Path, parents: bool = False) -> Iterator[Path]:
 def write_text(path: str | Path, text: str, parents: bool = False) -> None:
     """Write a text file atomically (see `atomic_path`)."""
     with atomic_path(path, parents) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", newline="")  # exactly as given: history.csv keeps its \r\n
 
 
 def write_json(path: str | Path, data: Any, parents: bool = False) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dlrun.errors import DlrunError
 from dlrun.runs import layout
-from dlrun.runs.history import trim_history
+from dlrun.runs.history import complete_lines, trim_history
 from dlrun.runs.reading import flatten, read_summary
 from dlrun.runs.status import Status, status_of
 from dlrun.spec.models import Spec
@@ -56,7 +56,10 @@ def plan_resume(run_dir: str | Path) -> Resumption:
     _check_spec(run_dir, spec, start.get("spec") or {})
     _check_data(run_dir, start.get("data_sha256") or {})
     notes = _version_notes(start.get("versions") or {})
-    return Resumption(run_dir, spec, read_checkpoint(run_dir / layout.CHECKPOINT), notes)
+    state = read_checkpoint(run_dir / layout.CHECKPOINT)
+    if state is not None:
+        _check_history(run_dir, state.epochs_done)
+    return Resumption(run_dir, spec, state, notes)
 
 
 def resume(plan: Resumption, console=None, quiet: bool = False, checkpoint_every: float | None = None):
@@ -128,6 +131,17 @@ def _check_spec(run_dir: Path, spec: Spec, started: dict) -> None:
             f"{run_dir / layout.CONFIG} changed since the run started ({shown}{more}); a resumed run must "
             "train the spec it started with. Undo the change, or train the new spec as a new run: "
             f"dlrun train {run_dir / layout.CONFIG}"
+        )
+
+
+def _check_history(run_dir: Path, epochs: int) -> None:
+    """A checkpoint counts rows that history.csv must hold (it is flushed to disk before every checkpoint)."""
+    path = run_dir / layout.HISTORY
+    rows = max(len(complete_lines(path)) - 1, 0) if path.is_file() else 0
+    if rows < epochs:
+        raise DlrunError(
+            f"{path} holds {rows} epochs but the checkpoint is of epoch {epochs}: the history was cut (the disk "
+            f"lost its end?). Delete {run_dir / layout.CHECKPOINT} to resume from the first epoch"
         )
 
 
