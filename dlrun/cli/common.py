@@ -159,7 +159,7 @@ def write_crash_report(exc: BaseException) -> Path:
     path = folder / f"dlrun-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
     lines = [
         "dlrun crash report: please attach this file to an issue",
-        f"command: {shlex.join(sys.argv)}",
+        f"command: {shlex.join(['dlrun', *sys.argv[1:]])}",
         f"folder: {os.getcwd()}",
         *(f"{name}: {version or 'not installed'}" for name, version in versions().items()),
         f"platform: {platform.platform()}",
@@ -167,7 +167,7 @@ def write_crash_report(exc: BaseException) -> Path:
         "".join(traceback.format_exception(exc)),
     ]
     try:
-        write_text(path, "\n".join(lines), parents=True)
+        write_text(path, "\n".join(lines) + "\n", parents=True)
     except DlrunError as error:
         raise OSError(str(error)) from None
     return path

@@ -88,9 +88,12 @@ def atomic_path(path: str | Path, parents: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        if parents:
+    if parents:
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, path, "write") from None
+    try:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
@@ -145,6 +148,7 @@ def os_error(exc: OSError, path: str | Path, verb: str = "write") -> DlrunError:
         errno.EROFS: "the file system is read-only: choose another folder",
         errno.ENOENT: "a folder on the way does not exist",
         errno.ENOTDIR: "a file is in the way where a folder is expected",
+        errno.EEXIST: "a file is in the way where a folder is expected",
         errno.EISDIR: "a folder is in the way where a file is expected",
     }.get(exc.errno)
     return DlrunError(f"cannot {verb} {path}: {cause}{f' ({hint})' if hint else ''}")
