@@ -40,7 +40,8 @@ def load_trained(run_dir: str | Path, data: str | Path | None = None, labelled: 
     `labelled`) before TensorFlow is imported, so a wrong CSV is refused at once.
 
     Raises:
-        DataError: the folder is not a run directory, the run left no model, or the CSV lacks a column.
+        DataError: the folder is not a run directory, the run left no model, the CSV lacks a column, or a
+            file in the run is empty, truncated, corrupt, or a model Keras's safe mode refuses to load.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -51,16 +52,53 @@ def load_trained(run_dir: str | Path, data: str | Path | None = None, labelled: 
                 f"{run_dir} has no {name}: give a run directory whose training finished (runs/<name>/<timestamp>/)"
             )
     training = read_config(run_dir).get("training", {})
-    pre = Preprocessing.from_dict(
-        json.loads((run_dir / runs.PREPROCESSING).read_text(encoding="utf-8")), training.get("loss")
-    )
+    if not isinstance(training, dict):
+        training = {}
+    pre = _read_preprocessing(run_dir / runs.PREPROCESSING, training.get("loss"))
     if data is not None:
         pre.check_columns(read_header(data, pre.csv), str(data), labelled)
+    model = _load_model(run_dir / runs.MODEL)
+    return Trained(run_dir, model, pre, int(training.get("batch_size", 32)))
+
+
+def _read_preprocessing(path: Path, loss: str | None) -> Preprocessing:
+    """Read a run's fitted preprocessing, or say in one line why it cannot be used."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"{path} is not valid JSON ({exc}): the file is damaged (a run killed while writing it, or edited); "
+            "train the run again"
+        ) from None
+    try:
+        return Preprocessing.from_dict(data, loss)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise DataError(
+            f"{path} does not hold a dlrun preprocessing ({type(exc).__name__}: {exc}); train the run again"
+        ) from None
+
+
+def _load_model(path: Path):
+    """Load a model with Keras's safe mode, or say in one line why it cannot be loaded."""
+    import zipfile
+
     from dlrun.backend import import_keras
 
     keras = import_keras()
-    model = keras.saving.load_model(run_dir / runs.MODEL, safe_mode=True)
-    return Trained(run_dir, model, pre, int(training.get("batch_size", 32)))
+    size = path.stat().st_size
+    if size == 0 or not zipfile.is_zipfile(path):
+        state = "empty" if size == 0 else f"not a complete .keras (zip) file ({size} bytes: truncated or damaged)"
+        raise DataError(f"{path} is {state}: it cannot be loaded; train the run again (or resume it)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, OSError, KeyError... for a damaged archive
+        text = " ".join(str(exc).split())
+        if "safe_mode" in text:
+            raise DataError(
+                f"{path} holds Python code (a Lambda layer) that Keras's safe mode refuses to load, since loading "
+                "it could run arbitrary code; dlrun never saves one, so this model did not come from dlrun train"
+            ) from None
+        raise DataError(f"{path} cannot be loaded as a Keras model ({type(exc).__name__}: {text[:200]})") from None
 
 
 @dataclass
@@ -96,23 +134,26 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     written = skipped = 0
     unseen: Counter = Counter()
     options = {"sep": pre.csv.get("separator", ","), "decimal": pre.decimal, "index": False}
-    for chunk in read_chunks(data, pre.csv, CHUNK_ROWS):
-        encoded = pre.apply(chunk, str(data), labelled=False)
-        unseen.update(encoded.unseen)
-        outputs = (
-            run.model.predict(encoded.x, batch_size=max(run.batch_size, 1024), verbose=0)
-            if len(encoded.x)
-            else np.zeros((0, 1), "float32")
-        )
-        result = chunk.copy()
-        for name, values in _prediction_columns(pre, outputs, threshold).items():
-            column = np.full(len(chunk), None, dtype=object) if values.dtype == object else np.full(len(chunk), np.nan)
-            column[encoded.kept] = values
-            result[_free_name(name, chunk.columns)] = column
-        first = written == skipped == 0
-        result.to_csv(out, mode="w" if first else "a", header=first, **options)
-        written += int(encoded.kept.sum())
-        skipped += int((~encoded.kept).sum())
+    with runs.atomic_path(out, parents=True) as tmp:  # a half-written predictions file never appears
+        for chunk in read_chunks(data, pre.csv, CHUNK_ROWS):
+            encoded = pre.apply(chunk, str(data), labelled=False)
+            unseen.update(encoded.unseen)
+            outputs = (
+                run.model.predict(encoded.x, batch_size=max(run.batch_size, 1024), verbose=0)
+                if len(encoded.x)
+                else np.zeros((0, 1), "float32")
+            )
+            result = chunk.copy()
+            for name, values in _prediction_columns(pre, outputs, threshold).items():
+                column = (
+                    np.full(len(chunk), None, dtype=object) if values.dtype == object else np.full(len(chunk), np.nan)
+                )
+                column[encoded.kept] = values
+                result[_free_name(name, chunk.columns)] = column
+            first = written == skipped == 0
+            result.to_csv(tmp, mode="w" if first else "a", header=first, **options)
+            written += int(encoded.kept.sum())
+            skipped += int((~encoded.kept).sum())
     return Predicted(out, written, skipped, dict(unseen))
 
 

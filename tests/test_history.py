@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlrun.errors import DataError
-from dlrun.runs.history import best_epoch, best_of, extreme_epoch, quantities, read_history
+from dlrun.runs.history import best_epoch, best_of, extreme_epoch, quantities, read_history, trim_history
 
 from conftest import keras_best_epoch
 
@@ -61,6 +61,27 @@ def test_read_history_errors_name_the_file(tmp_path):
         read_history(write(tmp_path / "b.csv", "height,weight\n1.8,80\n"))
     with pytest.raises(DataError, match="does not exist"):
         read_history(tmp_path / "nowhere.csv")
+
+
+def test_a_half_written_last_line_is_left_out_with_one_warning(tmp_path, capsys):
+    # A run killed (or a disk filled) while CSVLogger wrote a row: "0." would read as val_loss 0.0.
+    path = write(tmp_path / "h.csv", "epoch,loss,val_loss\r\n0,0.9,1.0\r\n1,0.5,0.")
+    for _ in range(2):
+        history = read_history(path)
+        assert history.epochs == [1] and history.values == {"loss": [0.9], "val_loss": [1.0]}
+    (warning,) = capsys.readouterr().err.splitlines()  # once per file, however often it is read
+    assert warning.startswith(f"warning: {path}: its last line is half-written ('1,0.5,0.')")
+    assert read_history(write(tmp_path / "header.csv", "epoch,loss,val_loss\n")).epochs == []
+    with pytest.raises(DataError, match="is empty"):
+        read_history(write(tmp_path / "cut.csv", "epoch,lo"))
+
+
+def test_trim_history_keeps_the_header_and_the_first_rows(tmp_path):
+    path = write(tmp_path / "h.csv", "epoch,loss\r\n0,0.9\r\n1,0.5\r\n2,0.4\r\n3,0.")
+    trim_history(path, 2)
+    assert path.read_bytes() == b"epoch,loss\r\n0,0.9\r\n1,0.5\r\n"
+    trim_history(path, 0)
+    assert not path.exists()
 
 
 def test_quantities_put_loss_first_and_leave_out_bookkeeping():

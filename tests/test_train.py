@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pandas as pd
@@ -118,26 +120,24 @@ def test_nan_loss_stops_and_keeps_the_history(tmp_path):
     assert str(run_dir / runs.HISTORY) in str(info.value)
 
 
-def test_interrupt_keeps_every_finished_epoch(binary_experiment, tmp_path, monkeypatch):
-    from dlrun.training.progress import EpochLines
+def test_ctrl_c_finishes_the_epoch_in_flight_and_keeps_every_epoch(binary_experiment, tmp_path, monkeypatch):
+    from dlrun.training.progress import EpochLines  # the progress display when output is not a terminal
 
-    original = EpochLines.on_epoch_end
-
-    def interrupt_after_two(self, epoch, logs=None):
-        original(self, epoch, logs)
+    def ctrl_c_in_the_second_epoch(self, epoch, logs=None):
         if epoch == 1:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(EpochLines, "on_epoch_end", interrupt_after_two)
+    monkeypatch.setattr(EpochLines, "on_epoch_begin", ctrl_c_in_the_second_epoch, raising=False)
     spec = load_spec(binary_experiment, ["training.epochs=10"])
     with pytest.raises(TrainingError, match="interrupted after 2 finished epochs") as info:
         train(spec, tmp_path / "runs")
-    assert info.value.exit_code == 130
+    assert info.value.exit_code == 130 and "dlrun train --resume" in str(info.value)
     (run_dir,) = (tmp_path / "runs" / "spec").iterdir()
     assert list(pd.read_csv(run_dir / runs.HISTORY)["epoch"]) == [0, 1]
     summary = json.loads((run_dir / runs.SUMMARY).read_text())
-    assert (summary["status"], summary["epochs_run"]) == ("interrupted", 2)
-    assert (run_dir / runs.MODEL).is_file()
+    assert (summary["status"], summary["epochs_run"], summary["model_epoch"]) == ("interrupted", 2, 2)
+    assert (run_dir / runs.MODEL).is_file() and (run_dir / runs.CHECKPOINT).is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
 
 
 def test_sparse_categorical_maps_string_labels(tmp_path):

@@ -65,10 +65,9 @@ def compare(
     ] = False,
 ) -> None:
     """Compare runs: the spec values that differ, and each metric at the best epoch and the last."""
-    import json
-
     from dlrun.runs import compare as comparing
     from dlrun.runs import reading
+    from dlrun.runs.layout import to_json
 
     with reported():
         loaded, skipped = reading.load_runs(sources)
@@ -84,7 +83,7 @@ def compare(
         if csv_file is not None:
             comparing.write_csv(csv_file, columns, rows)
     if json_out:
-        print(json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, default=str))
+        print(to_json([{c: row.get(c) for c in columns} for row in rows]))
     else:
         comparing.show(out, columns, rows)
     if csv_file is not None:

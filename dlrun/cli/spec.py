@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dlrun.cli.common import PANELS, Group, SetOption, app, command, err, out, reported
 from dlrun.errors import DlrunError
+from dlrun.runs.layout import write_text
 
 
 @command()
@@ -120,8 +121,8 @@ def schema(
     if out_file is None:
         print(text, end="")
         return
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text(text, encoding="utf-8")
+    with reported():
+        write_text(out_file, text, parents=True)
     err.print(
         f"wrote {out_file}; point specs at it with: # yaml-language-server: $schema={out_file}",
         markup=False,
@@ -146,6 +147,5 @@ def init(
         if spec_path.exists() and not force:
             raise DlrunError(f"{spec_path} exists; pick another --out, or pass --force to overwrite it")
         text = starter_spec(data, target, spec_path)
-        spec_path.parent.mkdir(parents=True, exist_ok=True)
-        spec_path.write_text(text, encoding="utf-8")
+        write_text(spec_path, text, parents=True)
     out.print(f"wrote {spec_path}; next: dlrun check {shlex.quote(str(spec_path))}", markup=False)

@@ -9,26 +9,71 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dlrun.cli.common import SetOption, command, fmt, out, reported
+from dlrun.cli.common import SetOption, command, err, fmt, out, reported
+from dlrun.errors import DlrunError
 from dlrun.runs.history import NOT_QUANTITIES, VAL
 
 
 @command()
 def train(
-    spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The experiment's YAML spec.")],
-    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")] = Path("runs"),
+    spec: Annotated[
+        Path | None, typer.Argument(metavar="SPEC", help="The experiment's YAML spec (not needed with --resume).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", metavar="DIR", help="Folder for run directories [default: runs].")
+    ] = None,
     overrides: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or progress lines.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="A stopped run (runs/<name>/<timestamp>) to continue from its last checkpoint, in the same "
+            "folder and history.csv.",
+            metavar="RUN_DIR",
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between checkpoints for --resume (0: after every epoch); a run is also checkpointed at "
+            "its end and when Ctrl-C or SIGTERM stops it.",
+            metavar="SECONDS",
+        ),
+    ] = 5.0,
 ) -> None:
-    """Train a spec's model and write runs/<name>/<timestamp>/ (config, history, model, summary, plots)."""
-    from dlrun.spec.loader import load_spec
+    """Train a spec's model and write runs/<name>/<timestamp>/ (config, history, model, summary, plots).
 
+    Ctrl-C (or SIGTERM) stops at the end of the epoch in flight and keeps everything; a second Ctrl-C
+    stops at once. `dlrun train --resume RUN_DIR` continues a stopped or killed run exactly.
+    """
     with reported():
-        loaded = load_spec(spec, overrides)
-        from dlrun.training.fit import train as run_training
+        if resume is not None:
+            outcome = _resume(resume, spec, out_dir, overrides, quiet, checkpoint_every)
+        else:
+            if spec is None:
+                raise DlrunError("missing SPEC: dlrun train SPEC (or dlrun train --resume RUN_DIR)")
+            from dlrun.spec.loader import load_spec
 
-        outcome = run_training(loaded, out_dir, overrides, console=out, quiet=quiet)
+            loaded = load_spec(spec, overrides)
+            from dlrun.training.fit import train as run_training
+
+            outcome = run_training(loaded, out_dir or Path("runs"), overrides, out, quiet, checkpoint_every)
         show_summary(outcome.run_dir, outcome.summary)
+
+
+def _resume(run_dir: Path, spec: Path | None, out_dir: Path | None, overrides, quiet: bool, every: float):
+    from dlrun.training.resume import plan_resume, resume
+
+    if spec is not None or overrides or out_dir is not None:
+        raise DlrunError("--resume continues a run as it was started, in its own folder: drop SPEC, --set and --out")
+    plan = plan_resume(run_dir)
+    for note in plan.notes:
+        err.print(f"warning: {note}", markup=False, soft_wrap=True)
+    epochs = plan.spec.training.epochs
+    where = "its checkpoint" if plan.state is not None else "the start (no checkpoint yet)"
+    out.print(f"resuming {run_dir} at epoch {plan.first_epoch} of {epochs}, from {where}", markup=False, soft_wrap=True)
+    return resume(plan, out, quiet, every)
 
 
 def show_summary(run_dir: Path, summary: dict) -> None:
@@ -93,7 +138,8 @@ def best_lines(summary: dict) -> list[tuple[str, str]]:
     lines = [("Best epoch", f"{best}: {monitor} {fmt(summary['best_value'])}{baseline_note(summary, monitor)}")]
     held = summary.get("model_epoch")
     if held is not None and held != best:
-        lines += [("", f"model.keras holds epoch {held}, the last"), ("", "(restore_best_weights keeps the best)")]
+        which = "the last" if held == summary.get("epochs_run") else "the last checkpoint's"
+        lines += [("", f"model.keras holds epoch {held}, {which}"), ("", "(restore_best_weights keeps the best)")]
     lowest, low = summary.get("min_val_loss_epoch"), summary.get("min_val_loss")
     if lowest is None:
         return lines

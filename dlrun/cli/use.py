@@ -47,14 +47,13 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Compute the loss and every metric of a trained run on a labelled CSV."""
-    import json
-
     from dlrun.predict import evaluate as run_evaluate
+    from dlrun.runs.layout import to_json
 
     with reported():
         result = run_evaluate(run_dir, data)
     if as_json:
-        out.print_json(json.dumps(result.to_dict()))
+        out.print_json(to_json(result.to_dict()))
         return
     table = Table(title=f"{data.name}: {result.rows} row{'' if result.rows == 1 else 's'}")  # a path would fold
     table.add_column("metric")

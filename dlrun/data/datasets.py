@@ -2,6 +2,9 @@
 
 Keras rebuilds its input pipeline every epoch when given arrays; on small data that costs far more
 than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
+
+Each epoch's shuffle order is a pure function of (seed, epoch), never of the pipeline's history, so
+a run resumed at epoch k (`dlrun train --resume`) reads its rows in the order epoch k did.
 """
 
 from __future__ import annotations
@@ -23,20 +26,27 @@ class Datasets:
     valid_steps: int
 
 
-def fit_datasets(data: Prepared, batch_size: int, shuffle: bool, seed: int) -> Datasets:
-    """Build the training and validation datasets, in memory or streamed from the CSV."""
+def fit_datasets(data: Prepared, batch_size: int, shuffle: bool, seed: int, first_epoch: int = 0) -> Datasets:
+    """Build the training and validation datasets, in memory or streamed from the CSV.
+
+    Args:
+        first_epoch: The epoch (0-based) the training dataset starts at: a resumed run's next epoch.
+    """
     import tensorflow as tf
 
     steps = math.ceil(data.rows["train"] / batch_size)
     valid_steps = math.ceil(data.rows["validation"] / batch_size)
     if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
+        # The stream seeds each pass's shuffle with (seed, pass number): start where the run left off.
+        data.stream._passes["train"] = first_epoch
         train = data.stream.dataset("train", batch_size, shuffle=shuffle)
         valid = data.stream.dataset("validation", batch_size, repeat=False)
         return Datasets(train, valid, steps, valid_steps)
-    train = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()
     if shuffle:
-        train = train.shuffle(len(data.x_train), seed=seed, reshuffle_each_iteration=True)
-    train = train.batch(batch_size).repeat().prefetch(1)
+        train = _shuffled(data.x_train, data.y_train, batch_size, seed, first_epoch)
+    else:
+        train = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache().batch(batch_size).repeat()
+    train = train.prefetch(1)
     # Repeated too, so Keras keeps one validation iterator for the whole fit; steps_per_execution
     # divides validation_steps, so no evaluation reads into the next pass.
     valid = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(batch_size).cache().repeat()
@@ -47,6 +57,26 @@ def fit_datasets(data: Prepared, batch_size: int, shuffle: bool, seed: int) -> D
     options.autotune.enabled = False
     options.experimental_optimization.apply_default_optimizations = False
     return Datasets(train.with_options(options), valid.with_options(options), steps, valid_steps)
+
+
+def _shuffled(x, y, batch_size: int, seed: int, first_epoch: int):
+    """Return endless training batches, each epoch in an order drawn from (seed, epoch) alone.
+
+    A stateless shuffle of the row indices per epoch, then one gather per batch: `tf.data`'s
+    `shuffle(reshuffle_each_iteration=True)` would make epoch k's order depend on the k-1 before it.
+    """
+    import tensorflow as tf
+
+    x, y = tf.constant(x), tf.constant(y)
+    rows = tf.range(len(x), dtype=tf.int64)
+    seed = tf.constant(seed % 2**63, tf.int64)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([seed, epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    epochs = tf.data.Dataset.range(first_epoch, 2**62)
+    return epochs.flat_map(one_epoch).map(lambda index: (tf.gather(x, index), tf.gather(y, index)))
 
 
 def test_dataset(data: Prepared, batch_size: int) -> tuple[Any, int]:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError
-from dlrun.runs import labels
+from dlrun.runs import labels, layout
 from dlrun.runs.diagnosis import diagnose
 from dlrun.runs.history import VAL, quantities
 from dlrun.runs.reading import Run, flatten, read_config
@@ -111,9 +111,7 @@ def sort_rows(columns: list[str], table: list[dict[str, Any]], key: str, descend
 
 def write_csv(path: Path, columns: list[str], table: list[dict[str, Any]]) -> None:
     """Write the rows as CSV, lists and mappings as YAML flow text, blanks as empty cells."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with layout.atomic_path(path, parents=True) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in table:
@@ -122,10 +120,7 @@ def write_csv(path: Path, columns: list[str], table: list[dict[str, Any]]) -> No
 
 def write_json(path: Path, columns: list[str], table: list[dict[str, Any]]) -> None:
     """Write the rows as a JSON list of objects, keys in column order."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = [{c: row.get(c) for c in columns} for row in table]
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    layout.write_json(path, [{c: row.get(c) for c in columns} for row in table], parents=True)
 
 
 def cell_text(value: Any, raw: bool = False) -> str:

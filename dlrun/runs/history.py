@@ -12,11 +12,12 @@ from __future__ import annotations
 import csv
 import math
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlrun.errors import DataError
-from dlrun.runs.layout import CONFIG, HISTORY
+from dlrun.runs.layout import CONFIG, HISTORY, write_text
 
 VAL = "val_"
 NOT_QUANTITIES = frozenset({"epoch", "learning_rate", "lr"})
@@ -54,6 +55,9 @@ class History:
 def read_history(path: str | Path) -> History:
     """Read a Keras CSVLogger history.
 
+    A last line without its line end is half-written (the run was killed, or the disk filled, while
+    writing it): it is left out, with a one-line warning on stderr, never read as values.
+
     Args:
         path: A history CSV, or a run directory (meaning its `history.csv`).
 
@@ -64,10 +68,10 @@ def read_history(path: str | Path) -> History:
         DataError: The file is missing, empty, not text, or has no `loss` column.
     """
     path = history_path(Path(path))
+    lines = complete_lines(path)
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        rows = list(csv.reader(lines))
+    except csv.Error as exc:
         raise DataError(f"cannot read {path} as a training history ({exc})") from None
     if not rows:
         raise DataError(f"{path} is empty: the run stopped before its first epoch ended")
@@ -85,6 +89,52 @@ def read_history(path: str | Path) -> History:
         else list(range(1, len(body) + 1))
     )
     return History(path, epochs, columns)
+
+
+def complete_lines(path: Path) -> list[str]:
+    """Return a history file's complete lines (each with its line end); warn once about a half-written last one.
+
+    Raises:
+        DataError: the file cannot be read as text.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            lines = handle.readlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path} as a training history ({exc})") from None
+    if lines and not lines[-1].endswith("\n"):
+        _warn_once(
+            path,
+            f"{path}: its last line is half-written ({lines[-1].strip()[:40]!r}), from a run killed while "
+            "writing it; reading the lines before it",
+        )
+        lines.pop()
+    return lines
+
+
+def trim_history(path: Path, epochs: int) -> None:
+    """Keep the header and the first `epochs` rows of a history (a resumed run recomputes the rest).
+
+    With `epochs` 0 the file is removed, so Keras's CSVLogger writes a fresh header.
+    """
+    if not path.is_file():
+        return
+    if epochs == 0:
+        path.unlink()
+        return
+    lines = [line for line in complete_lines(path) if line.strip()]
+    write_text(path, "".join(lines[: epochs + 1]))
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    # Readers are library code called by every command; this warning must reach the user whichever
+    # command read the file, once per file, and without Python's two-line warning format.
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def history_path(path: Path) -> Path:

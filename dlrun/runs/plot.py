@@ -31,7 +31,7 @@ from dlrun.runs.history import (
     quantities,
     read_history,
 )
-from dlrun.runs.layout import CONFIG, HISTORY
+from dlrun.runs.layout import CONFIG, HISTORY, atomic_path
 from dlrun.runs.reading import find_runs, flatten, is_run_dir, read_config, read_summary, run_label
 
 if TYPE_CHECKING:
@@ -141,9 +141,9 @@ def write_run_plots(run_dir: Path, plots_dir: Path | None = None) -> list[Path]:
     plots_dir = Path(plots_dir) if plots_dir is not None else csv.parent / "plots"
     written = []
     for quantity, fig in run_figures(history, best, _label(csv), summary).items():
-        plots_dir.mkdir(parents=True, exist_ok=True)
         path = plots_dir / f"{_file_stem(quantity)}.png"
-        fig.savefig(path, dpi=100)
+        with atomic_path(path, parents=True) as tmp:
+            fig.savefig(tmp, dpi=100)
         written.append(path)
     return written
 
@@ -199,8 +199,8 @@ def plot_histories(
             f"cannot write an image as {out.name!r}: expected a suffix matplotlib writes, like .png, .svg or .pdf"
         )
     fig = overlay_figure(sources, metrics, from_epoch, group_seeds, band)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format=fmt, dpi=100)
+    with atomic_path(out, parents=True) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=100)
     return out
 
 

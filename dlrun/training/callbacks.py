@@ -1,4 +1,4 @@
-"""The Keras callbacks a spec asks for, plus dlrun's own: learning-rate logging, history.csv, progress."""
+"""The Keras callbacks a spec asks for, plus dlrun's own: learning-rate logging, history.csv, checkpoints, progress."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ class Callbacks:
     all: list[Any] = field(default_factory=list)
     early: Any = None
     """The `EarlyStopping` callback, when the spec asks for early stopping."""
+    checkpoint: Any = None
+    """The `dlrun.training.checkpoint.Checkpoint` callback."""
 
     def stop_displays(self) -> None:
         """Stop any live display, even when fit ended by an exception (the bar would stay on screen)."""
@@ -25,9 +27,25 @@ class Callbacks:
                 callback.progress.stop()
 
 
-def make_callbacks(training: TrainingSpec, run_dir: Path, console=None, quiet: bool = False) -> Callbacks:
-    """Build the callbacks for `model.fit`: history.csv is written as each epoch ends, so nothing finished is lost."""
+def make_callbacks(
+    training: TrainingSpec,
+    run_dir: Path,
+    console=None,
+    quiet: bool = False,
+    stop_request=None,
+    resumed=None,
+    checkpoint_every: float | None = None,
+) -> Callbacks:
+    """Build the callbacks for `model.fit`: history.csv is written as each epoch ends, so nothing finished is lost.
+
+    Args:
+        stop_request: The `StopRequest` that Ctrl-C and SIGTERM set (see `dlrun.training.interrupts`).
+        resumed: The checkpoint a resumed run starts from: history.csv is appended to, early
+            stopping gets its counters back, the progress bar starts at its epoch.
+        checkpoint_every: Seconds between checkpoints (default `checkpoint.EVERY_S`; 0: every epoch).
+    """
     from dlrun.backend import import_keras
+    from dlrun.training.checkpoint import EVERY_S, Checkpoint
 
     keras = import_keras()
     stop = training.early_stopping
@@ -44,17 +62,22 @@ def make_callbacks(training: TrainingSpec, run_dir: Path, console=None, quiet: b
         if stop
         else None
     )
+    every = EVERY_S if checkpoint_every is None else checkpoint_every
+    checkpoint = Checkpoint(run_dir, training.epochs, early, stop_request, resumed, every)
+    # The order matters: the learning rate joins the logs before CSVLogger writes them, and the
+    # checkpoint comes after early stopping and after the row of its epoch is in history.csv.
     callbacks = [
         _learning_rate_log(keras),
         keras.callbacks.TerminateOnNaN(),
         *([early] if early else []),
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY)),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=resumed is not None),
+        checkpoint,
     ]
     if not quiet:
         from dlrun.training.progress import progress_callback
 
-        callbacks.append(progress_callback(training.epochs, console))
-    return Callbacks(callbacks, early)
+        callbacks.append(progress_callback(training.epochs, console, resumed.epochs_done if resumed else 0))
+    return Callbacks(callbacks, early, checkpoint)
 
 
 def _learning_rate_log(keras):

@@ -2,12 +2,13 @@
 
 `train` reads top to bottom: data (dlrun.data), the run directory (dlrun.runs.layout), the model
 (dlrun.model), datasets and callbacks, `model.fit`, then the outcome: status, model, summary, plots.
+`fit` also continues a run from its checkpoint (`dlrun.training.resume`).
 """
 
 from __future__ import annotations
 
 import math
-import time
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import yaml
 
 from dlrun.data.prepare import Prepared, prepare
-from dlrun.errors import TrainingError
+from dlrun.errors import DataError, DlrunError, TrainingError
 from dlrun.model import check_output_width
 from dlrun.runs import layout
 from dlrun.runs.history import History, read_history
@@ -23,6 +24,7 @@ from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
 from dlrun.training.callbacks import Callbacks, make_callbacks
 from dlrun.training.summary import build_summary
+from dlrun.versions import versions
 
 MAX_STEPS_PER_EXECUTION = 32
 
@@ -35,7 +37,14 @@ class Outcome:
     summary: dict[str, Any]
 
 
-def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=None, quiet: bool = False) -> Outcome:
+def train(
+    spec: Spec,
+    out: Path,
+    overrides: list[str] | None = None,
+    console=None,
+    quiet: bool = False,
+    checkpoint_every: float | None = None,
+) -> Outcome:
     """Train the spec's model and fill a new run directory under `out`.
 
     The data is read and checked before the run directory is created, so a bad CSV leaves nothing
@@ -49,37 +58,68 @@ def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=Non
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
     run_dir = start_run(spec, data, Path(out), overrides)
-    return Outcome(run_dir, fit(spec, data, run_dir, console, quiet))
+    return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, checkpoint_every=checkpoint_every))
 
 
 def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None) -> Path:
-    """Create the run directory and write what is known before training: config, overrides, preprocessing."""
+    """Create the run directory and write what is known before training: config, overrides, preprocessing, start.
+
+    A write that fails (a full disk) removes the folder again: a run directory is never left without its config.
+    """
     run_dir = layout.new_run_dir(out, spec.name)
-    (run_dir / layout.CONFIG).write_text(yaml.safe_dump(spec.resolved(), sort_keys=False), encoding="utf-8")
-    if overrides:
-        (run_dir / layout.OVERRIDES).write_text("".join(f"{o}\n" for o in overrides), encoding="utf-8")
-    layout.write_json(run_dir / layout.PREPROCESSING, data.preprocessing.to_dict())
+    try:
+        layout.write_text(run_dir / layout.CONFIG, yaml.safe_dump(spec.resolved(), sort_keys=False))
+        if overrides:
+            layout.write_text(run_dir / layout.OVERRIDES, "".join(f"{o}\n" for o in overrides))
+        layout.write_json(run_dir / layout.PREPROCESSING, data.preprocessing.to_dict())
+        layout.write_json(
+            run_dir / layout.START,
+            {"spec": spec.resolved(), "data_sha256": data.sha256, "versions": versions()},
+        )
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
-def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = False) -> dict[str, Any]:
-    """Fit the model into an existing run directory; write the model, summary and plots; return the summary."""
+def fit(
+    spec: Spec,
+    data: Prepared,
+    run_dir: Path,
+    console=None,
+    quiet: bool = False,
+    resumed=None,
+    checkpoint_every: float | None = None,
+) -> dict[str, Any]:
+    """Fit the model into an existing run directory; write the model, summary and plots; return the summary.
+
+    Args:
+        resumed: A `dlrun.training.checkpoint.State` to continue from (its history.csv rows are the
+            ones before it), or None to start at the first epoch.
+        checkpoint_every: Seconds between checkpoints (None: the default; 0: after every epoch).
+    """
     from dlrun.backend import import_keras
     from dlrun.data.datasets import fit_datasets
+    from dlrun.training.checkpoint import restore_model
+    from dlrun.training.interrupts import stop_requests
 
     keras = import_keras()
     training = spec.training
     keras.config.disable_interactive_logging()  # dlrun reports for Keras (TerminateOnNaN would print mid-bar)
     keras.utils.set_random_seed(spec.seed)
-    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed)
+    first = resumed.epochs_done if resumed else 0
+    last = first if resumed and resumed.stopped else training.epochs  # early stopping ended it: fit no epoch
+    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed, first)
     model = compile_model(spec, data.preprocessing.width, _steps_per_execution(datasets.steps, datasets.valid_steps))
-    callbacks = make_callbacks(training, run_dir, console, quiet)
-    started = time.time()
-    status, failure = _run_fit(model, datasets, callbacks, training.epochs)
-    wall = time.time() - started
-    history = _logged(run_dir)
-    status = _final_status(status, history, callbacks)
-    return _finish(spec, data, run_dir, model, history, status, failure, wall)
+    if resumed:
+        restore_model(model, resumed)
+    with stop_requests() as stop:
+        callbacks = make_callbacks(training, run_dir, console, quiet, stop, resumed, checkpoint_every)
+        status, failure = _run_fit(model, datasets, callbacks, first, last)
+        history = _logged(run_dir)
+        status = _final_status(status, history, callbacks)
+        held = _held_epoch(model, callbacks, failure)
+        return _finish(spec, data, run_dir, model, history, status, failure, callbacks, held, stop.exit_code)
 
 
 def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
@@ -100,26 +140,31 @@ def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
     return model
 
 
-def _run_fit(model, datasets, callbacks: Callbacks, epochs: int) -> tuple[Status, BaseException | None]:
-    """Call `model.fit`; an interrupt or an error inside it becomes a status, since history.csv holds every epoch."""
+def _run_fit(model, datasets, callbacks: Callbacks, first: int, last: int) -> tuple[Status, BaseException | None]:
+    """Call `model.fit` for epochs `first` to `last` (0-based, `last` excluded); turn how it ended into a status.
+
+    An interrupt or an error inside fit becomes a status, since history.csv holds every epoch. A
+    `KeyboardInterrupt` (a second Ctrl-C: the first one stops at the epoch's end) is returned as the failure.
+    """
     try:
         model.fit(
             datasets.train,
             validation_data=datasets.valid,
-            epochs=epochs,
+            initial_epoch=first,
+            epochs=last,
             steps_per_epoch=datasets.steps,
             validation_steps=datasets.valid_steps,
             callbacks=callbacks.all,
             shuffle=False,
             verbose=0,
         )
-    except KeyboardInterrupt:
-        return Status.INTERRUPTED, None
+    except KeyboardInterrupt as exc:
+        return Status.INTERRUPTED, exc
     except Exception as exc:  # a Keras or TensorFlow error mid-fit: keep the epochs, report it in one line
         return Status.FAILED, exc
     finally:
         callbacks.stop_displays()
-    return Status.COMPLETED, None
+    return (Status.INTERRUPTED if callbacks.checkpoint.interrupted else Status.COMPLETED), None
 
 
 def _final_status(status: Status, history: History, callbacks: Callbacks) -> Status:
@@ -131,30 +176,70 @@ def _final_status(status: Status, history: History, callbacks: Callbacks) -> Sta
     return status
 
 
-def _finish(spec: Spec, data: Prepared, run_dir: Path, model, history: History, status: Status, failure, wall: float):
-    """Save the model and summary.json, draw the plots, evaluate the test rows; raise for a run that did not finish."""
-    import keras
-    import tensorflow as tf
+def _held_epoch(model, callbacks: Callbacks, failure: BaseException | None) -> int | None:
+    """Set the weights to save and return their epoch (1-based): the best one with restore_best_weights, else the last.
 
-    if status not in (Status.NAN, Status.FAILED):
-        model.save(run_dir / layout.MODEL)
-    summary = build_summary(
-        spec, data, history, status, wall, {"tensorflow": tf.__version__, "keras": keras.__version__}
-    )
-    if status.finished and data.has_test:
-        summary["test"] = _evaluate_test(model, data, spec.training.batch_size)
-    if data.stream is not None:
-        summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
-    layout.write_json(run_dir / layout.SUMMARY, summary)
-    if len(history):
-        from dlrun.runs.plot import write_run_plots
+    After a normal end (or a stop at an epoch's end) Keras has already restored the best weights. After
+    an immediate interrupt the weights are mid-epoch: the best ones, or else the last checkpoint's, are
+    set instead; None when there are neither.
+    """
+    early, checkpoint = callbacks.early, callbacks.checkpoint
+    best = early is not None and early.restore_best_weights and early.best_weights is not None
+    if isinstance(failure, KeyboardInterrupt):
+        if best:
+            model.set_weights(early.best_weights)
+            return early.best_epoch + 1
+        return checkpoint.restore_saved()
+    if best:
+        return early.best_epoch + 1
+    return None if checkpoint.last_epoch is None else checkpoint.last_epoch + 1
 
-        write_run_plots(run_dir)
-    _raise_unfinished(status, failure, len(history), run_dir)
+
+def _finish(
+    spec: Spec,
+    data: Prepared,
+    run_dir: Path,
+    model,
+    history: History,
+    status: Status,
+    failure,
+    callbacks: Callbacks,
+    held: int | None,
+    exit_code: int,
+):
+    """Save the model and summary.json, draw the plots, evaluate the test rows; raise for a run that did not finish.
+
+    A finished run's checkpoint is removed once its summary is written; any other keeps it for `--resume`.
+    """
+    try:
+        if status in (Status.NAN, Status.FAILED):
+            held = None
+        if held is not None:
+            with layout.atomic_path(run_dir / layout.MODEL) as tmp:
+                model.save(tmp)
+        summary = build_summary(spec, data, history, status, callbacks.checkpoint.wall(), held)
+        if status.finished and data.has_test:
+            summary["test"] = _evaluate_test(model, data, spec.training.batch_size)
+        if data.stream is not None:
+            summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
+        layout.write_json(run_dir / layout.SUMMARY, summary)
+        if len(history):
+            from dlrun.runs.plot import write_run_plots
+
+            write_run_plots(run_dir)
+    except DlrunError as exc:
+        if failure is None or isinstance(failure, KeyboardInterrupt):
+            raise
+        exc = DlrunError(f"{exc}; and before that: {_failure_text(failure, run_dir)}")
+        raise exc from None
+    if status.finished or status == Status.NAN:  # nothing to resume: a NaN would come back
+        (run_dir / layout.CHECKPOINT).unlink(missing_ok=True)
+    _raise_unfinished(status, failure, len(history), run_dir, exit_code)
     return summary
 
 
-def _raise_unfinished(status: Status, failure, epochs_run: int, run_dir: Path) -> None:
+def _raise_unfinished(status: Status, failure, epochs_run: int, run_dir: Path, exit_code: int) -> None:
+    resume = f"continue it with: dlrun train --resume {run_dir}"
     if status == Status.NAN:
         raise TrainingError(
             f"training stopped at epoch {epochs_run}: the loss became NaN (or infinite). The history so far is in "
@@ -163,14 +248,28 @@ def _raise_unfinished(status: Status, failure, epochs_run: int, run_dir: Path) -
             status,
         )
     if status == Status.FAILED:
-        reason = str(failure).strip().splitlines()[-1] if str(failure).strip() else type(failure).__name__
-        raise TrainingError(
-            f"training failed after {epochs_run} finished epochs ({type(failure).__name__}: {reason}); "
-            f"they are kept in {run_dir}. `dlrun check` builds the model and warns of likely mistakes",
-            status,
-        ) from failure
+        error = TrainingError(f"{_failure_text(failure, run_dir)}; they are kept in {run_dir}", status)
+        raise error from failure
     if status == Status.INTERRUPTED:
-        raise TrainingError(f"interrupted after {epochs_run} finished epochs; they are kept in {run_dir}", status)
+        error = TrainingError(f"interrupted after {epochs_run} finished epochs, kept in {run_dir}; {resume}", status)
+        error.exit_code = exit_code
+        raise error
+
+
+def _failure_text(failure: BaseException, run_dir: Path) -> str:
+    """Say in one line why fit failed: a file it could not write, or the last line of a Keras error."""
+    epochs = len(_logged(run_dir))
+    if isinstance(failure, DlrunError):  # a checkpoint that could not be written
+        return f"training stopped after {epochs} finished epochs: {failure}"
+    if isinstance(failure, OSError):  # history.csv could not be written (the only other file fit writes)
+        return f"training stopped after {epochs} finished epochs: " + str(
+            layout.os_error(failure, failure.filename or run_dir / layout.HISTORY)
+        )
+    reason = str(failure).strip().splitlines()[-1] if str(failure).strip() else type(failure).__name__
+    return (
+        f"training failed after {epochs} finished epochs ({type(failure).__name__}: {reason}); "
+        "`dlrun check` builds the model and warns of likely mistakes"
+    )
 
 
 def _evaluate_test(model, data: Prepared, batch_size: int) -> dict[str, float]:
@@ -194,6 +293,7 @@ def _steps_per_execution(steps: int, valid_steps: int) -> int:
 def _logged(run_dir: Path) -> History:
     """Read what CSVLogger wrote; no epochs when it wrote nothing (interrupted during the first epoch)."""
     path = run_dir / layout.HISTORY
-    if not path.is_file() or path.stat().st_size == 0:
+    try:
+        return read_history(path)
+    except DataError:  # none yet, or only a header cut short
         return History(path, [], {})
-    return read_history(path)

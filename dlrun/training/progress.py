@@ -23,16 +23,19 @@ EVERY_EPOCH_UP_TO = 50
 EVERY_S = 5.0
 
 
-def progress_callback(epochs: int, console: Console | None = None):
-    """Return the progress display for a console: a bar on a terminal, plain lines anywhere else."""
+def progress_callback(epochs: int, console: Console | None = None, done: int = 0):
+    """Return the progress display for a console: a bar on a terminal, plain lines anywhere else.
+
+    `done`: epochs a resumed run already has (the bar starts there; lines number epochs as Keras does).
+    """
     console = console or Console()
-    return EpochProgress(epochs, console) if console.is_terminal else EpochLines(epochs, console)
+    return EpochProgress(epochs, console, done) if console.is_terminal else EpochLines(epochs, console)
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """Show epochs done out of `epochs`, with the latest loss and val_loss."""
+    """Show epochs done out of `epochs` (`done` already, for a resumed run), with the latest loss and val_loss."""
 
-    def __init__(self, epochs: int, console: Console | None = None):
+    def __init__(self, epochs: int, console: Console | None = None, done: int = 0):
         super().__init__()
         self.progress = Progress(
             TextColumn("[bold]training"),
@@ -44,7 +47,7 @@ class EpochProgress(keras.callbacks.Callback):
             console=console,
             transient=False,
         )
-        self.task = self.progress.add_task("train", total=epochs, latest="")
+        self.task = self.progress.add_task("train", total=epochs, completed=done, latest="")
 
     def on_train_begin(self, logs=None):
         self.progress.start()

@@ -1,17 +1,16 @@
-"""summary.json: how a run ended, its best epoch, what it was trained on, its baseline and the curves' diagnosis."""
+"""summary.json: how a run ended, its best epoch and the one model.keras holds, its data, baseline and diagnosis."""
 
 from __future__ import annotations
 
-import platform
 from typing import Any
 
-from dlrun import __version__
 from dlrun.data.prepare import Prepared
 from dlrun.runs.diagnosis import diagnose
 from dlrun.runs.history import VAL, History, best_epoch, extreme_epoch
 from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
 from dlrun.training.baseline import baseline
+from dlrun.versions import versions
 
 
 def best_of_spec(spec: Spec, history: History) -> int | None:
@@ -24,20 +23,16 @@ def best_of_spec(spec: Spec, history: History) -> int | None:
     return best_epoch(values, mode, stop.min_delta, stop.start_from_epoch)
 
 
-def model_epoch(spec: Spec, history: History, best: int | None, status: Status) -> int | None:
-    """Return the epoch whose weights model.keras holds: the best one when Keras restored it, else the last."""
-    stop = spec.training.early_stopping
-    if not len(history):
-        return None
-    if stop is not None and stop.restore_best_weights and best is not None and status.finished:
-        return best
-    return history.epochs[-1]
-
-
 def build_summary(
-    spec: Spec, data: Prepared, history: History, status: Status, wall: float, versions: dict[str, str]
+    spec: Spec, data: Prepared, history: History, status: Status, wall: float, model_epoch: int | None
 ) -> dict[str, Any]:
-    """Return summary.json's content for a run that ended with `status`."""
+    """Return summary.json's content for a run that ended with `status`.
+
+    Args:
+        model_epoch: The epoch whose weights model.keras holds (1-based; None: no model was saved).
+            Training decides it: the best epoch when Keras restored its weights, else the last one
+            (after an immediate interrupt, the last checkpoint's).
+    """
     monitor, mode = spec.monitor
     stop = spec.training.early_stopping
     best = best_of_spec(spec, history)
@@ -55,7 +50,7 @@ def build_summary(
         "min_delta": stop.min_delta if stop else 0.0,
         "best_epoch": best,
         "best_value": row(best)[monitor] if best is not None else None,
-        "model_epoch": model_epoch(spec, history, best, status),
+        "model_epoch": model_epoch,
         "min_val_loss": row(lowest)[VAL + "loss"] if lowest is not None else None,
         "min_val_loss_epoch": lowest,
         "best": row(best) if best is not None else {},
@@ -67,7 +62,7 @@ def build_summary(
         "unseen_categories": data.unseen,
         "streaming": data.stream is not None,
         "data_sha256": data.sha256,
-        "versions": {"dlrun": __version__, **versions, "python": platform.python_version()},
+        "versions": versions(),
     }
     summary |= baseline(spec, data)
     summary["diagnosis"] = diagnose(history, summary, spec.resolved()).to_dict()

@@ -11,13 +11,24 @@ each one's milliseconds per epoch (medians of alternating rounds), their ratio, 
   every epoch, so the best val_loss differs by seed noise (`--seeds 10 --repeats 1` compares the
   means); the ratio says what dlrun's pipeline costs when the math is heavier.
 
+
+With `--against REV` it instead times dlrun as it is in this tree against dlrun at a git revision
+(say the commit before a change), each in fresh processes, rounds alternating: the per-epoch time
+of epochs 2 on (the first traces the graph), medians, and their ratio. Target for a change that
+adds work to every epoch (checkpoints, say): a ratio of at most 1.10.
+
     .venv/bin/python tests/bench/bench_course.py [--repeats 3] [--lessons 06,04] [--seeds 1]
+    .venv/bin/python tests/bench/bench_course.py --against main [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +40,38 @@ from dlrun.data.prepare import prepare
 from dlrun.spec.loader import load_spec
 from dlrun.training.fit import train
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "configs" / "06_binary_classification.yaml"
+
+# Run in a fresh process with PYTHONPATH at one version of dlrun: train the spec once, timing each
+# epoch's end with a callback added to whatever callbacks that version builds.
+TIMED_RUN = """
+import json, sys, time
+from pathlib import Path
+import dlrun.training.callbacks as callbacks_module
+import dlrun.training.fit as fit_module
+from dlrun.backend import import_keras
+from dlrun.spec.loader import load_spec
+
+keras = import_keras()
+ends = []
+
+class Timer(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        ends.append(time.perf_counter())
+
+original = callbacks_module.make_callbacks
+
+def timed(*args, **kwargs):
+    made = original(*args, **kwargs)
+    made.all.append(Timer())
+    return made
+
+fit_module.make_callbacks = timed
+summary = fit_module.train(load_spec(sys.argv[1]), Path(sys.argv[2]), quiet=True).summary
+print(json.dumps({"ms": 1000 * (ends[-1] - ends[0]) / (len(ends) - 1), "epochs": summary["epochs_run"]}))
+"""
+CONFIGS = ROOT / "configs"
 
 
 def lesson_06_model(keras, inputs: int):
@@ -140,6 +182,35 @@ def bench(lesson: str, repeats: int, seeds: int) -> float:
     return dlrun_ms / course_ms
 
 
+def timed_run(tree: Path, out: Path) -> dict:
+    """Train the spec with the dlrun found in `tree`, in a fresh process; return its ms per epoch and epochs."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", TIMED_RUN, str(SPEC), str(out)], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def against(revision: str, repeats: int) -> None:
+    """Time this tree's dlrun against the dlrun of a git revision, alternating rounds in fresh processes."""
+    with tempfile.TemporaryDirectory() as scratch:
+        old = Path(scratch) / "old"
+        old.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", revision, "dlrun"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+        times: dict[str, list[float]] = {revision: [], "this tree": []}
+        for round_ in range(repeats):
+            for name, tree in ((revision, old), ("this tree", ROOT)):
+                result = timed_run(tree, Path(scratch) / f"runs-{round_}")
+                times[name].append(result["ms"])
+                print(f"round {round_ + 1}: {name:>10}: {result['ms']:6.2f} ms/epoch ({result['epochs']} epochs)")
+    before, after = (statistics.median(t) for t in times.values())
+    print(f"median {revision}: {before:.2f} ms/epoch, this tree: {after:.2f} ms/epoch")
+    print(f"ratio this tree/{revision}: {after / before:.3f} (target <= 1.10; a shared machine is noisy)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; medians are reported")
@@ -147,7 +218,11 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, default=1, help="seeds per lesson, from the config's; best val_loss is their mean"
     )
+    parser.add_argument("--against", metavar="REV", help="time this tree's dlrun against a git revision's")
     args = parser.parse_args()
+    if args.against:
+        against(args.against, args.repeats)
+        return
     ratios = {lesson: bench(lesson, args.repeats, args.seeds) for lesson in args.lessons.split(",")}
     for lesson, ratio in ratios.items():
         target = " (target <= 0.2)" if lesson == "06" else ""
