@@ -60,17 +60,69 @@ def likely_mistakes(spec: Spec, targets: np.ndarray, classes: list | None) -> li
     return warnings
 
 
+def nonfinite_cells(spec: Spec) -> dict[str, dict[str, tuple[int, list]]]:
+    """Return, per CSV, each numeric column's non-finite numbers (a regression target's too): their count
+    and the first few (row index, value), by the conversion's own rule (`preprocess.infinite_mask`).
+
+    Training stops at the first such column; this reads the CSVs once more, to name them all at once.
+    """
+    from dlrun.data.csvfile import read_chunks
+    from dlrun.data.fitter import plan_columns
+    from dlrun.data.kinds import NUMERIC
+    from dlrun.data.preprocess import found_cells, infinite_mask
+
+    data = spec.data
+    columns = plan_columns(data, spec.training.loss)
+    wanted = {plan.name: True for plan in columns.plans if plan.kind == NUMERIC}
+    wanted[data.target] = columns.task == "regression"  # class labels: only what pandas read as a number
+    found: dict[str, dict[str, tuple[int, list]]] = {}
+    for path in dict.fromkeys(p for p in (data.path, data.validation_path, data.test_path) if p):
+        cells: dict[str, tuple[int, list]] = {}
+        chunks = read_chunks(path, data.csv, data.chunk_rows, check_ragged=False, text_columns=columns.text_columns)
+        for chunk in chunks:
+            for name, numeric in wanted.items():
+                count, firsts = found_cells(chunk[name], infinite_mask(chunk[name], data.csv, numeric))
+                if count:
+                    before, shown = cells.get(name, (0, []))
+                    cells[name] = (before + count, (shown + firsts)[:3])
+        if cells:
+            found[path] = cells
+    return found
+
+
+def nonfinite_warnings(spec: Spec) -> list[str]:
+    """Return a warning per CSV whose non-finite numbers `data.csv.infinite: missing` reads as missing cells.
+
+    Raises:
+        DataError: such numbers when `data.csv.infinite` is error, every column named (the first CSV's).
+    """
+    from dlrun.data.preprocess import describe_cells, nonfinite_error
+
+    found = nonfinite_cells(spec)
+    options = spec.data.csv
+    if found and options.infinite == "error":
+        path, cells = next(iter(found.items()))
+        raise nonfinite_error(path, options, cells)
+    return [
+        f"{path}: non-finite numbers read as missing cells (data.csv.infinite: missing), then filled or left "
+        f"out as data.missing says: {describe_cells(path, options, cells)}"
+        for path, cells in found.items()
+    ]
+
+
 def check(spec: Spec) -> Report:
     """Prepare the data, build and compile the model as `train` would, without fitting it.
 
     Raises:
-        DataError: the CSV cannot be used as the spec says, or the output layer does not fit its classes.
+        DataError: the CSV cannot be used as the spec says (non-finite numbers: every column named), or the
+            output layer does not fit its classes.
     """
     from dlrun.backend import import_keras
     from dlrun.data.prepare import prepare
     from dlrun.model import check_output_width
     from dlrun.training.fit import compile_model
 
+    notes = nonfinite_warnings(spec)
     keras = import_keras()
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)  # the error train gives
@@ -88,7 +140,7 @@ def check(spec: Spec) -> Report:
             str(labels[int(v)] if labels is not None and int(v) < len(labels) else _plain(v)): int(c)
             for v, c in zip(values, counts)
         }
-    return Report("\n".join(lines), data.rows, balance, likely_mistakes(spec, y, classes))
+    return Report("\n".join(lines), data.rows, balance, notes + likely_mistakes(spec, y, classes))
 
 
 def _plain(value: Any) -> Any:

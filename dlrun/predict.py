@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import read_chunks, read_header
+from dlrun.data.csvfile import read_header
 from dlrun.data.preprocess import Preprocessing
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs
@@ -135,7 +135,7 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     unseen: Counter = Counter()
     options = {"sep": pre.csv.get("separator", ","), "decimal": pre.decimal, "index": False}
     with runs.atomic_path(out, parents=True) as tmp:  # a half-written predictions file never appears
-        for chunk in read_chunks(data, pre.csv, CHUNK_ROWS):
+        for chunk in pre.read_chunks(data, CHUNK_ROWS):
             encoded = pre.apply(chunk, str(data), labelled=False)
             unseen.update(encoded.unseen)
             outputs = (
@@ -211,7 +211,7 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
     unseen: Counter = Counter()
     dropped: Counter = Counter()
     rows = 0
-    for chunk in read_chunks(data, pre.csv, CHUNK_ROWS):  # checks every row before the model sees one
+    for chunk in pre.read_chunks(data, CHUNK_ROWS):  # checks every row before the model sees one
         encoded = pre.apply(chunk, str(data))
         rows += len(encoded.x)
         dropped.update(encoded.dropped)
@@ -220,7 +220,7 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
 
     def batches():
         return encoded_batches(
-            read_chunks(data, pre.csv, CHUNK_ROWS, check_ragged=False), pre, str(data), run.batch_size, unseen=unseen
+            pre.read_chunks(data, CHUNK_ROWS, check_ragged=False), pre, str(data), run.batch_size, unseen=unseen
         )
 
     steps = -(-rows // run.batch_size)  # known, so Keras does not warn when the generator ends

@@ -68,15 +68,15 @@ def test_na_values_are_pandas_defaults_and_both_readers_agree_on_them():
     cells = ["", "  ", "NA", " NA ", "null", "None", "n/a", "#N/A", "nan", "na", "0", "none", "-"]
     assert [is_missing(c) for c in cells] == [True] * 9 + [False] * 4
     series = pd.Series(cells, dtype=object)
-    assert missing_mask(series).tolist() == [is_missing(c) for c in cells]
-    assert [k is None for k in category_keys(series)] == [is_missing(c) for c in cells]
+    assert missing_mask(series, NA_VALUES).tolist() == [is_missing(c) for c in cells]
+    assert [k is None for k in category_keys(series, NA_VALUES)] == [is_missing(c) for c in cells]
 
 
 def test_pandas_reads_the_missing_cells_the_standard_library_reads(tmp_path):
     path = write(tmp_path, "x,city\n1,NA\nNULL,Rome\n3, n/a\n4,na\n")
     frame = read_csv(path)
     assert frame["x"].isna().tolist() == [False, True, False, False]
-    assert missing_mask(frame["city"]).tolist() == [True, False, True, False]  # 'na' is a word, not a gap
+    assert missing_mask(frame["city"], NA_VALUES).tolist() == [True, False, True, False]  # 'na' is a word, not a gap
     assert [[is_missing(c) for c in row] for row in first_rows(path, None, 10)] == [
         [False, True],
         [True, False],

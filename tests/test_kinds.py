@@ -64,7 +64,7 @@ def test_what_a_number_is(cell, decimal, number):
 def test_the_number_rule_is_the_conversion_rule(cell, decimal):
     series = pd.Series(["0", cell], dtype=object)
     try:
-        values = to_numbers(series, "x", "data.csv", decimal)
+        values = to_numbers(series, "x", "data.csv", {"decimal": decimal, "separator": ";"})
     except DataError:
         converts = False
     else:

@@ -3,7 +3,8 @@
 The header and the first rows are read with the standard library, so `dlrun validate` and `dlrun init`
 stay fast and never import pandas; whole files and chunks are read with pandas. Both readers agree on
 what a row is (a row whose field count differs from the header's is an error naming its line, the first
-data row included) and on which cells are missing (`NA_VALUES`).
+data row included) and on which cells are missing (`missing_texts`: pandas' markers and the spec's
+`data.csv.na_values`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import functools
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +45,8 @@ NA_VALUES = frozenset(
         "null",
     }
 )
-"""Cell texts that mean "missing" (after stripping spaces): pandas' default list, spelled out so that
-the standard-library reader and pandas use the same one."""
+"""Cell texts that mean "missing" (after stripping spaces) by default: pandas' default list, spelled out so
+that the standard-library reader and pandas use the same one."""
 
 _SEPARATORS = {";": "';'", "\t": "'\\t' (tab)", "|": "'|'", ",": "','"}
 _PANDAS_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -56,9 +59,34 @@ def csv_options(options: CsvOptions | dict | None) -> CsvOptions:
     return options if isinstance(options, CsvOptions) else CsvOptions.model_validate(options)
 
 
-def is_missing(cell: str) -> bool:
-    """Tell whether a cell's text means "missing": empty, or one of `NA_VALUES` after stripping spaces."""
-    return cell.strip() in NA_VALUES
+def missing_texts(options: CsvOptions | dict | None) -> frozenset[str]:
+    """Return the cell texts (spaces stripped) that mean "missing" under the spec's CSV options.
+
+    pandas' rule: its default markers (`NA_VALUES`) unless `keep_default_na` is false, plus `na_values`,
+    where a number also matches its other spellings (-999 and -999.0). An empty cell is always missing.
+    """
+    options = csv_options(options)
+    return _missing_texts(tuple(options.na_values), options.keep_default_na)
+
+
+@functools.lru_cache(maxsize=64)
+def _missing_texts(na_values: tuple[str, ...], keep_default_na: bool) -> frozenset[str]:
+    texts = set(NA_VALUES) if keep_default_na else {""}
+    for text in na_values:
+        texts.add(text.strip())
+        try:
+            number = float(text)
+        except ValueError:
+            continue
+        if math.isfinite(number) and number.is_integer():
+            texts.update((str(int(number)), f"{int(number)}.0"))  # what pandas adds for a number
+        texts.add(str(number))
+    return frozenset(texts)
+
+
+def is_missing(cell: str, na: Collection[str] = NA_VALUES) -> bool:
+    """Tell whether a cell's text means "missing": in `na` (from `missing_texts`) after stripping spaces."""
+    return cell.strip() in na
 
 
 def line_of(index) -> int:
@@ -81,7 +109,7 @@ def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
         "encoding": _encoding(options),
         "quotechar": options.quotechar,
         "index_col": False,
-        "na_values": sorted(NA_VALUES),
+        "na_values": sorted(missing_texts(options)),
         "keep_default_na": False,
     }
 
@@ -185,7 +213,8 @@ def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> l
 def rows(path: str | Path, options: CsvOptions | dict | None = None) -> Iterator[tuple[int, list[str]]]:
     """Yield each data row as (line, cells), checking every row's field count against the header.
 
-    Blank lines are skipped, as pandas skips them. `line` is where the row starts (the header is line 1).
+    Blank lines are skipped, as pandas skips them (spaces-only lines too). `line` is where the row starts
+    (the header is line 1).
 
     Raises:
         DataError: as `read_header`, or a ragged row (the message names its line).
@@ -195,11 +224,16 @@ def rows(path: str | Path, options: CsvOptions | dict | None = None) -> Iterator
         width = len(_header(reader, path, options))
         line = reader.line_num + 1
         for cells in reader:
-            if cells:
+            if not _blank(cells):
                 if len(cells) != width:
                     raise ragged_error(path, line, cells, width)
                 yield line, cells
             line = reader.line_num + 1
+
+
+def _blank(cells: list[str]) -> bool:
+    """Tell whether a line is no row: empty, or spaces only (pandas skips both; a quoted " " it keeps)."""
+    return not cells or (len(cells) == 1 and cells[0] != "" and not cells[0].strip())
 
 
 def first_rows(path: str | Path, options: CsvOptions | dict | None, count: int) -> list[list[str]]:
@@ -231,6 +265,25 @@ def ragged_error(path, line: int, cells: list[str] | int, width: int) -> DataErr
     )
 
 
+def locate(path: str | Path, options: CsvOptions | dict | None, indexes: Iterable[int]) -> dict[int, tuple[int, list]]:
+    """Return the line and cells of data rows by pandas' row number, reading the file up to the last one.
+
+    Blank lines are skipped and quoted line breaks counted, as pandas does, so the line is exact where
+    `line_of` assumes one line per row. For error messages only: it reads the file again.
+    """
+    wanted = set(indexes)
+    found: dict[int, tuple[int, list]] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    for number, (line, cells) in enumerate(rows(path, options)):
+        if number in wanted:
+            found[number] = (line, cells)
+        if number >= last:
+            break
+    return found
+
+
 def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width: int) -> tuple[int, int] | None:
     """Return (line, fields) of the first row whose field count differs from `width`; None if all match."""
     path, options = Path(path), csv_options(options)
@@ -238,7 +291,7 @@ def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width:
         next(reader, None)
         line = reader.line_num + 1
         for cells in reader:
-            if cells and len(cells) != width:
+            if not _blank(cells) and len(cells) != width:
                 return line, len(cells)
             line = reader.line_num + 1
     return None
@@ -247,13 +300,13 @@ def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width:
 # --- pandas: whole files and chunks -------------------------------------------------------------------
 
 
-def read_csv(path: str | Path, options: CsvOptions | dict | None = None):
+def read_csv(path: str | Path, options: CsvOptions | dict | None = None, text_columns: Collection[str] = ()):
     """Read a whole CSV into a data frame with the spec's options; column names stripped.
 
     Raises:
         DataError: the file is missing, empty, undecodable, has the wrong separator or a ragged row.
     """
-    return next(read_chunks(path, options, None))
+    return next(read_chunks(path, options, None, text_columns=text_columns))
 
 
 def read_chunks(
@@ -261,28 +314,41 @@ def read_chunks(
     options: CsvOptions | dict | None = None,
     chunk_rows: int | None = 65536,
     check_ragged: bool = True,
+    text_columns: Collection[str] = (),
 ) -> Iterator:
     """Yield a CSV's rows as data frames of `chunk_rows` rows (one frame when None), checked as `read_csv`.
 
-    The row index runs on across chunks, so `line_of(index)` is a row's line in the file. The first
-    data row is checked first (pandas would silently drop a field it has too many); pandas refuses any
-    later row with too many fields; `check_ragged` also looks for rows with too few (a second scan, done
-    only when the last column has empty cells, since that is how pandas shows a short row).
+    The row index runs on across chunks, so `line_of(index)` is a row's line in the file (`locate` gives
+    the exact one). The first data row is checked first (pandas would silently drop a field it has too
+    many); pandas refuses any later row with too many fields; `check_ragged` also looks for rows with too
+    few (a second scan, done only when the last column has empty cells, since that is how pandas shows a
+    short row). `text_columns` are read as text, never as numbers or booleans: a category `007`, `true` or
+    `1.0` stays what was written, in every chunk alike.
     """
     import pandas as pd
 
     path, options = Path(path), csv_options(options)
     columns = read_header(path, options)
     first_rows(path, options, 1)
+    dtype = {columns.index(name): "str" for name in text_columns if name in columns}
     try:
-        reader = pd.read_csv(path, chunksize=chunk_rows, low_memory=chunk_rows is not None, **pandas_options(options))
+        reader = pd.read_csv(
+            path,
+            chunksize=chunk_rows,
+            low_memory=chunk_rows is not None,
+            dtype=dtype or None,
+            **pandas_options(options),
+        )
         chunks = [reader] if chunk_rows is None else reader
-        short_possible = False
+        short_possible = read = False
         for frame in chunks:
             frame.columns = columns
             short_possible = short_possible or bool(frame[columns[-1]].isna().any())
             if not frame.empty:
+                read = True
                 yield frame
+        if not read:  # lines pandas skips (spaces only) and the row check counted
+            raise DataError(f"{path} has a header but no rows: at least one row of data is needed")
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty: a CSV with a header line and at least one row is needed") from None
     except pd.errors.ParserError as exc:

@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import read_header
+from dlrun.data.csvfile import missing_texts, read_header
 from dlrun.data.kinds import (
     CATEGORICAL,
     DATE,
+    INFINITY,
     MOSTLY,
     NUMERIC,
     Kind,
@@ -31,6 +32,7 @@ from dlrun.data.preprocess import (
     Column,
     Preprocessing,
     category_keys,
+    check_labels,
     date_values,
     label_of,
     missing_mask,
@@ -38,7 +40,7 @@ from dlrun.data.preprocess import (
     to_numbers,
 )
 from dlrun.errors import DataError
-from dlrun.spec.models import DataSpec
+from dlrun.spec.models import CsvOptions, DataSpec
 
 
 @dataclass
@@ -104,6 +106,11 @@ class Columns:
         """Columns of the training CSV that the model does not use."""
         return [c for c in self.header if c not in self.features and c != self.target]
 
+    @property
+    def text_columns(self) -> list[str]:
+        """Columns to read as text (`csvfile.read_chunks`): categorical and date features."""
+        return [plan.name for plan in self.plans if plan.kind in (CATEGORICAL, DATE)]
+
     def fitter(self, spec: DataSpec, keep_values: bool = True) -> Fitter:
         """Return a `Fitter` for these plans (`keep_values=False` when streaming)."""
         return Fitter(
@@ -111,7 +118,7 @@ class Columns:
             self.target,
             self.task,
             spec.path,
-            spec.csv.decimal,
+            spec.csv,
             keep_values=keep_values,
             max_categories=spec.max_categories,
             inferred={name for name, kind in self.kinds.items() if not kind.declared},
@@ -147,15 +154,16 @@ def plans_for(spec: DataSpec, kinds: dict[str, Kind]) -> list[Plan]:
 def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
     """Refuse a target that is empty everywhere, or text when the loss needs numbers."""
     column = frame[spec.target]
-    present = column[~missing_mask(column)]
+    present = column[~missing_mask(column, missing_texts(spec.csv))]
     if present.empty:
         raise DataError(
             f"data.target: column {spec.target!r} is empty in every row of {source}; there is nothing "
             "to learn from. Check data.target and data.csv.separator"
         )
     if task == "regression" and present.dtype.kind not in "biuf":
-        numbers = present.astype("string").str.strip().str.fullmatch(number_pattern(spec.csv.decimal))
-        if numbers.fillna(False).mean() < MOSTLY:  # a few text cells are named with their line when converted
+        text = present.astype("string").str.strip()
+        numbers = text.str.fullmatch(number_pattern(spec.csv.decimal)) | text.str.fullmatch(INFINITY)
+        if numbers.fillna(False).mean() < MOSTLY:  # a few odd cells are named with their line when converted
             raise DataError(
                 f"data.target: column {spec.target!r} in {source} holds text like {present.iloc[0]!r}; the loss "
                 "needs numbers. For class labels use loss: sparse_categorical_crossentropy with a softmax output "
@@ -192,12 +200,14 @@ class Fitter:
         target: str,
         task: str,
         source: str,
-        decimal: str = ".",
+        options: CsvOptions | None = None,
         keep_values: bool = True,
         max_categories: int = 50,
         inferred: set[str] | None = None,
     ):
-        self.plans, self.target, self.task, self.source, self.decimal = plans, target, task, source, decimal
+        self.plans, self.target, self.task, self.source = plans, target, task, source
+        self.options = options or CsvOptions()
+        self.na = missing_texts(self.options)
         self.max_categories, self.inferred = max_categories, inferred or set()
         self.stats: dict[str, Any] = {}
         for plan in plans:
@@ -218,21 +228,33 @@ class Fitter:
         for plan in self.plans:
             stats, series = self.stats[plan.name], frame[plan.name]
             if plan.kind == NUMERIC:
-                _add_numbers(stats, to_numbers(series, plan.name, self.source, self.decimal))
+                _add_numbers(stats, to_numbers(series, plan.name, self.source, self.options))
             elif plan.kind == DATE:
-                values, _ = date_values(series, plan.format, list(plan.parts))
+                values, _ = date_values(series, plan.format, list(plan.parts), self.na)
                 for part in plan.parts:
                     _add_numbers(stats[part], values[part])
             else:
                 self._add_categories(plan, stats, series)
         if self.task != "regression":
+            check_labels(frame[self.target], self.target, self.source, self.options)
             for value, count in series_counts(frame[self.target].to_numpy(dtype=object)).items():
                 self.labels[label_of(value)] += count
         else:
-            to_numbers(frame[self.target], self.target, self.source, self.decimal)
+            to_numbers(frame[self.target], self.target, self.source, self.options)
+
+    def check_cells(self, frame) -> None:
+        """Refuse what no fitted statistic is needed to refuse: text or a non-finite number in a numeric column
+        or the target (rows that are not training rows, which `update` never sees)."""
+        for plan in self.plans:
+            if plan.kind == NUMERIC:
+                to_numbers(frame[plan.name], plan.name, self.source, self.options)
+        if self.task == "regression":
+            to_numbers(frame[self.target], self.target, self.source, self.options)
+        else:
+            check_labels(frame[self.target], self.target, self.source, self.options)
 
     def _add_categories(self, plan: Plan, stats: dict[str, Any], series) -> None:
-        counts = series_counts(category_keys(series))
+        counts = series_counts(category_keys(series, self.na))
         stats["gaps"] += len(series) - sum(counts.values())
         stats["counts"].update(counts)
         if plan.name in self.inferred and len(stats["counts"]) > self.max_categories:
@@ -296,7 +318,7 @@ class Fitter:
             column.fill_value = max(sorted(counts), key=lambda k: counts[k])
         elif plan.missing == "constant":
             fill = plan.fill_value if plan.fill_value is not None else DEFAULT_CATEGORY_FILL
-            column.fill_value = category_keys(_series([fill]))[0]
+            column.fill_value = category_keys(_series([fill]), ())[0]  # the fill is a value, never a gap
         return column
 
 

@@ -12,13 +12,12 @@ a column, so a column's kind and its conversion cannot disagree.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from dlrun.data.csvfile import first_rows, is_missing
+from dlrun.data.csvfile import first_rows, missing_texts
 from dlrun.errors import DataError
 from dlrun.spec.models import DATE_PARTS, DataSpec
 
@@ -34,7 +33,11 @@ _NUMBERS = {
     for mark in (".", ",")
 }
 _ALL_NUMBERS = {mark: re.compile(rf"(?:{pattern.pattern}\n)*{pattern.pattern}") for mark, pattern in _NUMBERS.items()}
-_LARGE = re.compile(r"[eE][+-]?[0-9]{3}|[0-9]{300}")  # what might overflow to infinity: check those one by one
+LARGEST = 3.4028234663852886e38
+"""The largest float32, the type of every model input: a number beyond it would reach the model as infinity."""
+_EXPONENT = re.compile(r"[eE]\+?[0-9]{2}")  # with 39 characters or more, what might exceed LARGEST
+INFINITY = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
+"""The words for an infinite number that pandas and Python read as one: inf, -Inf, Infinity, +INFINITY."""
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 ISO_DATE = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>[0-9]{1,2})-(?P<day>[0-9]{1,2})"
@@ -57,11 +60,25 @@ def number_pattern(decimal: str = ".") -> re.Pattern:
 
 
 def is_number(cell: str, decimal: str = ".") -> bool:
-    """Tell whether a cell (spaces stripped) is a finite number by `number_pattern` (`1e999` is not)."""
+    """Tell whether a cell (spaces stripped) is a usable number by `number_pattern`: finite, and within
+    float32's range (`1e39` and `1e999` are not; see `is_infinite`)."""
     text = cell.strip()
     if _NUMBERS[decimal].fullmatch(text) is None:
         return False
-    return math.isfinite(float(text.replace(decimal, ".")))
+    return abs(float(text.replace(decimal, "."))) <= LARGEST
+
+
+def is_infinite(cell: str, decimal: str = ".") -> bool:
+    """Tell whether a cell (spaces stripped) is a non-finite number: `inf`, `-Infinity`, or one beyond float32's
+    range (`1e39`, `1e400`), which a model would see as infinity.
+
+    Such a cell is a number that no model can use: in a numeric column it is an error naming its line,
+    or a missing cell with `data.csv.infinite: missing`.
+    """
+    text = cell.strip()
+    if INFINITY.fullmatch(text):
+        return True
+    return _NUMBERS[decimal].fullmatch(text) is not None and not abs(float(text.replace(decimal, "."))) <= LARGEST
 
 
 def parse_date(cell: str, format: str | None = None) -> datetime | None:
@@ -121,7 +138,8 @@ def infer_kind(name: str, cells: list[str], spec: DataSpec, complete: bool = Fal
         complete: `cells` are the whole column (the file has at most `KIND_ROWS` rows); only wording.
     """
     column = spec.columns.get(name)
-    present = [cell.strip() for cell in cells if not is_missing(cell)]
+    na = missing_texts(spec.csv)
+    present = [text for text in (cell.strip() for cell in cells) if text not in na]
     declared = column.kind if column is not None else None
     if declared is None and column is not None and (column.format or column.date_parts):
         declared = DATE
@@ -133,7 +151,13 @@ def infer_kind(name: str, cells: list[str], spec: DataSpec, complete: bool = Fal
     if not present:
         return Kind(None, f"empty in {where}")
     counts = Counter(present)
-    numbers = _numbers(counts, spec.csv.decimal)
+    infinite = _infinite(counts, spec.csv.decimal)
+    if infinite and spec.csv.infinite == "missing":  # gaps, not values
+        present = [cell for cell in present if cell not in infinite]
+        counts = Counter(present)
+        if not present:
+            return Kind(None, f"empty in {where} (its numbers are all infinite, read as missing)")
+    numbers = _numbers(counts, spec.csv.decimal) + sum(infinite.values())  # an infinite one is named when converted
     if numbers >= MOSTLY * len(present):
         if _looks_like_id(name, present, counts):
             return Kind(None, f"looks like an id (a different whole number in every row, e.g. {present[0]!r})")
@@ -158,9 +182,22 @@ def infer_kind(name: str, cells: list[str], spec: DataSpec, complete: bool = Fal
 def _numbers(counts: Counter, decimal: str) -> int:
     """Count the cells that are numbers by `is_number`; one regex pass over the column when all of them are."""
     joined = "\n".join(counts)
-    if _ALL_NUMBERS[decimal].fullmatch(joined) and not _LARGE.search(joined):
+    if _ALL_NUMBERS[decimal].fullmatch(joined) and not _might_exceed(counts, joined):
         return sum(counts.values())
     return sum(n for cell, n in counts.items() if is_number(cell, decimal))
+
+
+def _infinite(counts: Counter, decimal: str) -> dict[str, int]:
+    """Return the non-finite numbers among distinct cells, with their counts (cheap when there is none)."""
+    joined = "\n".join(counts)
+    if "inf" not in joined.lower() and not _might_exceed(counts, joined):  # one pass, not one per cell
+        return {}
+    return {cell: n for cell, n in counts.items() if is_infinite(cell, decimal)}
+
+
+def _might_exceed(counts: Counter, joined: str) -> bool:
+    """Tell whether a distinct cell might be a number beyond `LARGEST`, so cells must be checked one by one."""
+    return _EXPONENT.search(joined) is not None or max(map(len, counts), default=0) > 38
 
 
 def _date(name: str, present: list[str], format: str | None, parts, declared: bool) -> Kind:

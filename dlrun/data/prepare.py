@@ -45,16 +45,16 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     if streams(spec):
         return prepare_streaming(spec, seed, loss)
     columns = plan_columns(spec, loss)
-    frame = read_csv(spec.path, spec.csv)
+    frame = read_csv(spec.path, spec.csv, columns.text_columns)
     check_target(frame, spec, columns.task, spec.path)
-    keep, dropped = keep_rows(frame, spec.target, columns.drop_rows)
+    keep, dropped = keep_rows(frame, spec.target, columns.drop_rows, spec.csv, columns.task)
     frame = frame[keep]
     sha = {spec.path: file_sha256(spec.path)}
     parts = {"train": frame}
     sources = {"train": spec.path, "validation": spec.validation_path or spec.path, "test": spec.test_path or spec.path}
     for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
         if path is not None:
-            parts[part] = read_csv(path, spec.csv)
+            parts[part] = read_csv(path, spec.csv, columns.text_columns)
             sha[path] = file_sha256(path)
     fractions = {"validation": spec.validation_split, "test": spec.test_split}
     if any(fractions.values()):

@@ -2,20 +2,25 @@
 
 `Preprocessing.apply` is used for training, validation and test rows, streamed chunks, `dlrun evaluate`
 and `dlrun predict` alike. Its conversions follow the cell rules of `dlrun.data.kinds` (what a number
-is, what a date is) and `dlrun.data.csvfile` (what a missing cell is), so a column converts exactly as
-its kind was judged. `dlrun.data.fitter` learns a `Preprocessing` from the training rows.
+is, what a date, what a non-finite number) and `dlrun.data.csvfile` (what a missing cell is, under the
+spec's `data.csv`), so a column converts exactly as its kind was judged. `dlrun.data.fitter` learns a
+`Preprocessing` from the training rows.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import NA_VALUES, line_of
-from dlrun.data.kinds import CATEGORICAL, DATE, NUMERIC, number_pattern, parse_date
+from dlrun.data.csvfile import csv_options, line_of, locate, missing_texts, read_chunks, read_header
+from dlrun.data.kinds import CATEGORICAL, DATE, INFINITY, LARGEST, NUMERIC, number_pattern, parse_date
 from dlrun.errors import DataError
+from dlrun.spec.models import CsvOptions
 from dlrun.spec.names import BINARY_LOSSES, CLASS_LOSSES
 
 DEFAULT_CATEGORY_FILL = "missing"
@@ -45,53 +50,131 @@ def _text(series):
     return series.astype("string").str.strip()
 
 
-def missing_mask(series) -> np.ndarray:
-    """Return where cells are missing: NaN, or text that is one of `NA_VALUES` after stripping spaces."""
+def missing_mask(series, na: Collection[str]) -> np.ndarray:
+    """Return where cells are missing: NaN, or text in `na` (`csvfile.missing_texts`) after stripping spaces."""
     mask = series.isna().to_numpy(dtype=bool)
     if series.dtype.kind not in "biufcmM":
-        mask = mask | _text(series).isin(NA_VALUES).fillna(False).to_numpy(dtype=bool)
+        mask = mask | _text(series).isin(na).fillna(False).to_numpy(dtype=bool)
     return mask
 
 
-def to_numbers(series, name: str, source: str, decimal: str = ".") -> np.ndarray:
-    """Return a column as float64, missing cells as NaN; a number is what `kinds.number_pattern` says.
-
-    Raises:
-        DataError: a cell is not a number, or is an infinite one; the message names the column, value and line.
-    """
+def _parse(series, options: CsvOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return a column's numbers (NaN where missing or not a number), where cells are not numbers, and
+    where they are non-finite ones (`kinds.is_infinite`: inf read by pandas, `-Infinity` or `1e400` text,
+    and numbers beyond float32's range, which model inputs would turn into infinities)."""
     if series.dtype.kind in "biuf":
         values = series.to_numpy(dtype="float64", na_value=np.nan)
-    else:
-        import pandas as pd
+        return values, np.zeros(len(values), bool), np.abs(values) > LARGEST
+    import pandas as pd
 
-        text = _text(series)
-        numbers = text.str.fullmatch(number_pattern(decimal)).fillna(False).to_numpy(dtype=bool)
-        bad = ~numbers & ~missing_mask(series)
-        if bad.any():
-            _refuse_text(series, bad, name, source, decimal)
-        text = text.where(numbers)
-        if decimal != ".":
-            text = text.str.replace(decimal, ".", regex=False)
-        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    infinite = np.isinf(values)
+    text = _text(series)
+    gaps = missing_mask(series, missing_texts(options))
+    numbers = text.str.fullmatch(number_pattern(options.decimal)).fillna(False).to_numpy(dtype=bool) & ~gaps
+    words = text.str.fullmatch(INFINITY).fillna(False).to_numpy(dtype=bool) & ~gaps
+    text = text.where(numbers)
+    if options.decimal != ".":
+        text = text.str.replace(options.decimal, ".", regex=False)
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return values, ~numbers & ~words & ~gaps, (np.abs(values) > LARGEST) | words
+
+
+def infinite_mask(series, options: CsvOptions | dict | None = None, numeric: bool = True) -> np.ndarray:
+    """Return where a column's cells are non-finite numbers; for a column of labels (`numeric` false), only
+    the infinities pandas read as numbers count, since a text label `inf` is a label."""
+    if not numeric and series.dtype.kind != "f":
+        return np.zeros(len(series), bool)
+    return _parse(series, csv_options(options))[2]
+
+
+def to_numbers(series, name: str, source: str, options: CsvOptions | dict | None = None) -> np.ndarray:
+    """Return a column as float64, missing cells as NaN; a number is what `kinds.number_pattern` says.
+
+    A non-finite number (`kinds.is_infinite`) is an error, or NaN with `data.csv.infinite: missing`.
+
+    Raises:
+        DataError: a cell is not a number, or is a non-finite one; the message names the column, value and line.
+    """
+    options = csv_options(options)
+    values, bad, infinite = _parse(series, options)
+    if bad.any():
+        _refuse_text(series, bad, name, source, options)
     if infinite.any():
-        _refuse_text(series, infinite, name, source, decimal)
+        if options.infinite == "error":
+            raise nonfinite_error(source, options, {name: found_cells(series, infinite)})
+        values = np.where(infinite, np.nan, values)
     return values
 
 
-def _refuse_text(series, bad: np.ndarray, name: str, source: str, decimal: str) -> None:
+def found_cells(series, mask: np.ndarray, shown: int = 3) -> tuple[int, list[tuple[Any, Any]]]:
+    """Return how many cells `mask` marks, and (row index, value) of the first `shown` of them."""
+    where = mask.nonzero()[0]
+    first = where[np.argsort(np.asarray(series.index[where]), kind="stable")[:shown]]  # split rows come shuffled
+    return len(where), [(series.index[i], _plain(series.iloc[i])) for i in first]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def nonfinite_error(source: str, options: CsvOptions, found: dict[str, tuple[int, list[tuple[Any, Any]]]]) -> DataError:
+    """Return the error for non-finite numbers, by column: (count, the first (row index, value) pairs).
+
+    Each cell is named by its line and its text as written in the file, when `source` is a readable CSV.
+    """
+    return DataError(
+        f"{source}: non-finite numbers (inf, -inf, or beyond float32's range like 1e39 and 1e400) in "
+        f"{describe_cells(source, options, found)}. "
+        "Expected finite numbers: fix those cells, or read them as missing with data.csv.infinite: missing "
+        "(data.missing then decides what a feature's gap becomes; a row with a missing target is left out)"
+    )
+
+
+def describe_cells(source: str, options: CsvOptions, found: dict[str, tuple[int, list[tuple[Any, Any]]]]) -> str:
+    """Name cells by column: `column 'a': line 11 'inf', line 21 '1e400' (5 rows)`, each line and text as
+    written in the file when `source` is a readable CSV."""
+    parts = []
+    for name, (count, firsts) in found.items():
+        cells = _cells(source, options, name, [index for index, _ in firsts])
+        shown = ", ".join(
+            f"line {cells[index][0]} {cells[index][1]!r}" if index in cells else f"line {line_of(index)} {value!r}"
+            for index, value in firsts
+        )
+        more = f" ({count} rows)" if count > len(firsts) else ""
+        parts.append(f"column {name!r}: {shown}{more}")
+    return "; ".join(parts)
+
+
+def _cells(source: str, options: CsvOptions, name: str, indexes: list) -> dict[Any, tuple[int, str]]:
+    """Return the exact line and text as written of a column's cells, by row index; {} if `source` is no CSV."""
+    try:
+        if not Path(source).is_file():
+            return {}
+        position = read_header(source, options).index(name)
+        return {i: (line, cells[position]) for i, (line, cells) in locate(source, options, indexes).items()}
+    except (DataError, OSError, ValueError, TypeError):
+        return {}
+
+
+def _refuse_text(series, bad: np.ndarray, name: str, source: str, options: CsvOptions) -> None:
     where = bad.nonzero()[0]
     first = series.index[where[0]]
+    line = _cells(source, options, name, [first]).get(first, (line_of(first),))[0]
+    decimal = options.decimal
     raise DataError(
-        f"{source}: column {name!r} is numeric but line {line_of(first)} holds {series.loc[first]!r}"
+        f"{source}: column {name!r} is numeric but line {line} holds {series.loc[first]!r}"
         f" ({len(where)} such row{'s' if len(where) > 1 else ''}). Expected a finite number"
         f"{' with decimal mark ' + repr(decimal) if decimal != '.' else ''}: fix the value, or declare the "
         f"column categorical with data.columns.{name}.kind: categorical"
     )
 
 
-def category_keys(series) -> np.ndarray:
-    """Return category values as text (None when missing), so 3, 3.0 and '3' are one category."""
+def category_keys(series, na: Collection[str]) -> np.ndarray:
+    """Return category values as text (None when missing, by `na`).
+
+    The data path reads categorical and date columns as text (`csvfile.read_chunks`'s `text_columns`),
+    so a key is the cell as written, spaces stripped: `007` and `7` are two categories, in every chunk
+    alike. Numbers read as numbers (a class label column) become their shortest text: 3.0 -> '3'.
+    """
     kind = series.dtype.kind
     if kind in "iu":
         return series.astype(str).to_numpy(dtype=object)
@@ -103,18 +186,20 @@ def category_keys(series) -> np.ndarray:
             dtype=object,
         )
     keys = _text(series)
-    keys = keys.mask(keys.isin(NA_VALUES))
+    keys = keys.mask(keys.isin(na))
     return keys.astype(object).where(keys.notna(), None).to_numpy(dtype=object)
 
 
-def date_values(series, format: str | None, parts: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def date_values(
+    series, format: str | None, parts: list[str], na: Collection[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Return each date part's values (NaN where a cell is missing or not a date), and where cells are not dates.
 
     Each distinct cell is read once by `kinds.parse_date`, the rule that judged the column a date.
     """
     import pandas as pd
 
-    codes, distinct = pd.factorize(category_keys(series))
+    codes, distinct = pd.factorize(category_keys(series, na))
     table = np.full((len(distinct) + 1, len(parts)), np.nan)  # the last row serves missing cells (code -1)
     readable = np.zeros(len(distinct) + 1, dtype=bool)
     for index, text in enumerate(distinct):
@@ -126,12 +211,25 @@ def date_values(series, format: str | None, parts: list[str]) -> tuple[dict[str,
     return {part: table[codes, i] for i, part in enumerate(parts)}, unreadable
 
 
-def gaps_of(series, kind: str, format: str | None = None) -> np.ndarray:
-    """Return where a column's cells count as missing: empty ones, and in a date column those that are not dates."""
-    if kind != DATE:
-        return missing_mask(series)
-    values, _ = date_values(series, format, ["year"])
-    return np.isnan(values["year"])
+def gaps_of(series, kind: str, format: str | None, options: CsvOptions) -> np.ndarray:
+    """Return where a column's cells count as missing: empty ones, in a date column those that are not dates,
+    and in a numeric one its non-finite numbers with `data.csv.infinite: missing`."""
+    na = missing_texts(options)
+    if kind == DATE:
+        values, _ = date_values(series, format, ["year"], na)
+        return np.isnan(values["year"])
+    gaps = missing_mask(series, na)
+    if kind == NUMERIC and options.infinite == "missing":
+        gaps = gaps | infinite_mask(series, options)
+    return gaps
+
+
+def check_labels(series, name: str, source: str, options: CsvOptions) -> None:
+    """Refuse class labels that pandas read as non-finite numbers (left out as missing targets, with
+    `data.csv.infinite: missing`, before this is asked)."""
+    infinite = infinite_mask(series, options, numeric=False)
+    if infinite.any():
+        raise nonfinite_error(source, options, {name: found_cells(series, infinite)})
 
 
 def label_of(value) -> Any:
@@ -145,22 +243,29 @@ def label_of(value) -> Any:
     return str(value).strip()
 
 
-def keep_rows(frame, target: str | None, drop_rows: list) -> tuple[np.ndarray, dict[str, int]]:
+def keep_rows(
+    frame, target: str | None, drop_rows: list, options: CsvOptions | dict | None = None, task: str = "regression"
+) -> tuple[np.ndarray, dict[str, int]]:
     """Return which rows to use, leaving out empty targets and gaps in `drop_rows` columns (or plans).
 
     Args:
         frame: raw rows.
         target: the target column, or None for unlabelled rows.
         drop_rows: the columns whose gaps remove the row; anything with name, kind and format.
+        options: the spec's CSV options: which cells are missing, and whether a non-finite number is one.
+        task: what the loss makes of the target; a regression target is numeric.
     """
+    options = csv_options(options)
     keep = np.ones(len(frame), bool)
     dropped = {"missing_target": 0, "missing_values": 0}
     if target is not None:
-        gaps = missing_mask(frame[target])
+        gaps = missing_mask(frame[target], missing_texts(options))
+        if options.infinite == "missing":
+            gaps = gaps | infinite_mask(frame[target], options, numeric=task == "regression")
         dropped["missing_target"] = int(gaps.sum())
         keep &= ~gaps
     for column in drop_rows:
-        gaps = gaps_of(frame[column.name], column.kind, column.format) & keep
+        gaps = gaps_of(frame[column.name], column.kind, column.format, options) & keep
         dropped["missing_values"] += int(gaps.sum())
         keep &= ~gaps
     return keep, dropped
@@ -248,8 +353,9 @@ class Preprocessing:
     """regression, binary or multiclass."""
     labels: list[Any] | None = None
     """A binary target's two original labels, for 0 and 1; None when the target is already 0/1."""
-    csv: dict[str, str] = field(default_factory=dict)
-    """How the CSVs were read (separator, decimal, encoding, quotechar); new CSVs are read the same way."""
+    csv: dict[str, Any] = field(default_factory=dict)
+    """How the CSVs were read (separator, decimal, encoding, quotechar, missing markers, infinities); new CSVs
+    are read the same way."""
     dropped_columns: list[str] = field(default_factory=list)
     """Columns of the training CSV that the model does not use."""
 
@@ -266,6 +372,20 @@ class Preprocessing:
     def decimal(self) -> str:
         return self.csv.get("decimal", ".")
 
+    @functools.cached_property
+    def options(self) -> CsvOptions:
+        """The CSV options as a model (the defaults for what older preprocessing.json files lack)."""
+        return csv_options(self.csv)
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Columns a CSV reader must return as text (`csvfile.read_chunks`): categorical and date features."""
+        return [column.name for column in self.columns if column.kind in (CATEGORICAL, DATE)]
+
+    def read_chunks(self, path, chunk_rows: int | None, check_ragged: bool = True):
+        """Read a CSV of new rows as training read its own: the same options, the same text columns."""
+        return read_chunks(path, self.options, chunk_rows, check_ragged, self.text_columns)
+
     def apply(self, frame, source: str, labelled: bool = True) -> Encoded:
         """Turn raw rows into model inputs (and targets when `labelled`).
 
@@ -277,7 +397,11 @@ class Preprocessing:
         """
         self.check_columns(list(frame.columns), source, labelled)
         kept, dropped = keep_rows(
-            frame, self.target if labelled else None, [c for c in self.columns if c.missing == "drop_rows"]
+            frame,
+            self.target if labelled else None,
+            [c for c in self.columns if c.missing == "drop_rows"],
+            self.options,
+            self.task,
         )
         rows = frame[kept] if not kept.all() else frame
         parts, unseen = [], {}
@@ -315,14 +439,16 @@ class Preprocessing:
             )
 
     def _numeric(self, column: Column, series, source: str) -> np.ndarray:
-        values = to_numbers(series, column.name, source, self.decimal)
+        values = to_numbers(series, column.name, source, self.options)
         gaps = np.isnan(values)
         if gaps.any():
             _refuse_missing(column, series, gaps, source)
         return _filled_and_scaled(column, values, gaps)
 
     def _date(self, column: Column, series, source: str) -> np.ndarray:
-        values, unreadable = date_values(series, column.format, [part.name for part in column.parts])
+        values, unreadable = date_values(
+            series, column.format, [part.name for part in column.parts], missing_texts(self.options)
+        )
         gaps = np.isnan(values[column.parts[0].name])
         if gaps.any():
             _refuse_missing(column, series, gaps, source, unreadable)
@@ -331,7 +457,7 @@ class Preprocessing:
     def _categorical(self, column: Column, series, source: str) -> tuple[np.ndarray, int]:
         import pandas as pd
 
-        keys = category_keys(series)
+        keys = category_keys(series, missing_texts(self.options))
         gaps = pd.isna(keys)
         if gaps.any():
             _refuse_missing(column, series, gaps, source)
@@ -350,7 +476,8 @@ class Preprocessing:
         """Return the training targets: class ids for classification, floats otherwise."""
         column = frame[self.target]
         if self.task == "regression":
-            return to_numbers(column, self.target, source, self.decimal).astype("float32")
+            return to_numbers(column, self.target, source, self.options).astype("float32")
+        check_labels(column, self.target, source, self.options)
         import pandas as pd
 
         names = self.classes if self.task == "multiclass" else (self.labels or [0, 1])

@@ -45,10 +45,10 @@ class Stream:
         spec = self.spec
         own = {"validation": spec.validation_path, "test": spec.test_path}.get(part)
         if own is not None:
-            yield from read_chunks(own, spec.csv, spec.chunk_rows, check_ragged=False)
+            yield from self.pre.read_chunks(own, spec.chunk_rows, check_ragged=False)
             return
         rng = np.random.default_rng(self.seed)
-        for chunk in read_chunks(spec.path, spec.csv, spec.chunk_rows, check_ragged=False):
+        for chunk in self.pre.read_chunks(spec.path, spec.chunk_rows, check_ragged=False):
             codes = assign(rng, len(chunk), spec)
             yield chunk[codes == CODES[part]]
 
@@ -136,9 +136,9 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
     rows = Counter()
     dropped = Counter()
     target_seen = False
-    for chunk in read_chunks(spec.path, spec.csv, spec.chunk_rows):
+    for chunk in read_chunks(spec.path, spec.csv, spec.chunk_rows, text_columns=columns.text_columns):
         codes = assign(rng, len(chunk), spec)
-        keep, lost = keep_rows(chunk, spec.target, columns.drop_rows)
+        keep, lost = keep_rows(chunk, spec.target, columns.drop_rows, spec.csv, columns.task)
         dropped.update(lost)
         if not keep.all():
             chunk, codes = chunk[keep], codes[keep]
@@ -147,6 +147,8 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         for part, code in CODES.items():
             rows[part] += int((codes == code).sum())
         train = chunk[codes == 0]
+        if len(train) < len(chunk):  # held-out rows are read inside model.fit: refuse their cells here, with the line
+            fitter.check_cells(chunk[codes != 0])
         if not len(train):
             continue
         if fitter.rows == 0:
@@ -166,7 +168,7 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
             continue
         sha[path] = file_sha256(path)
         rows[part] = 0
-        for chunk in read_chunks(path, spec.csv, spec.chunk_rows):
+        for chunk in pre.read_chunks(path, spec.chunk_rows):
             encoded = pre.apply(chunk, path)  # also checks the columns and labels before training starts
             rows[part] += len(encoded.x)
             dropped.update(encoded.dropped)

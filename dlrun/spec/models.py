@@ -69,6 +69,17 @@ class CsvOptions(StrictModel):
     """Text encoding: utf-8 (with or without a byte-order mark), latin-1, cp1252, utf-16, ..."""
     quotechar: Annotated[str, Field(min_length=1, max_length=1)] = '"'
     """Character that quotes a field holding the separator or a line break."""
+    na_values: list[str | int | float] = []
+    """More cell texts that mean "missing" (like pandas' na_values): ['?', '-999']; a number also matches -999.0."""
+    keep_default_na: bool = True
+    """Also read pandas' usual markers (NA, N/A, NaN, null, None, ...) as missing; false keeps them as values."""
+    infinite: Literal["error", "missing"] = "error"
+    """A non-finite number (inf, -inf, Infinity, 1e400) in a numeric column: an error naming its line, or missing."""
+
+    @field_validator("na_values")
+    @classmethod
+    def _na_texts(cls, values: list) -> list[str]:
+        return [str(value).strip() for value in values]  # YAML reads -999 as a number; cells are text
 
     @field_validator("encoding")
     @classmethod
@@ -201,7 +212,7 @@ class DataSpec(StrictModel):
     max_categories: Annotated[int, Field(gt=1)] = 50
     """A text column with more distinct values than this is free text (an error), not a category."""
     csv: CsvOptions = CsvOptions()
-    """How the CSV files are written: separator, decimal, encoding, quotechar."""
+    """How the CSV files are written and read: separator, decimal, encoding, quotechar, missing markers, infinities."""
     streaming: bool | Literal["auto"] = "auto"
     """Read the CSV in chunks instead of loading it (true/false); auto: when larger than streaming_above_mb."""
     streaming_above_mb: Annotated[float, Field(gt=0)] = 1024.0
