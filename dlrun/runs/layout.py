@@ -16,6 +16,7 @@ MODEL = "model.keras"
 SUMMARY = "summary.json"
 PREPROCESSING = "preprocessing.json"
 PLOTS = "plots"
+TENSORBOARD = "tensorboard"
 
 
 def new_run_dir(out: Path, name: str, prefix: str = "") -> Path:

@@ -1,4 +1,9 @@
-"""The Keras callbacks a spec asks for, plus dlrun's own: learning-rate logging, history.csv, progress."""
+"""The Keras callbacks a spec asks for, plus dlrun's own: learning-rate logging, history.csv, progress.
+
+Keras calls them in list order at each epoch's end: the learning rate is logged first (the one the
+epoch ended with), early stopping and ReduceLROnPlateau read the logs before history.csv and TensorBoard
+write them, so every file agrees.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlrun.runs.layout import HISTORY
+from dlrun.errors import DlrunError
+from dlrun.runs.layout import HISTORY, TENSORBOARD
 from dlrun.spec.models import TrainingSpec
 
 
@@ -17,12 +23,29 @@ class Callbacks:
     all: list[Any] = field(default_factory=list)
     early: Any = None
     """The `EarlyStopping` callback, when the spec asks for early stopping."""
+    plateau: Any = None
+    """The `ReduceLROnPlateau` callback, when the spec asks for it (its counters are state a resume needs)."""
 
     def stop_displays(self) -> None:
         """Stop any live display, even when fit ended by an exception (the bar would stay on screen)."""
         for callback in self.all:
             if hasattr(callback, "progress"):
                 callback.progress.stop()
+
+
+def require_tensorboard(training: TrainingSpec) -> None:
+    """Refuse `training.tensorboard` before any work when the tensorboard package, which writes the logs, is missing.
+
+    Raises:
+        DlrunError: TensorBoard logs are asked for and cannot be written.
+    """
+    import importlib.util
+
+    if training.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
+        raise DlrunError(
+            "training.tensorboard: writing TensorBoard logs needs the tensorboard package, which is not installed: "
+            "pip install 'dlrun[tensorboard]' (or pip install tensorboard), or remove training.tensorboard"
+        )
 
 
 def make_callbacks(training: TrainingSpec, run_dir: Path, console=None, quiet: bool = False) -> Callbacks:
@@ -44,21 +67,31 @@ def make_callbacks(training: TrainingSpec, run_dir: Path, console=None, quiet: b
         if stop
         else None
     )
+    plateau = training.reduce_lr_on_plateau
+    plateau = keras.callbacks.ReduceLROnPlateau(**plateau.model_dump()) if plateau else None  # mode is min or max
+    board = training.tensorboard
+    board = keras.callbacks.TensorBoard(log_dir=str(run_dir / TENSORBOARD), **board.model_dump()) if board else None
     callbacks = [
         _learning_rate_log(keras),
         keras.callbacks.TerminateOnNaN(),
         *([early] if early else []),
+        *([plateau] if plateau else []),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY)),
+        *([board] if board else []),
     ]
     if not quiet:
         from dlrun.training.progress import EpochProgress
 
         callbacks.append(EpochProgress(training.epochs, console))
-    return Callbacks(callbacks, early)
+    return Callbacks(callbacks, early, plateau)
 
 
 def _learning_rate_log(keras):
-    """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv)."""
+    """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv).
+
+    It is the rate at the epoch's end: a schedule's value at the step reached, or the number
+    ReduceLROnPlateau is about to lower (it logs that same number before lowering it).
+    """
 
     class LearningRateLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -14,14 +14,17 @@ from typing import Any
 
 import yaml
 
+from dlrun.data.fitter import class_weights
 from dlrun.data.prepare import Prepared, prepare
+from dlrun.data.preprocess import task_of
 from dlrun.errors import TrainingError
 from dlrun.model import check_output_width
 from dlrun.runs import layout
 from dlrun.runs.history import History, read_history
 from dlrun.runs.status import Status
-from dlrun.spec.models import Spec
-from dlrun.training.callbacks import Callbacks, make_callbacks
+from dlrun.spec import names
+from dlrun.spec.models import KerasMetric, Spec, label_text
+from dlrun.training.callbacks import Callbacks, make_callbacks, require_tensorboard
 from dlrun.training.summary import build_summary
 
 MAX_STEPS_PER_EXECUTION = 32
@@ -46,8 +49,10 @@ def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=Non
         TrainingError: the loss became NaN, training failed or was interrupted (the run directory keeps
             what it did; the error's `status` says which).
     """
+    require_tensorboard(spec.training)
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
+    class_weights(spec.training.class_weight, data.preprocessing, data.class_counts)  # an unknown label: before the run
     run_dir = start_run(spec, data, Path(out), overrides)
     return Outcome(run_dir, fit(spec, data, run_dir, console, quiet))
 
@@ -71,7 +76,8 @@ def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = F
     training = spec.training
     keras.config.disable_interactive_logging()  # dlrun reports for Keras (TerminateOnNaN would print mid-bar)
     keras.utils.set_random_seed(spec.seed)
-    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed)
+    weights = class_weights(training.class_weight, data.preprocessing, data.class_counts)
+    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed, weights)
     model = compile_model(spec, data.preprocessing.width, _steps_per_execution(datasets.steps, datasets.valid_steps))
     callbacks = make_callbacks(training, run_dir, console, quiet)
     started = time.time()
@@ -79,7 +85,15 @@ def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = F
     wall = time.time() - started
     history = _logged(run_dir)
     status = _final_status(status, history, callbacks)
-    return _finish(spec, data, run_dir, model, history, status, failure, wall)
+    facts = {"steps_per_epoch": datasets.steps, "class_weight": labelled_weights(weights, data.preprocessing)}
+    return _finish(spec, data, run_dir, model, history, status, failure, wall, facts)
+
+
+def labelled_weights(weights: dict[int, float] | None, pre) -> dict[str, float] | None:
+    """Return class weights by the CSV's labels (as text), for summary.json and `dlrun check`."""
+    if weights is None:
+        return None
+    return {label_text(label): round(weights[i], 6) for i, label in enumerate(pre.class_labels)}
 
 
 def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
@@ -90,14 +104,33 @@ def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
     keras = import_keras()
     training = spec.training
     model = build_model(spec.model, input_width)
-    optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())
+    arguments = training.optimizer.kwargs()
+    schedule = training.optimizer.schedule
+    if schedule is not None:
+        arguments["learning_rate"] = getattr(keras.optimizers.schedules, schedule.keras_class)(**schedule.kwargs())
+    optimizer = type(keras.optimizers.get(training.optimizer.name))(**arguments)
+    task = task_of(training.loss)
     model.compile(
         optimizer=optimizer,
         loss=training.loss,
-        metrics=list(training.metrics),
+        metrics=[_keras_metric(keras, metric, task) for metric in training.metrics],
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def _keras_metric(keras, metric: KerasMetric, task: str):
+    """Return what `compile` gets for a spec metric: its name, or its Keras class built with its arguments.
+
+    A metric built here is named by its column, so history.csv has the columns the spec says (Keras
+    would number two AUCs auc and auc_1).
+    """
+    if metric.by_name:
+        return metric.name  # Keras builds it, and `accuracy` as binary or sparse categorical by the output
+    class_name = names.METRIC_CLASSES[metric.name]
+    if metric.name in names.ANY_OUTPUT_METRICS:  # the class Keras would pick for the name
+        class_name = "SparseCategoricalAccuracy" if task == "multiclass" else "BinaryAccuracy"
+    return getattr(keras.metrics, class_name)(name=metric.column_name, **metric.kwargs())
 
 
 def _run_fit(model, datasets, callbacks: Callbacks, epochs: int) -> tuple[Status, BaseException | None]:
@@ -109,6 +142,7 @@ def _run_fit(model, datasets, callbacks: Callbacks, epochs: int) -> tuple[Status
             epochs=epochs,
             steps_per_epoch=datasets.steps,
             validation_steps=datasets.valid_steps,
+            class_weight=datasets.class_weight,
             callbacks=callbacks.all,
             shuffle=False,
             verbose=0,
@@ -131,7 +165,9 @@ def _final_status(status: Status, history: History, callbacks: Callbacks) -> Sta
     return status
 
 
-def _finish(spec: Spec, data: Prepared, run_dir: Path, model, history: History, status: Status, failure, wall: float):
+def _finish(
+    spec: Spec, data: Prepared, run_dir: Path, model, history: History, status: Status, failure, wall: float, facts
+):
     """Save the model and summary.json, draw the plots, evaluate the test rows; raise for a run that did not finish."""
     import keras
     import tensorflow as tf
@@ -139,7 +175,7 @@ def _finish(spec: Spec, data: Prepared, run_dir: Path, model, history: History, 
     if status not in (Status.NAN, Status.FAILED):
         model.save(run_dir / layout.MODEL)
     summary = build_summary(
-        spec, data, history, status, wall, {"tensorflow": tf.__version__, "keras": keras.__version__}
+        spec, data, history, status, wall, {"tensorflow": tf.__version__, "keras": keras.__version__}, **facts
     )
     if status.finished and data.has_test:
         summary["test"] = _evaluate_test(model, data, spec.training.batch_size)

@@ -33,9 +33,21 @@ def model_epoch(spec: Spec, history: History, best: int | None, status: Status) 
 
 
 def build_summary(
-    spec: Spec, data: Prepared, history: History, status: Status, wall: float, versions: dict[str, str]
+    spec: Spec,
+    data: Prepared,
+    history: History,
+    status: Status,
+    wall: float,
+    versions: dict[str, str],
+    steps_per_epoch: int | None = None,
+    class_weight: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Return summary.json's content for a run that ended with `status`."""
+    """Return summary.json's content for a run that ended with `status`.
+
+    Args:
+        steps_per_epoch: optimizer steps (batches) per epoch, the unit of a learning-rate schedule's steps.
+        class_weight: each class's weight by its label, as training used them (balanced ones computed).
+    """
     monitor, mode = spec.monitor
     stop = spec.training.early_stopping
     best = best_of_spec(spec, history)
@@ -60,6 +72,8 @@ def build_summary(
         "final": row(history.epochs[-1]) if epochs_run else {},
         "wall_time_s": round(wall, 3),
         "seed": spec.seed,
+        "steps_per_epoch": steps_per_epoch,
+        "class_weight": class_weight,
         "rows": dict(data.rows),
         "dropped_rows": dict(data.dropped),
         "unseen_categories": data.unseen,
