@@ -115,11 +115,11 @@ def check(spec: Spec) -> Report:
         DataError: the CSV cannot be used as the spec says, or the output layer does not fit its classes.
     """
     from dlrun.backend import import_keras
-    from dlrun.data.fitter import class_weights
+    from dlrun.data.fitter import class_weights, weights_by_label
     from dlrun.data.prepare import prepare
     from dlrun.model import check_output_width
     from dlrun.training.callbacks import require_tensorboard
-    from dlrun.training.fit import compile_model, labelled_weights
+    from dlrun.training.fit import compile_model
 
     keras = import_keras()
     require_tensorboard(spec.training)
@@ -142,7 +142,7 @@ def check(spec: Spec) -> Report:
         }
     warnings = likely_mistakes(spec, y, classes)
     rare = imbalance_warning(spec, balance)
-    notes = training_notes(spec, data.rows["train"], labelled_weights(weights, data.preprocessing))
+    notes = training_notes(spec, data.rows["train"], weights_by_label(weights, data.preprocessing))
     return Report("\n".join(lines), data.rows, balance, warnings + ([rare] if rare else []), notes)
 
 

@@ -191,6 +191,13 @@ def class_weights(setting: str | dict[str, float] | None, pre: Preprocessing, co
     return weights
 
 
+def weights_by_label(weights: dict[int, float] | None, pre: Preprocessing) -> dict[str, float] | None:
+    """Return class weights by the CSV's labels (as `label_text` writes them), for summary.json and `dlrun check`."""
+    if weights is None:
+        return None
+    return {label_text(label): round(weights[i], 6) for i, label in enumerate(pre.class_labels)}
+
+
 def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
     """Refuse a target that is empty everywhere, or text when the loss needs numbers."""
     column = frame[spec.target]

@@ -852,8 +852,7 @@ Metric = Annotated[
 
 
 class ReduceLROnPlateauSpec(StrictModel):
-    """Multiply the learning rate by `factor` when the monitored quantity stops improving,
-    `keras.callbacks.ReduceLROnPlateau`."""
+    """Lower the learning rate when the monitored quantity stops improving, `keras.callbacks.ReduceLROnPlateau`."""
 
     monitor: str = "val_loss"
     """Quantity to watch: loss, val_loss, or a metric's column with or without `val_`."""
@@ -892,8 +891,10 @@ def _text_or_number(text_tag: str, number_tag: str):
 
 
 class TensorBoardSpec(StrictModel):
-    """TensorBoard logs in the run's tensorboard/ folder, by `keras.callbacks.TensorBoard`
-    (`tensorboard --logdir runs/` shows every run)."""
+    """TensorBoard logs in the run's tensorboard/ folder, by `keras.callbacks.TensorBoard`.
+
+    `tensorboard --logdir runs/` shows every run's.
+    """
 
     histogram_freq: Annotated[int, Field(ge=0)] = 0
     """Every this many epochs, write histograms of each layer's weights; 0: never."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from dlrun.data.fitter import class_weights
+from dlrun.data.fitter import class_weights, weights_by_label
 from dlrun.data.prepare import Prepared, prepare
 from dlrun.data.preprocess import task_of
 from dlrun.errors import TrainingError
@@ -23,7 +23,7 @@ from dlrun.runs import layout
 from dlrun.runs.history import History, read_history
 from dlrun.runs.status import Status
 from dlrun.spec import names
-from dlrun.spec.models import KerasMetric, Spec, label_text
+from dlrun.spec.models import KerasMetric, Spec
 from dlrun.training.callbacks import Callbacks, make_callbacks, require_tensorboard
 from dlrun.training.summary import build_summary
 
@@ -85,15 +85,8 @@ def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = F
     wall = time.time() - started
     history = _logged(run_dir)
     status = _final_status(status, history, callbacks)
-    facts = {"steps_per_epoch": datasets.steps, "class_weight": labelled_weights(weights, data.preprocessing)}
+    facts = {"steps_per_epoch": datasets.steps, "class_weight": weights_by_label(weights, data.preprocessing)}
     return _finish(spec, data, run_dir, model, history, status, failure, wall, facts)
-
-
-def labelled_weights(weights: dict[int, float] | None, pre) -> dict[str, float] | None:
-    """Return class weights by the CSV's labels (as text), for summary.json and `dlrun check`."""
-    if weights is None:
-        return None
-    return {label_text(label): round(weights[i], 6) for i, label in enumerate(pre.class_labels)}
 
 
 def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
