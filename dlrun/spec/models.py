@@ -898,6 +898,8 @@ class TensorBoardSpec(StrictModel):
 
     histogram_freq: Annotated[int, Field(ge=0)] = 0
     """Every this many epochs, write histograms of each layer's weights; 0: never."""
+    write_graph: bool = True
+    """Write the model's summary and its training graph (TensorBoard's Graphs tab); the logs grow with it."""
     write_images: bool = False
     """Also write the layers' weights as images."""
     write_steps_per_second: bool = False
