@@ -60,7 +60,7 @@ def test_reduce_lr_on_plateau_lowers_the_rate_history_shows(tmp_path):
         reduce_lr_on_plateau=plateau,
     )
     spec = load_spec(write_spec(tmp_path, data))
-    assert spec.training.reduce_lr_on_plateau.mode == "max"  # Keras's own auto would say min for auc_pr
+    assert spec.training.reduce_lr_on_plateau.mode == "max"  # resolved by the spec, passed to Keras as max
     _, history, run_dir = run(tmp_path, data)
     # Logged before each reduction: the rate the epoch trained with; never below min_lr.
     assert list(history["learning_rate"]) == pytest.approx([0.02, 0.02, 0.01, 0.005, 0.003, 0.003])

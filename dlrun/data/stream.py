@@ -53,10 +53,10 @@ class Stream:
             yield chunk[codes == CODES[part]]
 
     def batches(self, part: str, batch_size: int, shuffle: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
-        """Yield (inputs, targets) batches of exactly `batch_size` rows (the last one may be smaller), with each
-        row's sample weight third when the data has a weight column.
+        """Yield (inputs, targets[, weights]) batches of exactly `batch_size` rows (the last one may be smaller).
 
-        With `shuffle`, rows are shuffled within each chunk, differently on every pass (seeded).
+        Sample weights come third when the data has a weight column. With `shuffle`, rows are shuffled
+        within each chunk, differently on every pass (seeded).
         """
         rng = np.random.default_rng([self.seed, self._passes[part]]) if shuffle else None
         self._passes[part] += 1
