@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,9 @@ import numpy as np
 from dlrun.data.preprocess import task_of
 from dlrun.spec.models import Spec
 from dlrun.spec.names import BINARY_LOSSES
+
+RARE = 0.10
+"""A binary target whose smaller class is below this share of the training rows is imbalanced."""
 
 
 @dataclass
@@ -20,6 +24,8 @@ class Report:
     rows: dict[str, int]
     classes: dict[str, int] | None
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)
+    """Facts worth seeing before training: steps per epoch, a schedule's steps in epochs, class weights."""
 
 
 def likely_mistakes(spec: Spec, targets: np.ndarray, classes: list | None) -> list[str]:
@@ -110,6 +116,48 @@ def nonfinite_warnings(spec: Spec) -> list[str]:
     ]
 
 
+def imbalance_warning(spec: Spec, balance: dict[str, int] | None) -> str | None:
+    """Warn of a binary target whose smaller class is rare, when nothing weighs or stratifies it."""
+    if not balance or len(balance) != 2:
+        return None
+    if spec.training.class_weight is not None or spec.data.weight_column is not None or spec.data.stratify:
+        return None
+    label, count = min(balance.items(), key=lambda item: item[1])
+    total = sum(balance.values())
+    if count / total >= RARE:
+        return None
+    return (
+        f"class {label} is {count / total:.1%} of the training rows ({count} of {total}): a model can score "
+        f"{1 - count / total:.0%} accuracy by never predicting it. Set training.class_weight: balanced (or "
+        "data.weight_column), data.stratify: true so every split keeps its share, and watch a metric such as "
+        "{name: auc, curve: PR}"
+    )
+
+
+def training_notes(spec: Spec, train_rows: int, class_weight: dict[str, float] | None) -> list[str]:
+    """Say how many optimizer steps an epoch is, a schedule's steps in epochs, and the class weights."""
+    training = spec.training
+    steps = math.ceil(train_rows / training.batch_size)
+    notes = [f"Steps per epoch: {steps} ({train_rows} training rows / batch_size {training.batch_size})"]
+    schedule = training.optimizer.schedule
+    if schedule is not None:
+        spans = []
+        for key, value in schedule.steps().items():
+            counts = value if isinstance(value, list) else [value]
+            epochs = ", ".join(f"{count / steps:.3g}" for count in counts)
+            spans.append(f"{key} {value} = {epochs} epochs")
+        total = steps * training.epochs
+        notes.append(
+            f"Learning rate: {schedule.name} over optimizer steps; {'; '.join(spans)}"
+            f"{'; ' if spans else ''}training.epochs {training.epochs} = {total} steps at most"
+        )
+    if class_weight is not None:
+        shown = ", ".join(f"{label} {weight:.4g}" for label, weight in class_weight.items())
+        how = "balanced: rows / (classes * rows of the class)" if training.class_weight == "balanced" else "as given"
+        notes.append(f"Class weights: {shown} ({how})")
+    return notes
+
+
 def check(spec: Spec) -> Report:
     """Prepare the data, build and compile the model as `train` would, without fitting it.
 
@@ -118,14 +166,18 @@ def check(spec: Spec) -> Report:
             output layer does not fit its classes.
     """
     from dlrun.backend import import_keras
+    from dlrun.data.fitter import class_weights, weights_by_label
     from dlrun.data.prepare import prepare
     from dlrun.model import check_output_width
+    from dlrun.training.callbacks import require_tensorboard
     from dlrun.training.fit import compile_model
 
-    notes = nonfinite_warnings(spec)
+    nonfinite = nonfinite_warnings(spec)
     keras = import_keras()
+    require_tensorboard(spec.training)
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)  # the error train gives
+    weights = class_weights(spec.training.class_weight, data.preprocessing, data.class_counts)
     keras.utils.set_random_seed(spec.seed)
     model = compile_model(spec, data.preprocessing.width)
     lines: list[str] = []
@@ -140,7 +192,10 @@ def check(spec: Spec) -> Report:
             str(labels[int(v)] if labels is not None and int(v) < len(labels) else _plain(v)): int(c)
             for v, c in zip(values, counts)
         }
-    return Report("\n".join(lines), data.rows, balance, notes + likely_mistakes(spec, y, classes))
+    warnings = nonfinite + likely_mistakes(spec, y, classes)
+    rare = imbalance_warning(spec, balance)
+    notes = training_notes(spec, data.rows["train"], weights_by_label(weights, data.preprocessing))
+    return Report("\n".join(lines), data.rows, balance, warnings + ([rare] if rare else []), notes)
 
 
 def _plain(value: Any) -> Any:

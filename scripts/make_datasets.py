@@ -2,7 +2,8 @@
 
 The course's own datasets cannot be downloaded here, so the examples learn from data that
 scikit-learn ships offline: diabetes (regression) stands in for red wine quality, breast cancer
-(0/1) for Ionosphere, and wine (three cultivars) serves a multi-class example.
+(0/1) for Ionosphere, and wine (three cultivars) serves a multi-class example. A rare-class version
+of breast cancer (every benign tumour, a seeded few malignant ones) serves the imbalanced example.
 
 The output is deterministic (fixed float format, no index, `\\n` line endings), so re-running the
 script reproduces the committed files byte for byte; `tests/test_datasets.py` checks that.
@@ -17,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
@@ -56,7 +58,29 @@ def wine() -> pd.DataFrame:
     return frame
 
 
-DATASETS = {"diabetes.csv": diabetes, "breast_cancer.csv": breast_cancer, "wine.csv": wine}
+RARE_MALIGNANT = 35
+"""Malignant rows kept in breast_cancer_rare.csv: 35 of 392 rows (8.9%), a rare class."""
+
+
+def breast_cancer_rare() -> pd.DataFrame:
+    """Return breast cancer with malignant tumours rare: every benign row, 35 malignant ones drawn with seed 0.
+
+    The target `diagnosis` holds the labels as text (benign, malignant), so class weights name them.
+    """
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.data.rename(columns=snake_case)
+    frame["diagnosis"] = bunch.target_names[bunch.target.to_numpy()]
+    malignant = frame.index[frame["diagnosis"] == "malignant"].to_numpy()
+    kept = np.random.default_rng(0).choice(malignant, RARE_MALIGNANT, replace=False)
+    return frame[(frame["diagnosis"] == "benign") | frame.index.isin(kept)].reset_index(drop=True)
+
+
+DATASETS = {
+    "diabetes.csv": diabetes,
+    "breast_cancer.csv": breast_cancer,
+    "wine.csv": wine,
+    "breast_cancer_rare.csv": breast_cancer_rare,
+}
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

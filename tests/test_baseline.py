@@ -86,11 +86,31 @@ def test_regression_and_multiclass_baselines_of_the_bundled_configs():
         assert baseline(spec, data)["baseline"]["loss"] == pytest.approx(check(data), rel=1e-5), config
 
 
-def test_a_metric_keras_cannot_compute_on_the_targets_scores_none_and_the_others_still_score(tmp_path):
+def test_a_metric_keras_cannot_compute_on_the_targets_scores_none_and_the_others_still_score(tmp_path, monkeypatch):
+    from dlrun.training import fit
+
     make_binary_csv(tmp_path / "data.csv")
-    # binary_crossentropy as a metric fails on a 1-D target in Keras (training fails the same way)
     spec = load_spec(write_spec(tmp_path, binary_spec(metrics=["binary_accuracy", "binary_crossentropy"])))
     data = prepare(spec.data, spec.seed, spec.training.loss)
+    scores = score(spec, [0.5], data.y_valid)
+    assert scores["binary_crossentropy"] == pytest.approx(np.log(2), rel=1e-5)  # targets reach Keras as (rows, 1)
+
+    built = fit.keras_metric
+
+    def failing(keras, metric, task):  # a metric Keras cannot compute on these targets
+        if metric.name != "binary_crossentropy":
+            return built(keras, metric, task)
+
+        class Fails(keras.metrics.Metric):
+            def update_state(self, *args, **kwargs):
+                raise ValueError("shapes do not match")
+
+            def result(self):
+                return 0.0
+
+        return Fails(name="binary_crossentropy")
+
+    monkeypatch.setattr(fit, "keras_metric", failing)
     scores = score(spec, [0.5], data.y_valid)
     assert scores["binary_crossentropy"] is None
     assert scores["loss"] == pytest.approx(np.log(2), rel=1e-5) and scores["binary_accuracy"] is not None

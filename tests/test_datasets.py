@@ -10,7 +10,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "configs" / "data"
-SHAPES = {"diabetes.csv": (442, 11), "breast_cancer.csv": (569, 31), "wine.csv": (178, 14)}
+SHAPES = {
+    "diabetes.csv": (442, 11),
+    "breast_cancer.csv": (569, 31),
+    "wine.csv": (178, 14),
+    "breast_cancer_rare.csv": (392, 31),
+}
 
 
 def _load_script():
@@ -57,3 +62,7 @@ def test_targets() -> None:
     assert wine.columns[-1] == "cultivar"
     assert wine["cultivar"].value_counts().to_dict() == {"class_1": 71, "class_0": 59, "class_2": 48}
     assert "od280_od315_of_diluted_wines" in wine.columns
+    rare = pd.read_csv(DATA / "breast_cancer_rare.csv")
+    assert rare["diagnosis"].value_counts().to_dict() == {"benign": 357, "malignant": 35}  # 8.9%: a rare class
+    whole = pd.read_csv(DATA / "breast_cancer.csv")
+    assert (whole["target"] == 1).sum() == 357  # every benign row kept (1 is benign in the 0/1 file)

@@ -11,7 +11,14 @@ import pytest
 
 from dlrun.backend import import_keras
 from dlrun.spec import names
-from dlrun.spec.models import OPTIMIZER_MODELS, TrainingSpec
+from dlrun.spec.models import (
+    METRIC_MODELS,
+    OPTIMIZER_MODELS,
+    SCHEDULE_MODELS,
+    ReduceLROnPlateauSpec,
+    TensorBoardSpec,
+    TrainingSpec,
+)
 
 keras = import_keras()
 from keras.src import activations, initializers, losses, metrics, optimizers  # noqa: E402
@@ -147,3 +154,168 @@ def test_keras_takes_one_clipping_argument():
     for pair in itertools.combinations(names.OPTIMIZER_CLIPPING, 2):
         with pytest.raises(ValueError, match="Only one of"):
             keras.optimizers.SGD(**dict.fromkeys(pair, 1.0))
+
+
+# --- learning-rate schedules, metrics with arguments, callbacks ----------------------------------
+
+
+def _signature(cls, left_out=("self", "name", "dtype", "kwargs")) -> dict:
+    """Return a Keras class's keyword arguments and defaults; REQUIRED where there is no default."""
+    parameters = inspect.signature(cls.__init__).parameters
+    return {
+        key: names.REQUIRED if p.default is p.empty else p.default
+        for key, p in parameters.items()
+        if key not in left_out
+    }
+
+
+def test_schedules_are_kerass_with_their_arguments_and_defaults():
+    schedules = keras.optimizers.schedules
+    exported = {
+        name
+        for name in dir(schedules)
+        if isinstance(getattr(schedules, name), type)
+        and issubclass(getattr(schedules, name), schedules.LearningRateSchedule)
+        and getattr(schedules, name) is not schedules.LearningRateSchedule
+    }
+    assert set(names.SCHEDULE_CLASSES.values()) == exported
+    assert set(names.SCHEDULE_CLASSES) == set(names.SCHEDULES)
+    for name, arguments in names.SCHEDULES.items():
+        assert _signature(getattr(schedules, names.SCHEDULE_CLASSES[name])) == arguments, name
+
+
+@pytest.mark.parametrize("name", sorted(names.SCHEDULES))
+def test_spec_schedules_build_kerass_schedule(name):
+    given = {
+        "initial_learning_rate": 0.1,
+        "decay_steps": 10,
+        "first_decay_steps": 10,
+        "decay_rate": 0.5,
+        "boundaries": [5, 10],
+        "values": [0.1, 0.01, 0.001],
+    }
+    given = {key: value for key, value in given.items() if key in names.SCHEDULES[name]}
+    model = SCHEDULE_MODELS[name](name=name, **given)
+    assert model.kwargs() == given  # what the spec gave, no more: Keras fills in its own defaults
+    built = getattr(keras.optimizers.schedules, model.keras_class)(**model.kwargs())
+    assert float(built(6)) < float(built(0)) == pytest.approx(0.1)
+
+
+def test_schedule_step_counts_are_kerass_checks():
+    # Keras refuses a decay_steps of 0 and a values list that does not fit boundaries, as the spec does.
+    with pytest.raises(ValueError, match="decay_steps"):
+        keras.optimizers.schedules.ExponentialDecay(0.1, 0, 0.5)
+    with pytest.raises(ValueError, match="length of boundaries"):
+        keras.optimizers.schedules.PiecewiseConstantDecay([10], [0.1, 0.01, 0.001])
+
+
+def test_metric_classes_and_arguments_match_keras():
+    assert set(names.METRIC_CLASSES) == set(names.METRICS) == set(names.METRIC_ARGUMENTS)
+    for name, class_name in names.METRIC_CLASSES.items():
+        cls = metrics.ALL_OBJECTS_DICT[name]
+        assert cls is getattr(keras.metrics, class_name), name
+        actual = _signature(cls)
+        actual = {k: list(v) if isinstance(v, tuple) else v for k, v in actual.items()}
+        assert actual == names.METRIC_ARGUMENTS[name], name
+
+
+def _valid(name: str, key: str, default):
+    """A value Keras takes for a metric argument, other than its default where one is easy to name."""
+    kind = names.METRIC_ARGUMENT_TYPES.get(f"{name}.{key}", names.METRIC_ARGUMENT_TYPES.get(key, "float"))
+    if key in names.METRIC_CHOICES:
+        return names.METRIC_CHOICES[key][-1]
+    if isinstance(default, bool):
+        return not default
+    examples = {"num_thresholds": 50, "num_labels": 1, "label_weights": [1.0], "target_class_ids": [1], "axis": -1}
+    examples |= {"top_k": 1, "class_id": 0, "num_regressors": 2, "ignore_class": 0, "k": 2, "beta": 2.0}
+    if key in examples:
+        return examples[key]
+    if kind.startswith("list[float]"):
+        return [0.3, 0.7]
+    return 0.3
+
+
+@pytest.mark.parametrize("name", sorted(names.METRICS))
+def test_every_metric_argument_reaches_kerass_class(name):
+    arguments = names.METRIC_ARGUMENTS[name]
+    given = {key: _valid(name, key, default) for key, default in arguments.items()}
+    if "num_labels" in given:
+        given["multi_label"] = True
+    model = METRIC_MODELS[name](name=name, **given)
+    metric = getattr(keras.metrics, names.METRIC_CLASSES[name])(name=model.column_name, **model.kwargs())
+    config = {**getattr(metric, "_fn_kwargs", {}), **metric.get_config()}  # a wrapped function keeps its kwargs
+    for key, value in given.items():
+        if name == "auc" and key == "num_thresholds":
+            continue  # given thresholds replace num_thresholds, as the argument's description says
+        kept = config[key] if key in config else getattr(metric, key)
+        if isinstance(value, list):
+            assert list(np.ravel(kept)) == pytest.approx(value), (name, key, kept)
+        else:
+            assert kept == value, (name, key, kept)
+
+
+def test_metric_choices_are_what_keras_accepts():
+    builders = {
+        "curve": lambda v: keras.metrics.AUC(curve=v),
+        "summation_method": lambda v: keras.metrics.AUC(summation_method=v),
+        "average": lambda v: keras.metrics.F1Score(average=v),
+        "class_aggregation": lambda v: keras.metrics.R2Score(class_aggregation=v),
+    }
+    assert set(builders) == set(names.METRIC_CHOICES)
+    for key, build in builders.items():
+        for choice in names.METRIC_CHOICES[key]:
+            build(choice)
+        with pytest.raises(ValueError):
+            build("nonsense")
+
+
+@pytest.mark.parametrize("key", sorted(names.METRIC_RANGES))
+def test_metric_ranges_are_kerass(key):
+    metric, _, argument = key.rpartition(".")
+    metric = metric or next(
+        name
+        for name, arguments in names.METRIC_ARGUMENTS.items()
+        if argument in arguments and f"{name}.{argument}" not in names.METRIC_RANGES
+    )
+    cls = getattr(keras.metrics, names.METRIC_CLASSES[metric])
+    number = int if names.METRIC_ARGUMENT_TYPES.get(argument) == "int" else float
+    for bound, value in names.METRIC_RANGES[key].items():
+        inside = {"ge": value, "le": value, "gt": value + 1, "lt": value - 1}[bound]
+        outside = {"ge": value - 1, "le": value + 1, "gt": value, "lt": value}[bound]
+        cls(**{argument: number(inside)})
+        with pytest.raises(ValueError):
+            cls(**{argument: number(outside)})
+
+
+def _score(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Score predictions with the metric Keras compiles for `name` (accuracy: sparse for several outputs)."""
+    metric = keras.metrics.SparseCategoricalAccuracy() if name == "accuracy" else keras.metrics.get(name)
+    metric = metric if isinstance(metric, keras.metrics.Metric) else keras.metrics.MeanMetricWrapper(metric)
+    metric.update_state(y_true, y_pred)
+    return float(np.ravel(keras.ops.convert_to_numpy(metric.result()))[0])
+
+
+def test_class_id_metrics_are_the_ones_keras_scores_on_class_ids():
+    ids = np.array([0, 1, 2, 1, 0, 2], dtype="int32")
+    softmax = np.random.default_rng(0).dirichlet(np.ones(3), size=6).astype("float32")
+    for name in sorted(names.METRICS):
+        if name in names.CLASS_ID_METRICS:
+            assert np.isfinite(_score(name, ids, softmax)), name
+        elif name in names.ONE_HOT_METRICS:
+            continue  # Keras runs them on class ids, reading the ids as one-hot rows: checked below
+        else:
+            with pytest.raises(Exception):  # noqa: B017 (shape errors of several kinds)
+                _score(name, ids, softmax)
+    # categorical_accuracy reads the class ids as one one-hot row: right predictions score 1/3, not 1.
+    right = (np.eye(3)[ids] * 0.9 + 0.1 / 3).astype("float32")
+    assert _score("sparse_categorical_accuracy", ids, right) == 1.0
+    assert _score("categorical_accuracy", ids, right) == pytest.approx(1 / 3)
+
+
+def test_reduce_lr_on_plateau_and_tensorboard_specs_are_kerass_arguments():
+    plateau = _signature(keras.callbacks.ReduceLROnPlateau, ("self", "verbose", "kwargs"))
+    assert {key: field.default for key, field in ReduceLROnPlateauSpec.model_fields.items()} == plateau
+    board = _signature(keras.callbacks.TensorBoard, ("self",))
+    ours = {key: field.default for key, field in TensorBoardSpec.model_fields.items()}
+    assert set(board) - set(ours) == {"log_dir", "embeddings_freq", "embeddings_metadata"}  # dlrun's; no embeddings
+    assert ours == {key: board[key] for key in ours}

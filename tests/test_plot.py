@@ -318,3 +318,30 @@ def test_overlay_figure_colours_each_run_and_dots_its_best_epoch(tmp_path):
     labels = [text.get_text() for text in fig.legends[0].get_texts()]
     assert labels == ["a/20240101-120000", "b/20240101-120000", "training", "validation", "best epoch"]
     assert lines[0].get_color() == dots[0].get_color() != lines[2].get_color()
+
+
+def test_a_changing_learning_rate_gets_its_own_figure_and_panel(tmp_path):
+    decaying = make_run(tmp_path / "runs", "decay", epochs=6)
+    history = pd.read_csv(decaying / "history.csv")
+    history["learning_rate"] = 0.01 * 0.5 ** np.arange(6)  # 0.01 down to 0.0003: a factor of 32
+    history.to_csv(decaying / "history.csv", index=False)
+    constant = make_run(tmp_path / "runs", "constant", epochs=6)
+
+    written = plot.write_run_plots(decaying)
+    assert [p.name for p in written] == ["loss.png", "binary_accuracy.png", "learning_rate.png"]
+    assert_png(written[-1])
+    assert [p.name for p in plot.write_run_plots(constant)] == ["loss.png", "binary_accuracy.png"]
+
+    figure = plot.run_figures(read_history(decaying), best_of(read_history(decaying)), "run")["learning_rate"]
+    (line,) = [line for line in figure.axes[0].lines if line.get_linestyle() == "-"]
+    assert list(line.get_ydata()) == pytest.approx(list(history["learning_rate"]))
+    assert figure.axes[0].get_yscale() == "log"  # spans more than a factor of 10
+
+    overlay = plot.overlay_figure([tmp_path / "runs"], None, 1)
+    titles = [ax.get_title() for ax in overlay.axes if ax.get_visible()]
+    assert titles == ["loss", "binary_accuracy", "learning_rate"]
+    assert [ax.get_title() for ax in plot.overlay_figure([constant], None, 1).axes if ax.get_visible()] == [
+        "loss",
+        "binary_accuracy",
+    ]
+    assert plot._panels(["learning_rate"], ["loss", "learning_rate"]) == [("learning_rate", ["learning_rate"])]

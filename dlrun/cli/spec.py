@@ -83,6 +83,8 @@ def check(
             "Training classes: " + ", ".join(f"{label} {n} ({n / total:.0%})" for label, n in report.classes.items()),
             markup=False,
         )
+    for note in report.notes:
+        out.print(note, markup=False, soft_wrap=True)
     for warning in report.warnings:
         err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if not report.warnings:

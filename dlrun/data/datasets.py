@@ -2,6 +2,8 @@
 
 Keras rebuilds its input pipeline every epoch when given arrays; on small data that costs far more
 than the math. Datasets built once, cached and repeated, keep one iterator for the whole fit.
+Targets reach the model in `target_shape`; sample weights (data.weight_column), when there are any,
+ride along as each element's third part, in training and validation alike.
 
 Each epoch's shuffle order is a pure function of (seed, epoch), never of the pipeline's history, so
 a run resumed at epoch k (`dlrun train --resume`) reads its rows in the order epoch k did.
@@ -13,7 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from dlrun.data.prepare import Prepared
+from dlrun.data.preprocess import target_shape
 
 
 @dataclass
@@ -24,42 +29,63 @@ class Datasets:
     valid: Any
     steps: int
     valid_steps: int
+    class_weight: dict[int, float] | None = None
+    """The class weights for `model.fit(class_weight=...)`; None when there are none, or when they are
+    already folded into the training rows' sample weights (Keras takes one or the other)."""
 
 
-def fit_datasets(data: Prepared, batch_size: int, shuffle: bool, seed: int, first_epoch: int = 0) -> Datasets:
+def fit_datasets(
+    data: Prepared,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    first_epoch: int = 0,
+    class_weight: dict[int, float] | None = None,
+) -> Datasets:
     """Build the training and validation datasets, in memory or streamed from the CSV.
 
     Args:
         first_epoch: The epoch (0-based) the training dataset starts at: a resumed run's next epoch.
+        class_weight: each class id's weight; with sample weights, the two multiply.
     """
     import tensorflow as tf
 
     steps = math.ceil(data.rows["train"] / batch_size)
     valid_steps = math.ceil(data.rows["validation"] / batch_size)
+    weighted = data.preprocessing.weight_column is not None
     if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
         # The stream seeds each pass's shuffle with (seed, pass number): start where the run left off.
         data.stream._passes["train"] = first_epoch
         train = data.stream.dataset("train", batch_size, shuffle=shuffle)
         valid = data.stream.dataset("validation", batch_size, repeat=False)
-        return Datasets(train, valid, steps, valid_steps)
+        if weighted and class_weight:
+            train = train.map(_times_class_weight(class_weight))
+            class_weight = None
+        return Datasets(train, valid, steps, valid_steps, class_weight)
+    weights = data.w_train
+    if weighted and class_weight:
+        table = np.array([class_weight[i] for i in range(len(class_weight))], dtype="float32")
+        weights, class_weight = weights * table[data.y_train.astype(int)], None
+    parts = _parts(data, data.x_train, data.y_train, weights)
     if shuffle:
-        train = _shuffled(data.x_train, data.y_train, batch_size, seed, first_epoch)
+        train = _shuffled(parts, batch_size, seed, first_epoch)
     else:
-        train = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache().batch(batch_size).repeat()
+        train = tf.data.Dataset.from_tensor_slices(parts).cache().batch(batch_size).repeat()
     train = train.prefetch(1)
     # Repeated too, so Keras keeps one validation iterator for the whole fit; steps_per_execution
     # divides validation_steps, so no evaluation reads into the next pass.
-    valid = tf.data.Dataset.from_tensor_slices((data.x_valid, data.y_valid)).batch(batch_size).cache().repeat()
+    valid_parts = _parts(data, data.x_valid, data.y_valid, data.w_valid)
+    valid = tf.data.Dataset.from_tensor_slices(valid_parts).batch(batch_size).cache().repeat()
     # Keras makes a new validation iterator every epoch. With tf.data's autotuner and graph
     # rewrites on, each one starts a tuning thread and rewrites the pipeline: 17 ms an epoch when
     # another process holds the other core, 0.3 ms without. Cached arrays have nothing to tune.
     options = tf.data.Options()
     options.autotune.enabled = False
     options.experimental_optimization.apply_default_optimizations = False
-    return Datasets(train.with_options(options), valid.with_options(options), steps, valid_steps)
+    return Datasets(train.with_options(options), valid.with_options(options), steps, valid_steps, class_weight)
 
 
-def _shuffled(x, y, batch_size: int, seed: int, first_epoch: int):
+def _shuffled(parts: tuple, batch_size: int, seed: int, first_epoch: int):
     """Return endless training batches, each epoch in an order drawn from (seed, epoch) alone.
 
     A stateless shuffle of the row indices per epoch, then one gather per batch: `tf.data`'s
@@ -67,8 +93,8 @@ def _shuffled(x, y, batch_size: int, seed: int, first_epoch: int):
     """
     import tensorflow as tf
 
-    x, y = tf.constant(x), tf.constant(y)
-    rows = tf.range(len(x), dtype=tf.int64)
+    tensors = tuple(tf.constant(part) for part in parts)
+    rows = tf.range(len(parts[0]), dtype=tf.int64)
     seed = tf.constant(seed % 2**63, tf.int64)
 
     def one_epoch(epoch):
@@ -76,7 +102,7 @@ def _shuffled(x, y, batch_size: int, seed: int, first_epoch: int):
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     epochs = tf.data.Dataset.range(first_epoch, 2**62)
-    return epochs.flat_map(one_epoch).map(lambda index: (tf.gather(x, index), tf.gather(y, index)))
+    return epochs.flat_map(one_epoch).map(lambda index: tuple(tf.gather(t, index) for t in tensors))
 
 
 def test_dataset(data: Prepared, batch_size: int) -> tuple[Any, int]:
@@ -86,5 +112,25 @@ def test_dataset(data: Prepared, batch_size: int) -> tuple[Any, int]:
     if data.stream is not None:
         dataset = data.stream.dataset("test", batch_size, repeat=False)
     else:
-        dataset = tf.data.Dataset.from_tensor_slices((data.x_test, data.y_test)).batch(batch_size)
+        dataset = tf.data.Dataset.from_tensor_slices(_parts(data, data.x_test, data.y_test, data.w_test))
+        dataset = dataset.batch(batch_size)
     return dataset, math.ceil(data.rows["test"] / batch_size)
+
+
+def _parts(data: Prepared, x, y, w) -> tuple:
+    """Return (inputs, targets[, weights]) in the shapes the model reads."""
+    y = y.reshape(-1, *target_shape(data.preprocessing.task))
+    return (x, y) if w is None else (x, y, w)
+
+
+def _times_class_weight(class_weight: dict[int, float]):
+    """Return a `Dataset.map` function that multiplies each row's sample weight by its class's weight."""
+    import tensorflow as tf
+
+    table = tf.constant([class_weight[i] for i in range(len(class_weight))], dtype=tf.float32)
+
+    def weigh(x, y, w):
+        ids = tf.reshape(tf.cast(tf.round(y), tf.int32), [-1])
+        return x, y, w * tf.gather(table, ids)
+
+    return weigh

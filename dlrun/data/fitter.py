@@ -40,7 +40,7 @@ from dlrun.data.preprocess import (
     to_numbers,
 )
 from dlrun.errors import DataError
-from dlrun.spec.models import CsvOptions, DataSpec
+from dlrun.spec.models import CsvOptions, DataSpec, label_text
 
 
 @dataclass
@@ -64,6 +64,12 @@ class Prepared:
     """Per part (validation, test), rows per column whose category was not in the training rows."""
     stream: Any = None
     """A `dlrun.data.stream.Stream` when the CSV is streamed; None when the arrays above hold the data."""
+    w_train: np.ndarray | None = None
+    w_valid: np.ndarray | None = None
+    w_test: np.ndarray | None = None
+    """Sample weights of each part's rows (data.weight_column); None without a weight column, or when streamed."""
+    class_counts: dict[Any, int] = field(default_factory=dict)
+    """Training rows per class label (classification only)."""
 
     @property
     def has_test(self) -> bool:
@@ -101,10 +107,13 @@ class Columns:
         """Plans of the columns whose gaps remove the row."""
         return [plan for plan in self.plans if plan.missing == "drop_rows"]
 
+    weight: str | None = None
+    """The sample-weight column, if any."""
+
     @property
     def dropped_columns(self) -> list[str]:
-        """Columns of the training CSV that the model does not use."""
-        return [c for c in self.header if c not in self.features and c != self.target]
+        """Columns of the training CSV that the model does not use (as input, target or weight)."""
+        return [c for c in self.header if c not in self.features and c not in (self.target, self.weight)]
 
     @property
     def text_columns(self) -> list[str]:
@@ -122,6 +131,7 @@ class Columns:
             keep_values=keep_values,
             max_categories=spec.max_categories,
             inferred={name for name, kind in self.kinds.items() if not kind.declared},
+            weight=self.weight,
         )
 
 
@@ -134,7 +144,7 @@ def plan_columns(spec: DataSpec, loss: str) -> Columns:
     header = read_header(spec.path, spec.csv)
     features = select_features(header, spec, spec.path)
     kinds = column_kinds(spec, header, features)
-    return Columns(task_of(loss), spec.target, header, features, kinds, plans_for(spec, kinds))
+    return Columns(task_of(loss), spec.target, header, features, kinds, plans_for(spec, kinds), spec.weight_column)
 
 
 def plans_for(spec: DataSpec, kinds: dict[str, Kind]) -> list[Plan]:
@@ -149,6 +159,50 @@ def plans_for(spec: DataSpec, kinds: dict[str, Kind]) -> list[Plan]:
         scale = (column.scale if column else None) or spec.scale
         plans.append(Plan(name, kind.kind, missing, fill, scale, kind.format, kind.parts))
     return plans
+
+
+_YAML_WORDS = {"true": ("true", "yes", "y", "on"), "false": ("false", "no", "n", "off")}
+"""What YAML 1.1 reads as true or false in an unquoted key: `yes: 5` may mean a label 'yes'."""
+
+
+def class_weights(setting: str | dict[str, float] | None, pre: Preprocessing, counts: dict) -> dict[int, float] | None:
+    """Return each class id's weight for `model.fit(class_weight=...)`, from `training.class_weight`.
+
+    `balanced` gives a class n_rows / (n_classes * its rows), counted on the training rows (scikit-learn's
+    rule); a mapping names classes by the CSV's labels (as `label_text` writes them), others weigh 1.
+
+    Raises:
+        DataError: a label in the mapping is not a class of the target.
+    """
+    labels = pre.class_labels
+    if setting is None or labels is None:
+        return None
+    if setting == "balanced":
+        total = sum(counts.get(label, 0) for label in labels)
+        return {i: total / (len(labels) * counts[label]) for i, label in enumerate(labels)}
+    weights = {i: 1.0 for i in range(len(labels))}
+    texts = [label_text(label) for label in labels]
+    for key, weight in setting.items():
+        matches = [i for i, text in enumerate(texts) if text == key]
+        if not matches and key in _YAML_WORDS:
+            matches = [i for i, text in enumerate(texts) if text.lower() in _YAML_WORDS[key]]
+        if len(matches) != 1:
+            quote = (
+                "; YAML reads unquoted yes/no/on/off as true/false, so quote such labels" if key in _YAML_WORDS else ""
+            )
+            raise DataError(
+                f"training.class_weight: {key!r} is not a class of target {pre.target!r}; its classes are "
+                f"{', '.join(texts)} (give the labels as the CSV writes them{quote})"
+            )
+        weights[matches[0]] = weight
+    return weights
+
+
+def weights_by_label(weights: dict[int, float] | None, pre: Preprocessing) -> dict[str, float] | None:
+    """Return class weights by the CSV's labels (as `label_text` writes them), for summary.json and `dlrun check`."""
+    if weights is None:
+        return None
+    return {label_text(label): round(weights[i], 6) for i, label in enumerate(pre.class_labels)}
 
 
 def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
@@ -204,11 +258,12 @@ class Fitter:
         keep_values: bool = True,
         max_categories: int = 50,
         inferred: set[str] | None = None,
+        weight: str | None = None,
     ):
         self.plans, self.target, self.task, self.source = plans, target, task, source
         self.options = options or CsvOptions()
         self.na = missing_texts(self.options)
-        self.max_categories, self.inferred = max_categories, inferred or set()
+        self.max_categories, self.inferred, self.weight = max_categories, inferred or set(), weight
         self.stats: dict[str, Any] = {}
         for plan in plans:
             _check_plan(plan, keep_values)
@@ -295,7 +350,9 @@ class Fitter:
                 )
             elif found != [0, 1]:
                 labels = found
-        return Preprocessing(features, self.target, columns, classes, self.task, labels, csv, dropped_columns)
+        return Preprocessing(
+            features, self.target, columns, classes, self.task, labels, csv, dropped_columns, self.weight
+        )
 
     def _column(self, plan: Plan) -> Column:
         stats = self.stats[plan.name]

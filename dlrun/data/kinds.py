@@ -283,11 +283,16 @@ def select_features(columns: list[str], spec: DataSpec, source: str) -> list[str
     """Return the feature columns the spec asks for, checked against a CSV's columns.
 
     Raises:
-        DataError: the target, a feature, a dropped or a configured column is not in the CSV, or no feature is left.
+        DataError: the target, the weight column, a feature, a dropped or a configured column is not in the CSV,
+            or no feature is left.
     """
     available = ", ".join(columns)
     if spec.target not in columns:
         raise DataError(f"data.target: column {spec.target!r} is not in {source}; its columns are: {available}")
+    if spec.weight_column is not None and spec.weight_column not in columns:
+        raise DataError(
+            f"data.weight_column: column {spec.weight_column!r} is not in {source}; its columns are: {available}"
+        )
     for key, wanted in (
         ("data.features", spec.features or []),
         ("data.drop", spec.drop),
@@ -296,7 +301,7 @@ def select_features(columns: list[str], spec: DataSpec, source: str) -> list[str
         missing = [c for c in wanted if c not in columns]
         if missing:
             raise DataError(f"{key}: {', '.join(map(repr, missing))} not in {source}; its columns are: {available}")
-    left_out = set(spec.drop) | {c for c, s in spec.columns.items() if s.kind == "ignore"}
+    left_out = set(spec.drop) | {c for c, s in spec.columns.items() if s.kind == "ignore"} | {spec.weight_column}
     if spec.features is not None:
         features = [c for c in spec.features if c not in left_out]
     else:

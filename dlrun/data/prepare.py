@@ -69,7 +69,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     pre = fitter.finish(columns.features, spec.csv.model_dump(), columns.dropped_columns)
     encoded: dict[str, Encoded] = {}
     for part, rows in parts.items():
-        encoded[part] = pre.apply(rows, sources[part])
+        encoded[part] = pre.apply(rows, sources[part], weighted=True)
         if part != "train":
             for key, count in encoded[part].dropped.items():
                 dropped[key] += count
@@ -90,6 +90,10 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
         rows={part: int(len(e.x)) for part, e in encoded.items()},
         dropped=dropped,
         unseen={part: e.unseen for part, e in encoded.items() if part != "train" and e.unseen},
+        w_train=encoded["train"].w,
+        w_valid=encoded["validation"].w,
+        w_test=test.w if test else None,
+        class_counts=dict(fitter.labels),
     )
 
 

@@ -42,6 +42,15 @@ def task_of(loss: str) -> str:
     return "binary" if loss in BINARY_LOSSES else "regression"
 
 
+def target_shape(task: str) -> tuple[int, ...]:
+    """Return the shape of one row's target as the model reads it: a class id, or a column of one number.
+
+    A model with one output reads (rows, 1) targets, as wide as its output: Keras's F1Score and
+    FBetaScore refuse anything else, and its crossentropy metrics want targets of the output's rank.
+    """
+    return () if task == "multiclass" else (1,)
+
+
 # --- cells to values ------------------------------------------------------------------------------------
 
 
@@ -153,6 +162,24 @@ def _cells(source: str, options: CsvOptions, name: str, indexes: list) -> dict[A
         return {i: (line, cells[position]) for i, (line, cells) in locate(source, options, indexes).items()}
     except (DataError, OSError, ValueError, TypeError):
         return {}
+
+
+def sample_weights(series, name: str, source: str, options: CsvOptions) -> np.ndarray:
+    """Return a weight column as float32: numbers 0 or more, every cell filled.
+
+    Raises:
+        DataError: a cell is empty, not a number, or negative; the message names the column and lines.
+    """
+    values = to_numbers(series, name, source, options)
+    for bad, what in ((np.isnan(values), "empty"), (values < 0, "negative")):
+        if bad.any():
+            lines = ", ".join(str(line_of(i)) for i in sorted(series.index[bad])[:5])
+            raise DataError(
+                f"{source}: data.weight_column {name!r} is {what} on line {lines}{', ...' if bad.sum() > 5 else ''} "
+                f"({int(bad.sum())} row{'s' if bad.sum() > 1 else ''}); every row needs a weight of 0 or more: fix "
+                "the cells, or leave the rows out"
+            )
+    return values.astype("float32")
 
 
 def _refuse_text(series, bad: np.ndarray, name: str, source: str, options: CsvOptions) -> None:
@@ -336,6 +363,8 @@ class Encoded:
     dropped: dict[str, int]
     unseen: dict[str, int]
     """Per categorical column, rows whose value was not a training category (encoded as all zeros)."""
+    w: np.ndarray | None = None
+    """Each row's sample weight (data.weight_column), when asked for; None otherwise."""
 
 
 @dataclass
@@ -358,6 +387,8 @@ class Preprocessing:
     are read the same way."""
     dropped_columns: list[str] = field(default_factory=list)
     """Columns of the training CSV that the model does not use."""
+    weight_column: str | None = None
+    """The column of per-row sample weights (data.weight_column); None: every row weighs 1."""
 
     @property
     def input_names(self) -> list[str]:
@@ -386,16 +417,24 @@ class Preprocessing:
         """Read a CSV of new rows as training read its own: the same options, the same text columns."""
         return read_chunks(path, self.options, chunk_rows, check_ragged, self.text_columns)
 
-    def apply(self, frame, source: str, labelled: bool = True) -> Encoded:
-        """Turn raw rows into model inputs (and targets when `labelled`).
+    @property
+    def class_labels(self) -> list[Any] | None:
+        """The target's labels in class-id order (the CSV's own, for 0, 1, ...); None for regression."""
+        if self.task == "regression":
+            return None
+        return self.classes if self.task == "multiclass" else (self.labels or [0, 1])
+
+    def apply(self, frame, source: str, labelled: bool = True, weighted: bool = False) -> Encoded:
+        """Turn raw rows into model inputs (and targets when `labelled`, sample weights when `weighted`).
 
         Rows with an empty target, or a gap in a drop_rows column, are left out and counted.
 
         Raises:
             DataError: a required column is missing, a numeric cell holds text, a gap in a column whose
-                strategy is error, or a label the model does not know.
+                strategy is error, a label the model does not know, or a weight that is empty or negative.
         """
-        self.check_columns(list(frame.columns), source, labelled)
+        weighted = weighted and self.weight_column is not None
+        self.check_columns(list(frame.columns), source, labelled, weighted)
         kept, dropped = keep_rows(
             frame,
             self.target if labelled else None,
@@ -418,15 +457,17 @@ class Preprocessing:
                     unseen[column.name] = n_unseen
         x = np.hstack(parts).astype("float32") if parts else np.zeros((len(rows), 0), "float32")
         y = self.targets(rows, source) if labelled else None
-        return Encoded(x, y, kept, dropped, unseen)
+        w = sample_weights(rows[self.weight_column], self.weight_column, source, self.options) if weighted else None
+        return Encoded(x, y, kept, dropped, unseen, w)
 
-    def check_columns(self, columns: list, source: str, labelled: bool = True) -> None:
-        """Refuse a CSV that lacks a feature column, or (when `labelled`) the target.
+    def check_columns(self, columns: list, source: str, labelled: bool = True, weighted: bool = False) -> None:
+        """Refuse a CSV that lacks a feature column, (when `labelled`) the target, or (when `weighted`) the weights.
 
         Raises:
             DataError: the missing columns, and for a missing target that predicting needs none.
         """
-        absent = [c for c in self.features if c not in columns]
+        needed = self.features + ([self.weight_column] if weighted and self.weight_column is not None else [])
+        absent = [c for c in needed if c not in columns]
         if absent:
             raise DataError(
                 f"{source} lacks column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
@@ -480,7 +521,7 @@ class Preprocessing:
         check_labels(column, self.target, source, self.options)
         import pandas as pd
 
-        names = self.classes if self.task == "multiclass" else (self.labels or [0, 1])
+        names = self.class_labels
         index = {label: i for i, label in enumerate(names)}
         codes, uniques = pd.factorize(column)  # label_of once per distinct value, not per row
         labels = [label_of(v) for v in uniques]

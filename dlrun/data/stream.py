@@ -15,7 +15,7 @@ import numpy as np
 
 from dlrun.data.csvfile import read_chunks
 from dlrun.data.fitter import Prepared, check_target, plan_columns
-from dlrun.data.preprocess import Preprocessing, keep_rows
+from dlrun.data.preprocess import Preprocessing, keep_rows, sample_weights, target_shape
 from dlrun.errors import DataError
 from dlrun.runs.layout import file_sha256
 from dlrun.spec.models import DataSpec
@@ -52,16 +52,17 @@ class Stream:
             codes = assign(rng, len(chunk), spec)
             yield chunk[codes == CODES[part]]
 
-    def batches(self, part: str, batch_size: int, shuffle: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (inputs, targets) batches of exactly `batch_size` rows (the last one may be smaller).
+    def batches(self, part: str, batch_size: int, shuffle: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
+        """Yield (inputs, targets[, weights]) batches of exactly `batch_size` rows (the last one may be smaller).
 
-        With `shuffle`, rows are shuffled within each chunk, differently on every pass (seeded).
+        Sample weights come third when the data has a weight column. With `shuffle`, rows are shuffled
+        within each chunk, differently on every pass (seeded).
         """
         rng = np.random.default_rng([self.seed, self._passes[part]]) if shuffle else None
         self._passes[part] += 1
         unseen: Counter = Counter()
         source = {"validation": self.spec.validation_path, "test": self.spec.test_path}.get(part) or self.spec.path
-        yield from encoded_batches(self._frames(part), self.pre, source, batch_size, rng, unseen)
+        yield from encoded_batches(self._frames(part), self.pre, source, batch_size, rng, unseen, weighted=True)
         self.unseen[part] = dict(unseen)
 
     def steps(self, part: str, batch_size: int) -> int:
@@ -69,7 +70,9 @@ class Stream:
 
     def dataset(self, part: str, batch_size: int, shuffle: bool = False, repeat: bool = True):
         """Return a `tf.data.Dataset` of one part's batches, re-reading the CSV on every pass."""
-        return batch_dataset(lambda: self.batches(part, batch_size, shuffle), self.pre, repeat)
+        return batch_dataset(
+            lambda: self.batches(part, batch_size, shuffle), self.pre, repeat, self.pre.weight_column is not None
+        )
 
 
 def encoded_batches(
@@ -79,44 +82,55 @@ def encoded_batches(
     batch_size: int,
     rng: np.random.Generator | None = None,
     unseen: Counter | None = None,
+    weighted: bool = False,
 ):
     """Apply the preprocessing to raw chunks and yield (inputs, targets) batches of exactly `batch_size` rows.
 
     Rows carry over from one chunk to the next, so only the very last batch may be smaller. With
-    `rng`, rows are shuffled within each chunk; `unseen` collects unseen-category counts.
+    `rng`, rows are shuffled within each chunk; `unseen` collects unseen-category counts. With
+    `weighted` and a weight column, each batch has the rows' sample weights third.
     """
-    held_x: list[np.ndarray] = []
-    held_y: list[np.ndarray] = []
-    held = 0
+    held: list[list[np.ndarray]] = []
+    count = 0
     for frame in frames:
-        encoded = pre.apply(frame, source)
+        encoded = pre.apply(frame, source, weighted=weighted)
         if unseen is not None:
             unseen.update(encoded.unseen)
-        x, y = encoded.x, encoded.y
+        arrays = [a for a in (encoded.x, encoded.y, encoded.w) if a is not None]
         if rng is not None:
-            order = rng.permutation(len(x))
-            x, y = x[order], y[order]
-        held_x.append(x)
-        held_y.append(y)
-        held += len(x)
-        if held < batch_size:
+            order = rng.permutation(len(encoded.x))
+            arrays = [a[order] for a in arrays]
+        held.append(arrays)
+        count += len(encoded.x)
+        if count < batch_size:
             continue
-        x, y = np.concatenate(held_x), np.concatenate(held_y)
-        full = len(x) - len(x) % batch_size
+        joined = [np.concatenate(parts) for parts in zip(*held)]
+        full = count - count % batch_size
         for start in range(0, full, batch_size):
-            yield x[start : start + batch_size], y[start : start + batch_size]
-        held_x, held_y, held = [x[full:]], [y[full:]], len(x) - full
-    if held:
-        yield np.concatenate(held_x), np.concatenate(held_y)
+            yield tuple(a[start : start + batch_size] for a in joined)
+        held, count = [[a[full:] for a in joined]], count - full
+    if count:
+        yield tuple(np.concatenate(parts) for parts in zip(*held))
 
 
-def batch_dataset(batches, pre: Preprocessing, repeat: bool = False):
-    """Wrap a function returning a batch generator as a `tf.data.Dataset` (called anew on every pass)."""
+def batch_dataset(batches, pre: Preprocessing, repeat: bool = False, weighted: bool = False):
+    """Wrap a function returning a batch generator as a `tf.data.Dataset` (called anew on every pass).
+
+    Targets reach the model in `target_shape`; with `weighted`, each batch carries sample weights third.
+    """
     import tensorflow as tf
 
+    shape = target_shape(pre.task)
     y_type = tf.int32 if pre.task == "multiclass" else tf.float32
-    signature = (tf.TensorSpec((None, pre.width), tf.float32), tf.TensorSpec((None,), y_type))
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    signature = [tf.TensorSpec((None, pre.width), tf.float32), tf.TensorSpec((None, *shape), y_type)]
+    if weighted:
+        signature.append(tf.TensorSpec((None,), tf.float32))
+
+    def shaped():
+        for x, y, *w in batches():
+            yield (x, y.reshape(-1, *shape), *w)
+
+    dataset = tf.data.Dataset.from_generator(shaped, output_signature=tuple(signature))
     if repeat:
         dataset = dataset.repeat()
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -142,6 +156,8 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         dropped.update(lost)
         if not keep.all():
             chunk, codes = chunk[keep], codes[keep]
+        if spec.weight_column is not None:  # refused now, not in the middle of training
+            sample_weights(chunk[spec.weight_column], spec.weight_column, spec.path, spec.csv)
         if len(chunk):
             target_seen = True
         for part, code in CODES.items():
@@ -169,7 +185,7 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         sha[path] = file_sha256(path)
         rows[part] = 0
         for chunk in pre.read_chunks(path, spec.chunk_rows):
-            encoded = pre.apply(chunk, path)  # also checks the columns and labels before training starts
+            encoded = pre.apply(chunk, path, weighted=True)  # checks columns, labels, weights before training
             rows[part] += len(encoded.x)
             dropped.update(encoded.dropped)
     if rows["validation"] == 0:
@@ -190,4 +206,5 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         rows=part_rows,
         dropped={"missing_target": int(dropped["missing_target"]), "missing_values": int(dropped["missing_values"])},
         stream=Stream(spec, seed, pre, part_rows),
+        class_counts=dict(fitter.labels),
     )

@@ -33,6 +33,8 @@ START = "start.json"
 """What a run started from (its resolved spec, the CSVs' sha256, versions), so `--resume` can check nothing changed."""
 CHECKPOINT = "checkpoint.npz"
 """The latest checkpoint of a run in training (see `dlrun.training.checkpoint`); removed once the run finishes."""
+TENSORBOARD = "tensorboard"
+"""Keras's TensorBoard logs, when training.tensorboard asks for them."""
 
 
 def new_run_dir(out: Path, name: str, prefix: str = "") -> Path:

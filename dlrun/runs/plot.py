@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 # Up to this many epochs lines get a dot per epoch, so that a short run shows where its epochs are.
 DOTS_UP_TO = 20
+LEARNING_RATE = "learning_rate"
+"""history.csv's learning-rate column: drawn on its own when it changes (a schedule, ReduceLROnPlateau)."""
 
 
 class Band(str, Enum):
@@ -118,6 +120,16 @@ def run_figures(history: History, best: Best, title: str, summary: dict | None =
         ax.set_title(f"{quantity}: {title}")
         ax.legend(fontsize="small")
         figures[quantity] = fig
+    if _changes(frame, LEARNING_RATE):
+        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+        ax = fig.subplots()
+        _draw(ax, frame, LEARNING_RATE, dots=len(frame) <= DOTS_UP_TO, color="C2", label="at the epoch's end")
+        _mark_best(ax, frame, best, history, with_lowest=False)
+        _label_axes(ax, LEARNING_RATE)
+        _rate_scale(ax, [frame[LEARNING_RATE]])
+        ax.set_title(f"{LEARNING_RATE}: {title}")
+        ax.legend(fontsize="small")
+        figures[LEARNING_RATE] = fig
     return figures
 
 
@@ -232,7 +244,7 @@ def overlay_figure(
         runs, bands = _group_seeds(runs, run_dirs, band)
 
     available = _union(_columns_with_values(history) for _, history in runs)
-    panels = _panels(metrics, available)
+    panels = _panels(metrics, available, any(_changes(history, LEARNING_RATE) for _, history in runs))
     drawn = [(label, select_epochs(history, from_epoch)) for label, history in runs]
     drawn = [(label, history) for label, history in drawn if not history.empty]
     if not drawn:
@@ -279,6 +291,8 @@ def overlay_figure(
                 )
                 marked = True
         _label_axes(ax, quantity)
+        if quantity == LEARNING_RATE:
+            _rate_scale(ax, [history[LEARNING_RATE] for _, history in drawn if LEARNING_RATE in history.columns])
         ax.set_title(quantity)
 
     handles = [Line2D([], [], color=colour, label=label) for (label, _), colour in zip(drawn, palette)]
@@ -376,10 +390,14 @@ def _union(column_lists) -> list[str]:
     return union
 
 
-def _panels(metrics: list[str] | None, available: list[str]) -> list[tuple[str, list[str]]]:
-    """Group the columns to draw by quantity: `[("loss", ["loss", "val_loss"]), ...]`."""
+def _panels(metrics: list[str] | None, available: list[str], rate_changes: bool = False) -> list[tuple[str, list[str]]]:
+    """Group the columns to draw by quantity: `[("loss", ["loss", "val_loss"]), ...]`.
+
+    Without `metrics`, every quantity is drawn, and the learning rate last when it changes in some run.
+    """
     if not metrics:
-        return [(q, [c for c in (q, VAL + q) if c in available]) for q in quantities(available)]
+        panels = [(q, [c for c in (q, VAL + q) if c in available]) for q in quantities(available)]
+        return panels + ([(LEARNING_RATE, [LEARNING_RATE])] if rate_changes else [])
     requested = [metric.strip() for metric in metrics if metric.strip()]
     missing = [metric for metric in requested if metric not in available]
     if missing:
@@ -445,6 +463,18 @@ def _mark_reading(ax: Axes, history: History, summary: dict, quantity: str) -> N
             alpha=0.1,
             label=f"overfitting: val_loss +{numbers['rise']:.0%} from epoch {numbers['from_epoch']}",
         )
+
+
+def _changes(frame: pd.DataFrame, column: str) -> bool:
+    """Tell whether a column holds more than one distinct number."""
+    return column in frame.columns and frame[column].dropna().nunique() > 1
+
+
+def _rate_scale(ax: Axes, series: list) -> None:
+    """Draw learning rates on a log scale when they span a factor of 10 or more (decays are exponential)."""
+    values = [v for column in series for v in column.dropna()]
+    if values and min(values) > 0 and max(values) >= 10 * min(values):
+        ax.set_yscale("log")
 
 
 def _label_axes(ax: Axes, quantity: str) -> None:

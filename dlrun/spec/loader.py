@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from dlrun.errors import Problem, SpecError
 from dlrun.spec import names
-from dlrun.spec.models import DEFAULT_OPTIMIZER, LAYER_TYPES, KerasOptimizer, Spec
+from dlrun.spec.models import DEFAULT_OPTIMIZER, LAYER_TYPES, KerasMetric, KerasOptimizer, KerasSchedule, Spec
 
 Loc = tuple  # a path into the data: ("model", "layers", 2, "rate")
 
@@ -370,12 +370,43 @@ def validate(source: Source) -> Spec:
         raise SpecError(f"invalid spec {source.path or ''}".strip(), problems) from None
 
 
-# A discriminated union's tag key -> what its values are called, the valid ones, and the one a mapping
-# without the key gets.
-_UNIONS = {
-    "type": ("layer type", LAYER_TYPES, None),
-    "name": ("optimizer", tuple(names.OPTIMIZERS), DEFAULT_OPTIMIZER),
-}
+@dataclass(frozen=True)
+class _Union:
+    """A discriminated union of the spec: its tag key, what its members are called, their tags, a default tag."""
+
+    key: str
+    noun: str
+    choices: tuple
+    default: str | None = None
+    model: type[BaseModel] | None = None
+    """The members' base model, whose unknown keys are "not an argument of <noun> <tag>"."""
+    arguments: dict[str, dict] = field(default_factory=dict)
+    """Each member's arguments, to say which members take an unknown key."""
+
+
+# Every discriminated union of a spec. Several share the tag key `name`; the tags an error expected, or
+# the model at its place, tell which one it is.
+_UNIONS = (
+    _Union("type", "layer type", LAYER_TYPES),
+    _Union("name", "optimizer", tuple(names.OPTIMIZERS), DEFAULT_OPTIMIZER, KerasOptimizer, names.OPTIMIZERS),
+    _Union("name", "learning-rate schedule", tuple(names.SCHEDULES), None, KerasSchedule, names.SCHEDULES),
+    _Union("name", "metric", tuple(names.METRICS), None, KerasMetric, names.METRIC_ARGUMENTS),
+)
+
+
+def _union_for(error: dict, loc: Loc, data: Any) -> _Union:
+    """Return the union an error about a missing or unknown tag belongs to."""
+    expected = set(re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected_tags", "")))
+    candidates = [union for union in _UNIONS if expected and set(union.choices) <= expected]
+    if not candidates:  # no tags listed: the union whose members may stand at this place
+        members = {t for t in _unwrap(_annotation_at(loc, data)) if isinstance(t, type)}
+        candidates = [
+            union
+            for union in _UNIONS
+            if any(union.model is not None and issubclass(m, union.model) for m in members)
+            or (union.key == "type" and any(issubclass(m, BaseModel) and "type" in m.model_fields for m in members))
+        ]
+    return candidates[0] if candidates else _UNIONS[0]
 
 
 def _problem(source: Source, error: dict) -> Problem:
@@ -387,16 +418,18 @@ def _problem(source: Source, error: dict) -> Problem:
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}: add it"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
-        key = error.get("ctx", {}).get("discriminator", "'type'").strip("'")
-        noun, choices, _ = _UNIONS[key]
+        union = _union_for(error, loc, source.data)
         node = _node_at(source.data, loc)
-        tag = node.get(key) if isinstance(node, dict) else node
+        tag = node.get(union.key) if isinstance(node, dict) else node
         message = (
-            names.unknown_name(noun, tag, choices)
+            names.unknown_name(union.noun, tag, union.choices)
             if kind == "union_tag_invalid"
-            else f"missing required key {key!r}: one of {', '.join(choices)}"
+            else f"missing required key {union.key!r}: one of {', '.join(union.choices)}"
+            if len(union.choices) <= names.FEW
+            else f"missing required key {union.key!r}: the {union.noun}'s Keras name, like {union.choices[1]} "
+            "(`dlrun schema` lists every valid name)"
         )
-        loc = loc + (key,)
+        loc = loc + (union.key,)
     elif "detail" in error.get("ctx", {}):  # dlrun's own checks: the message is already written for the user
         message = error["msg"]
     else:
@@ -413,11 +446,12 @@ def _unknown_key(loc: Loc, data: Any) -> str:
     guess = names.closest(str(key), allowed)
     message = f"unknown key {key!r}"
     hint = f"; did you mean {guess!r}?" if guess else "."
-    if model is not None and issubclass(model, KerasOptimizer):
-        message += f": not an argument of optimizer {_tags(model, 'name')[0]!r}"
-        takers = [name for name, arguments in names.OPTIMIZERS.items() if key in arguments]
+    union = next((u for u in _UNIONS if model is not None and u.model and issubclass(model, u.model)), None)
+    if union is not None:
+        message += f": not an argument of {union.noun} {_tags(model, 'name')[0]!r}"
+        takers = [name for name, arguments in union.arguments.items() if key in arguments]
         if takers and not guess:
-            hint = f" (optimizers that take it: {', '.join(takers)})."
+            hint = f" ({union.noun}s that take it: {', '.join(takers)})."
     return f"{message}{hint} Valid keys here: {', '.join(allowed)}"
 
 
@@ -432,8 +466,8 @@ def _data_loc(data: Any, loc: tuple) -> Loc:
         elif isinstance(node, list) and isinstance(step, int) and step < len(node):
             out.append(step)
             node = node[step]
-        elif isinstance(node, dict) and isinstance(step, str) and (_is_tag(node, step) or step[:1].isupper()):
-            continue  # a union's tag ("dense", "adam") or a model's name, not a key of the user's
+        elif isinstance(step, str) and (isinstance(node, dict) and _is_tag(node, step) or step[:1].isupper()):
+            continue  # a union's tag ("dense", "adam", "Number") or a model's name, not a key of the user's
         else:
             out.append(step)
             node = None
@@ -441,15 +475,16 @@ def _data_loc(data: Any, loc: tuple) -> Loc:
 
 
 def _is_tag(node: dict, step: str) -> bool:
-    """Whether `step` names the union member of mapping `node`: its layer type or optimizer name."""
-    return any(step in choices and node.get(key, default) == step for key, (_, choices, default) in _UNIONS.items())
+    """Whether `step` names the union member of mapping `node`: its layer type, optimizer name, ..."""
+    return any(step in u.choices and node.get(u.key, u.default) == step for u in _UNIONS)
 
 
 def _where(source: Source, loc: Loc) -> tuple[str, str]:
+    for depth in range(len(loc) + 1):  # an override replaced everything below it, the file's marks included
+        if loc[:depth] in source.overrides:
+            return f"--set {source.overrides[loc[:depth]]}", ""
     for depth in range(len(loc), -1, -1):
         prefix = loc[:depth]
-        if prefix in source.overrides:
-            return f"--set {source.overrides[prefix]}", ""
         if prefix in source.marks:
             line, column = source.marks[prefix]
             return f"{source.path}:{line + 1}:{column + 1}", source.lines[line].rstrip()
@@ -458,6 +493,11 @@ def _where(source: Source, loc: Loc) -> tuple[str, str]:
 
 def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
     """Return the spec model of the mapping at `loc`, a union's member chosen by the data's tag."""
+    return _pick(_annotation_at(loc, data), _node_at(data, loc))
+
+
+def _annotation_at(loc: Loc, data: Any) -> Any:
+    """Return the type annotation of the value at `loc`, following union members chosen by the data's tags."""
     annotation: Any = Spec
     node = data
     for step in loc:
@@ -465,7 +505,7 @@ def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
         node = _node_at(node, (step,))
         if annotation is None:
             return None
-    return _pick(annotation, node)
+    return annotation
 
 
 def _child(annotation: Any, step: Any, node: Any) -> Any:
@@ -484,10 +524,10 @@ def _pick(annotation: Any, node: Any) -> type[BaseModel] | None:
     models = [t for t in _unwrap(annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
     if len(models) <= 1:
         return models[0] if models else None
-    for key, (_, _, default) in _UNIONS.items():
-        tag = node.get(key, default) if isinstance(node, dict) else node
+    for union in _UNIONS:
+        tag = node.get(union.key, union.default) if isinstance(node, dict) else node
         for model in models:
-            if key in model.model_fields and tag in _tags(model, key):
+            if union.key in model.model_fields and tag in _tags(model, union.key):
                 return model
     return None
 

@@ -15,8 +15,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
+    Tag,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_serializer,
@@ -219,6 +222,9 @@ class DataSpec(StrictModel):
     """File size (MB) above which `streaming: auto` streams the CSV."""
     chunk_rows: Annotated[int, Field(gt=0)] = 65536
     """Rows read at a time when streaming (memory use grows with it)."""
+    weight_column: str | None = None
+    """A numeric column of per-row sample weights (not a feature): a row's loss counts this many times, in
+    training and validation alike; empty or negative cells are errors. Default: every row weighs 1."""
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> DataSpec:
@@ -257,7 +263,33 @@ class DataSpec(StrictModel):
                 "{detail}",
                 {"detail": f"columns.{self.target}: the target is not preprocessed; remove it from data.columns"},
             )
+        self._check_weight_column()
         return self
+
+    def _check_weight_column(self) -> None:
+        weight = self.weight_column
+        if weight is None:
+            return
+        clash = (
+            "is the target"
+            if weight == self.target
+            else "is listed in data.features"
+            if weight in (self.features or [])
+            else "is listed in data.drop"
+            if weight in self.drop
+            else "has settings in data.columns"
+            if weight in self.columns
+            else None
+        )
+        if clash:
+            raise PydanticCustomError(
+                "weight_column",
+                "{detail}",
+                {
+                    "detail": f"data.weight_column {weight!r} {clash}; the weight column is read apart from the "
+                    "features and the target: name another column, or remove it from there"
+                },
+            )
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -328,6 +360,165 @@ class ModelSpec(StrictModel):
     """Layers from input to output; the last one's units are the model's outputs."""
 
 
+def _whole_number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value  # 5.0 steps are 5 steps
+
+
+# --- learning-rate schedules ------------------------------------------------------------------
+
+_STEPS = "optimizer steps (one per batch, counted over all epochs; `dlrun check` prints the steps per epoch)"
+# One line per Keras schedule argument (from Keras's docstrings); "schedule.argument" for one schedule's own.
+_SCHEDULE_HELP = {
+    "initial_learning_rate": "Learning rate at step 0 (greater than 0).",
+    "decay_steps": f"Length of the decay, in {_STEPS}.",
+    "exponential_decay.decay_steps": f"The learning rate is multiplied by decay_rate every this many {_STEPS}.",
+    "inverse_time_decay.decay_steps": f"Steps per unit of decay (rate / (1 + decay_rate * step / decay_steps)), in "
+    f"{_STEPS}.",
+    "decay_rate": "Factor applied every decay_steps steps: initial_learning_rate * decay_rate ** (step / decay_steps).",
+    "inverse_time_decay.decay_rate": "initial_learning_rate / (1 + decay_rate * step / decay_steps).",
+    "staircase": "Decay at whole multiples of decay_steps (a staircase) rather than smoothly.",
+    "alpha": "Smallest learning rate, as a fraction of the starting one (0 to 1).",
+    "warmup_target": "Learning rate reached by a linear warmup from initial_learning_rate over warmup_steps steps, "
+    "where the cosine decay starts; null: no warmup.",
+    "warmup_steps": f"Length of the linear warmup to warmup_target, in {_STEPS}; 0: no warmup.",
+    "first_decay_steps": f"Length of the first cosine cycle, in {_STEPS}.",
+    "t_mul": "Each cycle lasts t_mul times as many steps as the one before.",
+    "m_mul": "Each cycle starts at m_mul times the learning rate the one before started at.",
+    "boundaries": f"Increasing {_STEPS} at which the learning rate moves to the next of values.",
+    "values": "Learning rates: values[0] until boundaries[0], values[i] from boundaries[i-1] on; one more than "
+    "boundaries.",
+    "end_learning_rate": "Learning rate reached after decay_steps steps, and kept.",
+    "power": "Power of the polynomial (1: a straight line).",
+    "cycle": "Start the decay again after decay_steps (at a decay_steps multiple) instead of staying at "
+    "end_learning_rate.",
+}
+
+
+def _schedule_argument_type(key: str, default: object) -> Any:
+    """Return a schedule argument's type, told by its Keras default or the names tables, within its range."""
+    kind = names.SCHEDULE_ARGUMENT_TYPES.get(key)
+    bounds = names.SCHEDULE_RANGES.get(key, {})
+    if isinstance(default, bool):
+        return bool
+    if kind == "int":
+        annotation: Any = Annotated[int, Field(**bounds), BeforeValidator(_whole_number)]
+    elif kind == "list[int]":
+        step = Annotated[int, Field(ge=0), BeforeValidator(_whole_number)]
+        annotation = Annotated[list[step], Field(min_length=1)]
+    elif kind == "list[float]":
+        annotation = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2)]
+    else:
+        annotation = Annotated[float, Field(**bounds)]
+    return annotation | None if default is None else annotation
+
+
+class KerasSchedule(StrictModel):
+    """Base of the schedule models below: `name` picks the Keras schedule, the other fields are its arguments."""
+
+    model_config = ConfigDict(use_attribute_docstrings=False)
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        return {key: value for key, value in data.items() if key == "name" or key in self.model_fields_set}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KerasSchedule:
+        problem = None
+        given = self.model_fields_set
+        if self.name == "piecewise_constant":
+            boundaries, values = self.boundaries, self.values
+            if len(values) != len(boundaries) + 1:
+                problem = (
+                    f"piecewise_constant has {len(boundaries)} boundaries and {len(values)} values; it needs one "
+                    f"value more than boundaries (a learning rate before the first boundary and after each)"
+                )
+            elif any(later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+                problem = f"piecewise_constant boundaries {boundaries} must increase step by step"
+        elif self.name == "cosine_decay" and ("warmup_steps" in given or "warmup_target" in given):
+            if self.warmup_target is None:
+                problem = (
+                    "cosine_decay sets warmup_steps without warmup_target, so Keras would skip the warmup: give "
+                    "warmup_target (the learning rate the warmup reaches), or remove warmup_steps"
+                )
+            elif self.warmup_steps == 0:
+                problem = (
+                    "cosine_decay sets warmup_target without warmup_steps, so Keras would start at warmup_target "
+                    "and never use initial_learning_rate: give warmup_steps (how many steps the warmup takes)"
+                )
+        if problem:
+            raise PydanticCustomError("schedule", "{detail}", {"detail": problem})
+        return self
+
+    @property
+    def keras_class(self) -> str:
+        """The schedule's class in `keras.optimizers.schedules`."""
+        return names.SCHEDULE_CLASSES[self.name]
+
+    def kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments for the Keras schedule's constructor: what the spec gave."""
+        return self.model_dump(exclude={"name"})
+
+    def steps(self) -> dict[str, int | list[int]]:
+        """Return the arguments counted in optimizer steps, as given or defaulted (for `dlrun check`)."""
+        return {
+            key: getattr(self, key)
+            for key in names.SCHEDULE_STEP_ARGUMENTS
+            if key in type(self).model_fields and getattr(self, key)
+        }
+
+
+def _schedule_model(name: str, arguments: dict[str, object]) -> type[KerasSchedule]:
+    """Generate the spec model of one Keras learning-rate schedule from its arguments and their Keras defaults."""
+    fields: dict[str, Any] = {"name": (Literal[name], Field(description="Keras learning-rate schedule name."))}
+    for key, default in arguments.items():
+        description = _SCHEDULE_HELP.get(f"{name}.{key}", _SCHEDULE_HELP[key])
+        required = default is names.REQUIRED
+        fields[key] = (
+            _schedule_argument_type(key, default),
+            Field(... if required else default, description=description),
+        )
+    keras_class = names.SCHEDULE_CLASSES[name]
+    return create_model(
+        f"{keras_class}Schedule",
+        __base__=KerasSchedule,
+        __module__=__name__,
+        __doc__=f"Learning-rate schedule {name!r}, `keras.optimizers.schedules.{keras_class}`, with its Keras "
+        "arguments; steps are optimizer steps (batches).",
+        **fields,
+    )
+
+
+SCHEDULE_MODELS = {name: _schedule_model(name, arguments) for name, arguments in names.SCHEDULES.items()}
+
+
+def _tag_by_name(scalar_tag: str):
+    """Return a discriminator: a mapping's (or a model's) `name` picks the union member, anything else `scalar_tag`."""
+
+    def tag(value: Any) -> Any:
+        if isinstance(value, dict):
+            return value.get("name")
+        if isinstance(value, BaseModel):
+            return getattr(value, "name", None)
+        return scalar_tag
+
+    return tag
+
+
+PositiveRate = Annotated[float, Field(gt=0)]  # Keras takes any number; a step size of 0 or less never learns
+# Union[...] takes the generated models as one tuple; `X | Y` cannot be spelled for a dict's values.
+LearningRate = Annotated[
+    Union[  # noqa: UP007
+        tuple(
+            [Annotated[PositiveRate, Tag("Number")]]
+            + [Annotated[model, Tag(name)] for name, model in SCHEDULE_MODELS.items()]
+        )
+    ],
+    Discriminator(_tag_by_name("Number")),
+]
+"""A learning rate: a number, or a Keras schedule by name with its arguments, evaluated at every step."""
+
+
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -336,7 +527,9 @@ DEFAULT_OPTIMIZER = "adam"
 # One line per Keras optimizer argument (from Keras's docstrings), for `dlrun schema` and editors;
 # "optimizer.argument" keys say it for an optimizer that uses the name differently.
 _OPTIMIZER_HELP = {
-    "learning_rate": "Step size of each update (greater than 0).",
+    "learning_rate": "Step size of each update (greater than 0), or a schedule: {name: exponential_decay, "
+    "initial_learning_rate: 0.01, decay_steps: 1000, decay_rate: 0.9} (cosine_decay, cosine_decay_restarts, "
+    "inverse_time_decay, piecewise_constant, polynomial_decay); steps are optimizer steps (batches).",
     "weight_decay": "Weight decay: each step shrinks the weights by learning_rate * weight_decay; null: none.",
     "clipnorm": "Clip each weight's gradient to at most this norm; null: no clipping.",
     "clipvalue": "Clip every gradient value to [-clipvalue, clipvalue]; null: no clipping.",
@@ -389,10 +582,6 @@ _OPTIMIZER_HELP = {
 }
 
 
-def _whole_number(value: Any) -> Any:
-    return int(value) if isinstance(value, float) and value.is_integer() else value  # 5.0 steps are 5 steps
-
-
 def _argument_type(name: str, key: str, default: object) -> Any:
     """Return an optimizer argument's type, told by its Keras default or the names tables, within Keras's range."""
     kind = names.OPTIMIZER_ARGUMENT_TYPES.get(key)
@@ -402,7 +591,7 @@ def _argument_type(name: str, key: str, default: object) -> Any:
         return list[str] | None if default is None else list[str]
     bounds = {**names.OPTIMIZER_RANGES["*"].get(key, {}), **names.OPTIMIZER_RANGES.get(name, {}).get(key, {})}
     if key == "learning_rate":
-        bounds["gt"] = 0  # Keras takes any number; a step size of 0 or less never learns
+        return LearningRate
     if kind == "int":  # the bounds go on the int itself, so the JSON schema shows them
         annotation: Any = Annotated[int, Field(**bounds), BeforeValidator(_whole_number)]
     else:
@@ -448,8 +637,17 @@ class KerasOptimizer(StrictModel):
         return self
 
     def kwargs(self) -> dict[str, Any]:
-        """Return the keyword arguments for the Keras optimizer's constructor: the learning rate and what was given."""
+        """Return the keyword arguments for the Keras optimizer's constructor: the learning rate and what was given.
+
+        A scheduled learning rate is its spec (a mapping); `schedule` tells the schedule to build.
+        """
         return self.model_dump(exclude={"name"})
+
+    @property
+    def schedule(self) -> KerasSchedule | None:
+        """The learning-rate schedule, or None for a fixed learning rate."""
+        rate = getattr(self, "learning_rate", None)
+        return rate if isinstance(rate, KerasSchedule) else None
 
 
 def _optimizer_model(name: str, arguments: dict[str, object]) -> type[KerasOptimizer]:
@@ -494,6 +692,301 @@ Optimizer = Annotated[
 """A Keras optimizer: its name, or a mapping of its name and arguments; one model per optimizer."""
 
 
+# --- metrics ----------------------------------------------------------------------------------
+
+# One line per Keras metric argument (from Keras's docstrings); "metric.argument" for one metric's own.
+_METRIC_HELP = {
+    "num_thresholds": "Thresholds that approximate the curve (more is more exact and slower); more than 1.",
+    "curve": "ROC (true against false positive rate) or PR (precision against recall; suits rare positives).",
+    "summation_method": "How the area is summed: interpolation, minoring (lower bound) or majoring (upper bound).",
+    "auc.thresholds": "Thresholds to use instead of num_thresholds evenly spaced ones, each in [0, 1]; null: evenly "
+    "spaced.",
+    "thresholds": "A prediction above this counts as positive, in [0, 1]; null: 0.5.",
+    "multi_label": "Score each output as its own label and average their AUCs.",
+    "num_labels": "Number of labels, with multi_label; null: from the data.",
+    "label_weights": "Weight of each label's AUC, with multi_label; null: equal weights.",
+    "from_logits": "The predictions are logits (a linear output layer), not probabilities.",
+    "label_smoothing": "Move the 0/1 targets towards 0.5 by this fraction.",
+    "axis": "Axis along which the metric is computed.",
+    "average": "How F-scores of several outputs are combined: micro, macro or weighted (dlrun's default micro; "
+    "with one output all three agree).",
+    "threshold": "A prediction above this counts as 1.",
+    "f1_score.threshold": "A prediction above this counts as 1, in (0, 1] (dlrun's default 0.5).",
+    "f_beta_score.threshold": "A prediction above this counts as 1, in (0, 1] (dlrun's default 0.5).",
+    "beta": "Weight of recall against precision (above 1 favours recall).",
+    "target_class_ids": "The classes (0, 1 or both) whose IoU is averaged.",
+    "top_k": "Only the k largest outputs of each row count as predicted positives; null: all above the threshold.",
+    "class_id": "Score only this output (a class id); null: all outputs.",
+    "class_aggregation": "How R2 of several outputs is combined: uniform_average or variance_weighted_average.",
+    "num_regressors": "Number of inputs, for the adjusted R2; 0: plain R2.",
+    "ignore_class": "A class id left out of the metric; null: none.",
+    "k": "A row counts as right when its class is among the k highest outputs.",
+    "from_sorted_ids": "The predictions are class ids sorted by score, not scores.",
+}
+_COLUMN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_NOT_COLUMNS = ("loss", "epoch", "learning_rate", "lr")  # history.csv's own columns
+
+
+def _metric_argument_type(name: str, key: str, default: object) -> Any:
+    """Return a metric argument's type, told by its Keras default or the names tables, within Keras's range.
+
+    A list's range holds for each of its values.
+    """
+    if key in names.METRIC_CHOICES:
+        return Literal[names.METRIC_CHOICES[key]]
+    if isinstance(default, bool):
+        return bool
+    kind = names.METRIC_ARGUMENT_TYPES.get(f"{name}.{key}", names.METRIC_ARGUMENT_TYPES.get(key, "float"))
+    bounds = names.METRIC_RANGES.get(f"{name}.{key}", names.METRIC_RANGES.get(key, {}))
+    base, _, optional = kind.partition(" | ")
+    listed = base.startswith("list[")
+    number = base.removeprefix("list[").removesuffix("]")
+    if number == "int":
+        annotation: Any = Annotated[int, Field(**bounds), BeforeValidator(_whole_number)]
+    else:
+        annotation = Annotated[float, Field(**bounds)]
+    if listed:
+        annotation = Annotated[list[annotation], Field(min_length=1)]
+    return annotation | None if optional else annotation
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return "_".join(map(_text, value))
+    return f"{value:g}" if isinstance(value, float) else str(value).lower()
+
+
+def _column_part(key: str, value: Any) -> str:
+    """Name one given argument in a metric's column: at_0.3, pr, top_3, class_1, from_logits, k_3, ..."""
+    if key in ("threshold", "thresholds"):
+        return f"at_{_text(value)}"
+    if key in names.METRIC_CHOICES:
+        return _text(value)
+    if isinstance(value, bool):
+        return key if value else f"no_{key}"
+    if key == "top_k":
+        return f"top_{_text(value)}"
+    if key == "class_id":
+        return f"class_{_text(value)}"
+    return f"{key}_{_text(value)}"
+
+
+class KerasMetric(StrictModel):
+    """Base of the metric models below: `name` picks the Keras metric, `column` names it, the rest are arguments."""
+
+    model_config = ConfigDict(use_attribute_docstrings=False)
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any] | str:
+        # A metric given by its name alone stays a name, so specs and runs without arguments read as before.
+        if self.model_fields_set <= {"name"}:
+            return self.name
+        data = handler(self)
+        return {key: value for key, value in data.items() if key == "name" or key in self.model_fields_set}
+
+    @model_validator(mode="after")
+    def _usable(self) -> KerasMetric:
+        column = self.column
+        problem = None
+        if column is not None and (not _COLUMN.match(column) or column.startswith("val_") or column in _NOT_COLUMNS):
+            problem = (
+                f"column {column!r} cannot name a metric in history.csv: use letters, digits, '_', '.' and '-', "
+                f"starting with a letter, not starting with val_ (the validation twin's prefix) and not "
+                f"{', '.join(_NOT_COLUMNS)}"
+            )
+        elif getattr(self, "num_labels", None) is not None and not self.multi_label:
+            problem = "auc sets num_labels, which Keras takes only with multi_label: true; set both, or neither"
+        if problem:
+            raise PydanticCustomError("metric", "{detail}", {"detail": problem})
+        return self
+
+    @property
+    def column_name(self) -> str:
+        """The metric's column in history.csv: `column`, or the name and the arguments given (auc_pr)."""
+        if self.column is not None:
+            return self.column
+        given = [key for key in names.METRIC_ARGUMENTS[self.name] if key in self.model_fields_set]
+        return "_".join([self.name, *(_column_part(key, getattr(self, key)) for key in given)])
+
+    @property
+    def direction(self) -> str | None:
+        """Whether higher (max) or lower (min) is better, as Keras's metric says; None where it does not."""
+        return names.METRICS[self.name]
+
+    def kwargs(self) -> dict[str, Any]:
+        """Return the Keras class's keyword arguments: what the spec gave, and dlrun's own defaults."""
+        given = self.model_dump(exclude={"name", "column"}) if self.model_fields_set - {"name"} else {}
+        return {**names.METRIC_DEFAULTS.get(self.name, {}), **given}
+
+    @property
+    def by_name(self) -> bool:
+        """Whether Keras builds this metric from its name alone (no arguments, no column, no dlrun defaults)."""
+        return self.model_fields_set <= {"name"} and self.name not in names.METRIC_DEFAULTS
+
+
+def _metric_model(name: str, arguments: dict[str, object]) -> type[KerasMetric]:
+    """Generate the spec model of one Keras metric from its class's arguments and their Keras (or dlrun) defaults."""
+    fields: dict[str, Any] = {"name": (Literal[name], Field(description="Keras metric name."))}
+    for key, default in arguments.items():
+        default = names.METRIC_DEFAULTS.get(name, {}).get(key, default)
+        description = _METRIC_HELP.get(f"{name}.{key}", _METRIC_HELP.get(key))
+        fields[key] = (_metric_argument_type(name, key, default), Field(default, description=description))
+    fields["column"] = (
+        str | None,
+        Field(
+            None,
+            description="Its column in history.csv (and for early_stopping.monitor, with val_ for validation); "
+            "default: the name and the arguments given, like auc_pr or precision_at_0.3.",
+        ),
+    )
+    keras_class = names.METRIC_CLASSES[name]
+    return create_model(
+        "".join(part.title() for part in name.split("_")) + "Metric",
+        __base__=KerasMetric,
+        __module__=__name__,
+        __doc__=f"Metric {name!r}, `keras.metrics.{keras_class}`, with its Keras arguments.",
+        **fields,
+    )
+
+
+METRIC_MODELS = {name: _metric_model(name, arguments) for name, arguments in names.METRIC_ARGUMENTS.items()}
+Metric = Annotated[
+    Union[  # noqa: UP007
+        tuple(
+            [Annotated[MetricName, Tag("Bare")]]
+            + [Annotated[model, Tag(name)] for name, model in METRIC_MODELS.items()]
+        )
+    ],
+    Discriminator(_tag_by_name("Bare")),
+]
+"""A Keras metric: its name, or a mapping of its name, its arguments and an optional column name."""
+
+
+class ReduceLROnPlateauSpec(StrictModel):
+    """Lower the learning rate when the monitored quantity stops improving, `keras.callbacks.ReduceLROnPlateau`."""
+
+    monitor: str = "val_loss"
+    """Quantity to watch: loss, val_loss, or a metric's column with or without `val_`."""
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    """Each reduction multiplies the learning rate by this (between 0 and 1)."""
+    patience: Annotated[int, Field(ge=0)] = 10
+    """Epochs without improvement before a reduction."""
+    mode: Literal["auto", "min", "max"] = "auto"
+    """Whether lower (min) or higher (max) is better; auto: decided from the monitored quantity."""
+    min_delta: Annotated[float, Field(ge=0)] = 0.0001
+    """Smallest change that counts as an improvement."""
+    cooldown: Annotated[int, Field(ge=0)] = 0
+    """Epochs to wait after a reduction before counting epochs without improvement again."""
+    min_lr: Annotated[float, Field(ge=0)] = 0.0
+    """The learning rate is never reduced below this."""
+
+
+def _switch(value: Any) -> Any:
+    """Read `tensorboard: true` as the default options and `false` as none."""
+    if value is True:
+        return {}
+    if value is False or value is None or isinstance(value, (dict, TensorBoardSpec)):
+        return None if value is False else value
+    raise PydanticCustomError(
+        "tensorboard",
+        "{detail}",
+        {
+            "detail": f"expected true, false, or a mapping of the callback's options like {{histogram_freq: 1}}, "
+            f"received {value!r}"
+        },
+    )
+
+
+def _text_or_number(text_tag: str, number_tag: str):
+    return Discriminator(lambda value: text_tag if isinstance(value, str) else number_tag)
+
+
+class TensorBoardSpec(StrictModel):
+    """TensorBoard logs in the run's tensorboard/ folder, by `keras.callbacks.TensorBoard`.
+
+    `tensorboard --logdir runs/` shows every run's.
+    """
+
+    histogram_freq: Annotated[int, Field(ge=0)] = 0
+    """Every this many epochs, write histograms of each layer's weights; 0: never."""
+    write_graph: bool = True
+    """Write the model's summary and its training graph (TensorBoard's Graphs tab); the logs grow with it."""
+    write_images: bool = False
+    """Also write the layers' weights as images."""
+    write_steps_per_second: bool = False
+    """Also log training steps per second."""
+    update_freq: Annotated[
+        Union[Annotated[Literal["epoch", "batch"], Tag("Text")], Annotated[int, Field(ge=1), Tag("Count")]],  # noqa: UP007
+        _text_or_number("Text", "Count"),
+    ] = "epoch"
+    """Write the loss and metrics after every epoch, every batch, or every this many batches."""
+    profile_batch: Annotated[
+        Union[  # noqa: UP007
+            Annotated[int, Field(ge=0), Tag("Batch")],
+            Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2), Tag("Range")],
+        ],
+        Discriminator(lambda value: "Range" if isinstance(value, list) else "Batch"),
+    ] = 0
+    """Profile this batch (counted from 1), or the batches [first, last], for TensorBoard's profiler; 0: none."""
+
+    @field_validator("profile_batch")
+    @classmethod
+    def _increasing(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, list) and value[1] < value[0]:
+            raise PydanticCustomError(
+                "profile_batch",
+                "{detail}",
+                {"detail": f"profile_batch {value} ends before it starts: give [first, last] with first <= last"},
+            )
+        return value
+
+
+TensorBoard = Annotated[
+    TensorBoardSpec | None, BeforeValidator(_switch, json_schema_input_type=bool | TensorBoardSpec | None)
+]
+
+
+def label_text(label: Any) -> str:
+    """Write a class label as text, the same for YAML keys and CSV cells: 1, 1.0 and '1' are '1'; True is 'true'."""
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label).strip()
+
+
+def _labels_as_text(value: Any) -> Any:
+    return {label_text(key): weight for key, weight in value.items()} if isinstance(value, dict) else value
+
+
+def _balanced(value: Any) -> Any:
+    if value != "balanced":
+        raise PydanticCustomError(
+            "class_weight",
+            "{detail}",
+            {
+                "detail": f"class_weight {value!r} is not known: expected balanced, or a mapping of class label "
+                "to weight like {0: 1, 1: 5}"
+            },
+        )
+    return value
+
+
+ClassWeight = Annotated[
+    Union[  # noqa: UP007
+        Annotated[Any, AfterValidator(_balanced), WithJsonSchema({"const": "balanced"}), Tag("Balanced")],
+        Annotated[
+            dict[str, Annotated[float, Field(ge=0)]],
+            Field(min_length=1),
+            BeforeValidator(_labels_as_text),
+            Tag("ByLabel"),
+        ],
+    ],
+    Discriminator(lambda value: "ByLabel" if isinstance(value, dict) else "Balanced"),
+]
+"""balanced, or a weight per class label."""
+
+
 class EarlyStoppingSpec(StrictModel):
     """Stop when the monitored quantity stops improving, `keras.callbacks.EarlyStopping`."""
 
@@ -520,8 +1013,9 @@ class TrainingSpec(StrictModel):
     """An optimizer name (adam, sgd, ...) or {name: adam, learning_rate: 0.001, ...its Keras arguments}."""
     loss: LossName
     """Keras loss name: mae, mse, binary_crossentropy, sparse_categorical_crossentropy, ..."""
-    metrics: list[MetricName] = []
-    """Keras metric names computed every epoch on training and validation rows."""
+    metrics: list[Metric] = []
+    """Keras metrics computed every epoch on training and validation rows: names (auc) or mappings with their
+    Keras arguments ({name: auc, curve: PR}); each one's column in history.csv is its name and arguments (auc_pr)."""
     batch_size: Annotated[int, Field(gt=0)] = 32
     """Rows per gradient step."""
     epochs: Annotated[int, Field(gt=0)]
@@ -530,39 +1024,127 @@ class TrainingSpec(StrictModel):
     """Shuffle the training rows every epoch (seeded)."""
     early_stopping: EarlyStoppingSpec | None = None
     """Stop when the monitored quantity stops improving; absent: train all epochs."""
+    reduce_lr_on_plateau: ReduceLROnPlateauSpec | None = None
+    """Lower the learning rate when the monitored quantity stops improving; absent: never (not with a schedule)."""
+    class_weight: ClassWeight | None = None
+    """Weigh each training row's loss by its class: balanced (n_rows / (n_classes * rows of the class), from the
+    training rows) or {label: weight} by the CSV's labels (others weigh 1); absent: every class weighs 1."""
+    tensorboard: TensorBoard = None
+    """Write TensorBoard logs into the run's tensorboard/ folder: true, or a mapping of the callback's options."""
+
+    @field_validator("metrics", mode="after")
+    @classmethod
+    def _one_column_each(cls, metrics: list) -> list[KerasMetric]:
+        metrics = [METRIC_MODELS[m](name=m) if isinstance(m, str) else m for m in metrics]
+        seen: dict[str, int] = {}
+        for index, metric in enumerate(metrics):
+            column = metric.column_name
+            if column in seen:
+                raise PydanticCustomError(
+                    "metric_column",
+                    "{detail}",
+                    {
+                        "detail": f"metrics[{seen[column]}] and metrics[{index}] both log as {column!r} in "
+                        f"history.csv: remove one, or give one its own column, like {{name: {metric.name}, "
+                        f"column: {column}_2, ...}}"
+                    },
+                )
+            seen[column] = index
+        return metrics
 
     @model_validator(mode="after")
-    def _resolve_early_stopping(self) -> TrainingSpec:
-        stop = self.early_stopping
-        if stop is None:
-            return self
-        quantities = ["loss", *self.metrics]
-        base = stop.monitor.removeprefix("val_")
-        if base not in quantities:
+    def _check(self) -> TrainingSpec:
+        self._metrics_fit_loss()
+        self._resolve_monitor("early_stopping")
+        self._resolve_monitor("reduce_lr_on_plateau")
+        if self.reduce_lr_on_plateau is not None and self.optimizer.schedule is not None:
+            raise PydanticCustomError(
+                "plateau_schedule",
+                "{detail}",
+                {
+                    "detail": f"reduce_lr_on_plateau cannot lower a scheduled learning rate (Keras sets the "
+                    f"optimizer's learning rate, which the {self.optimizer.schedule.name} schedule computes at every "
+                    "step): remove reduce_lr_on_plateau, or give optimizer.learning_rate as a number"
+                },
+            )
+        if self.class_weight is not None and self.loss not in (*names.BINARY_LOSSES, *names.CLASS_LOSSES):
+            raise PydanticCustomError(
+                "class_weight_loss",
+                "{detail}",
+                {
+                    "detail": f"class_weight weighs the classes of the target, but loss {self.loss!r} predicts "
+                    "numbers: remove class_weight (data.weight_column weighs rows), or use a classification loss"
+                },
+            )
+        return self
+
+    def _metrics_fit_loss(self) -> None:
+        """Refuse metrics that read targets of another form than the loss's (Keras fails in the first epoch)."""
+        class_ids = self.loss in names.CLASS_LOSSES
+        for metric in self.metrics:
+            if metric.name in names.ANY_OUTPUT_METRICS:
+                continue
+            if class_ids and metric.name not in names.CLASS_ID_METRICS:
+                fits = sorted(names.CLASS_ID_METRICS)
+                why = f"loss {self.loss!r} trains one output per class on class ids"
+            elif not class_ids and (metric.name in names.CLASS_ID_METRICS or metric.name in names.ONE_HOT_METRICS):
+                fits = (
+                    ["binary_accuracy", "auc", "precision", "recall"]
+                    if self.loss in names.BINARY_LOSSES
+                    else [
+                        "mae",
+                        "mse",
+                        "root_mean_squared_error",
+                        "r2_score",
+                    ]
+                )
+                why = f"loss {self.loss!r} trains one output on one target column"
+            else:
+                continue
+            reads = (
+                "one-hot targets"
+                if metric.name in names.ONE_HOT_METRICS
+                else "class ids against one output per class"
+                if metric.name in names.CLASS_ID_METRICS
+                else "a target column as wide as the output"
+            )
+            raise PydanticCustomError(
+                "metric_loss",
+                "{detail}",
+                {"detail": f"metric {metric.name!r} reads {reads}, but {why}: use {', '.join(fits)}"},
+            )
+
+    def _resolve_monitor(self, section: str) -> None:
+        """Check that a callback's monitor will be logged, and decide its mode where it is auto."""
+        watcher = getattr(self, section)
+        if watcher is None:
+            return
+        directions = {"loss": "min", **{metric.column_name: metric.direction for metric in self.metrics}}
+        base = watcher.monitor.removeprefix("val_")
+        if base not in directions:
+            quantities = list(directions)
             choices = quantities + [f"val_{q}" for q in quantities]
-            guess = names.closest(stop.monitor, choices)
+            guess = names.closest(watcher.monitor, choices)
             raise PydanticCustomError(
                 "unknown_monitor",
                 "{detail}",
                 {
-                    "detail": f"early_stopping.monitor {stop.monitor!r} will not exist during training"
-                    f"{f'; did you mean {guess!r}?' if guess else ''}. Expected loss, val_loss, or a metric "
-                    f"listed in training.metrics (with or without val_): {', '.join(choices)}"
+                    "detail": f"{section}.monitor {watcher.monitor!r} will not exist during training"
+                    f"{f'; did you mean {guess!r}?' if guess else '.'} Expected loss, val_loss, or the column of a "
+                    f"metric in training.metrics (with or without val_): {', '.join(choices)}"
                 },
             )
-        if stop.mode == "auto":
-            direction = "min" if base == "loss" else names.METRICS[base]
-            if direction is None:
+        if watcher.mode == "auto":
+            if directions[base] is None:
                 raise PydanticCustomError(
                     "monitor_mode",
                     "{detail}",
                     {
-                        "detail": f"cannot tell whether {stop.monitor!r} should go up or down: "
-                        "set early_stopping.mode to min or max"
+                        "detail": f"cannot tell whether {watcher.monitor!r} should go up or down: "
+                        f"set {section}.mode to min or max"
                     },
                 )
-            stop.mode = direction
-        return self
+            watcher.mode = directions[base]
 
 
 # --- the whole spec ---------------------------------------------------------------------------

@@ -308,6 +308,237 @@ OPTIMIZER_RANGES: dict[str, dict[str, dict[str, float]]] = {
 OPTIMIZER_CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
 
 
+# --- learning-rate schedules ------------------------------------------------------------------
+
+REQUIRED = ...
+"""Marks a Keras argument without a default: the spec must give it."""
+
+# Schedule name (Keras 2's `tf.compat.v1.train` function names, snake_case) -> its keyword arguments
+# and their Keras defaults, less `name` (the TensorFlow op name). Every step count is in optimizer steps,
+# one per batch, counted over the whole fit.
+SCHEDULES: dict[str, dict[str, object]] = {
+    "cosine_decay": {
+        "initial_learning_rate": REQUIRED,
+        "decay_steps": REQUIRED,
+        "alpha": 0.0,
+        "warmup_target": None,
+        "warmup_steps": 0,
+    },
+    "cosine_decay_restarts": {
+        "initial_learning_rate": REQUIRED,
+        "first_decay_steps": REQUIRED,
+        "t_mul": 2.0,
+        "m_mul": 1.0,
+        "alpha": 0.0,
+    },
+    "exponential_decay": {
+        "initial_learning_rate": REQUIRED,
+        "decay_steps": REQUIRED,
+        "decay_rate": REQUIRED,
+        "staircase": False,
+    },
+    "inverse_time_decay": {
+        "initial_learning_rate": REQUIRED,
+        "decay_steps": REQUIRED,
+        "decay_rate": REQUIRED,
+        "staircase": False,
+    },
+    "piecewise_constant": {"boundaries": REQUIRED, "values": REQUIRED},
+    "polynomial_decay": {
+        "initial_learning_rate": REQUIRED,
+        "decay_steps": REQUIRED,
+        "end_learning_rate": 0.0001,
+        "power": 1.0,
+        "cycle": False,
+    },
+}
+
+# Schedule name -> its class in `keras.optimizers.schedules`.
+SCHEDULE_CLASSES = {
+    "cosine_decay": "CosineDecay",
+    "cosine_decay_restarts": "CosineDecayRestarts",
+    "exponential_decay": "ExponentialDecay",
+    "inverse_time_decay": "InverseTimeDecay",
+    "piecewise_constant": "PiecewiseConstantDecay",
+    "polynomial_decay": "PolynomialDecay",
+}
+
+# The schedule arguments whose type their Keras default does not tell; every other one is a bool where
+# its default is one, else a float.
+SCHEDULE_ARGUMENT_TYPES = {
+    "decay_steps": "int",
+    "first_decay_steps": "int",
+    "warmup_steps": "int",
+    "boundaries": "list[int]",
+    "values": "list[float]",
+}
+
+# Ranges of the schedule arguments: the step counts Keras checks (> 0), and learning rates above 0 as
+# for an optimizer's learning_rate; rates and multipliers that would make the learning rate negative or
+# grow without bound are refused too.
+SCHEDULE_RANGES: dict[str, dict[str, float]] = {
+    "initial_learning_rate": {"gt": 0},
+    "decay_steps": {"gt": 0},
+    "first_decay_steps": {"gt": 0},
+    "warmup_steps": {"ge": 0},
+    "warmup_target": {"gt": 0},
+    "alpha": {"ge": 0, "le": 1},
+    "end_learning_rate": {"ge": 0},
+    "decay_rate": {"gt": 0},
+    "power": {"gt": 0},
+    "t_mul": {"gt": 0},
+    "m_mul": {"gt": 0},
+}
+
+# The schedule arguments counted in optimizer steps, which `dlrun check` converts to epochs.
+SCHEDULE_STEP_ARGUMENTS = ("decay_steps", "first_decay_steps", "warmup_steps", "boundaries")
+
+# --- metrics with arguments ------------------------------------------------------------------
+
+# Metric name -> its class in `keras.metrics` (the one Keras builds for the name).
+METRIC_CLASSES = {
+    "accuracy": "Accuracy",
+    "auc": "AUC",
+    "bce": "BinaryCrossentropy",
+    "binary_accuracy": "BinaryAccuracy",
+    "binary_crossentropy": "BinaryCrossentropy",
+    "binary_io_u": "BinaryIoU",
+    "categorical_accuracy": "CategoricalAccuracy",
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "categorical_hinge": "CategoricalHinge",
+    "concordance_correlation": "ConcordanceCorrelation",
+    "cosine_similarity": "CosineSimilarity",
+    "f1_score": "F1Score",
+    "f_beta_score": "FBetaScore",
+    "false_negatives": "FalseNegatives",
+    "false_positives": "FalsePositives",
+    "hinge": "Hinge",
+    "kl_divergence": "KLDivergence",
+    "log_cosh_error": "LogCoshError",
+    "mae": "MeanAbsoluteError",
+    "mape": "MeanAbsolutePercentageError",
+    "mean_absolute_error": "MeanAbsoluteError",
+    "mean_absolute_percentage_error": "MeanAbsolutePercentageError",
+    "mean_squared_error": "MeanSquaredError",
+    "mean_squared_logarithmic_error": "MeanSquaredLogarithmicError",
+    "mse": "MeanSquaredError",
+    "msle": "MeanSquaredLogarithmicError",
+    "pearson_correlation": "PearsonCorrelation",
+    "poisson": "Poisson",
+    "precision": "Precision",
+    "r2_score": "R2Score",
+    "recall": "Recall",
+    "root_mean_squared_error": "RootMeanSquaredError",
+    "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+    "sparse_top_k_categorical_accuracy": "SparseTopKCategoricalAccuracy",
+    "squared_hinge": "SquaredHinge",
+    "top_k_categorical_accuracy": "TopKCategoricalAccuracy",
+    "true_negatives": "TrueNegatives",
+    "true_positives": "TruePositives",
+}
+
+_CROSSENTROPY = {"from_logits": False, "label_smoothing": 0}
+_CONFUSION = {"thresholds": None}
+
+# Metric name -> the keyword arguments of its Keras class and their Keras defaults, less `name` and
+# `dtype` (a metric's column is `column`, see the spec).
+METRIC_ARGUMENTS: dict[str, dict[str, object]] = {
+    **{name: {} for name in METRIC_CLASSES},
+    "auc": {
+        "num_thresholds": 200,
+        "curve": "ROC",
+        "summation_method": "interpolation",
+        "thresholds": None,
+        "multi_label": False,
+        "num_labels": None,
+        "label_weights": None,
+        "from_logits": False,
+    },
+    "bce": _CROSSENTROPY,
+    "binary_accuracy": {"threshold": 0.5},
+    "binary_crossentropy": _CROSSENTROPY,
+    "binary_io_u": {"target_class_ids": [0, 1], "threshold": 0.5},
+    "categorical_crossentropy": {**_CROSSENTROPY, "axis": -1},
+    "concordance_correlation": {"axis": -1},
+    "cosine_similarity": {"axis": -1},
+    "f1_score": {"average": None, "threshold": None},
+    "f_beta_score": {"average": None, "beta": 1.0, "threshold": None},
+    "false_negatives": _CONFUSION,
+    "false_positives": _CONFUSION,
+    "pearson_correlation": {"axis": -1},
+    "precision": {"thresholds": None, "top_k": None, "class_id": None},
+    "r2_score": {"class_aggregation": "uniform_average", "num_regressors": 0},
+    "recall": {"thresholds": None, "top_k": None, "class_id": None},
+    "sparse_categorical_crossentropy": {"from_logits": False, "ignore_class": None, "axis": -1},
+    "sparse_top_k_categorical_accuracy": {"k": 5, "from_sorted_ids": False},
+    "top_k_categorical_accuracy": {"k": 5},
+    "true_negatives": _CONFUSION,
+    "true_positives": _CONFUSION,
+}
+
+# Where dlrun's default differs from Keras's, so that the metric is one number per epoch for a model
+# with one output: F-scores average over the outputs (Keras's None gives one value per output) and
+# mark a row positive above 0.5 (Keras's None marks the largest output of each row, which for a single
+# output is every row).
+METRIC_DEFAULTS = {
+    "f1_score": {"average": "micro", "threshold": 0.5},
+    "f_beta_score": {"average": "micro", "threshold": 0.5},
+}
+
+# The metric arguments whose type their Keras default does not tell ("metric.argument" for one
+# metric's own); every other one is a bool where its default is one, else a float. A list of
+# thresholds, or no average, would log a list of values per epoch, which history.csv cannot hold.
+METRIC_ARGUMENT_TYPES = {
+    "num_thresholds": "int",
+    "num_labels": "int | None",
+    "auc.thresholds": "list[float] | None",
+    "thresholds": "float | None",
+    "label_weights": "list[float] | None",
+    "target_class_ids": "list[int]",
+    "axis": "int",
+    "top_k": "int | None",
+    "class_id": "int | None",
+    "num_regressors": "int",
+    "ignore_class": "int | None",
+    "k": "int",
+    "threshold": "float",
+    "f1_score.threshold": "float",
+    "f_beta_score.threshold": "float",
+}
+
+# The text arguments and their choices, as Keras's constructors accept them.
+METRIC_CHOICES = {
+    "curve": ("ROC", "PR"),
+    "summation_method": ("interpolation", "minoring", "majoring"),
+    "average": ("micro", "macro", "weighted"),
+    "class_aggregation": ("uniform_average", "variance_weighted_average"),
+}
+
+# The ranges Keras's metric constructors enforce (they raise ValueError outside them), as pydantic
+# bounds; "metric.argument" for one metric's own (AUC takes any thresholds: with from_logits they are logits).
+METRIC_RANGES: dict[str, dict[str, float]] = {
+    "num_thresholds": {"gt": 1},
+    "thresholds": {"ge": 0, "le": 1},
+    "auc.thresholds": {},
+    "beta": {"gt": 0},
+    "f1_score.threshold": {"gt": 0, "le": 1},
+    "f_beta_score.threshold": {"gt": 0, "le": 1},
+}
+
+# The metrics that read class ids (sparse_categorical_crossentropy's targets) against one output per
+# class; every other metric compares each output with a target of the same width (one output: a number
+# or 0/1), so it cannot score a softmax over class ids, and these cannot score one output.
+CLASS_ID_METRICS = frozenset(
+    {"accuracy", "sparse_categorical_accuracy", "sparse_categorical_crossentropy", "sparse_top_k_categorical_accuracy"}
+)
+ANY_OUTPUT_METRICS = frozenset({"accuracy"})
+"""Metrics Keras adapts to the output: `accuracy` is binary for one output, sparse categorical for several."""
+ONE_HOT_METRICS = frozenset(
+    {"categorical_accuracy", "categorical_crossentropy", "categorical_hinge", "top_k_categorical_accuracy"}
+)
+"""Metrics that read one-hot targets, which dlrun never feeds (class ids, or one target column)."""
+
 # Old or short spellings that string similarity cannot find (Keras 2's `lr`, for instance).
 ALIASES = {
     "lr": "learning_rate",

@@ -87,8 +87,9 @@ def baseline(spec: Spec, data: Prepared) -> dict[str, Any]:
     """
     if data.stream is not None or data.y_train is None or data.y_valid is None:
         return {"baseline": None, "baseline_constants": {"why_none": "not computed for a streamed CSV"}}
-    quantities = ["loss", *spec.training.metrics]
-    names = {"loss": spec.training.loss, **{m: m for m in spec.training.metrics}}
+    metrics = {metric.column_name: metric.name for metric in spec.training.metrics}  # history column -> Keras name
+    quantities = ["loss", *metrics]
+    names = {"loss": spec.training.loss, **metrics}
     task = task_of(spec.training.loss)
     width = _output_width(spec)
     chosen = {q: constant_for(names[q], task, data.y_train, width, spec.training.loss) for q in quantities}
@@ -168,25 +169,31 @@ def score(spec: Spec, constant: list[float], y_valid: np.ndarray) -> dict[str, f
     A metric Keras cannot compute on these targets (it would fail training the same way) scores None,
     and so do the others only if they fail on their own: each is then tried alone.
     """
+    metrics = list(spec.training.metrics)
     try:
-        return _score(spec.training.loss, list(spec.training.metrics), constant, y_valid)
+        return _score(spec.training.loss, metrics, constant, y_valid)
     except Exception:  # noqa: BLE001  (Keras raises ValueError, TypeError or TF errors; the run must still end)
         pass
     results: dict[str, float | None] = {}
-    for metrics in ([], *([m] for m in spec.training.metrics)):
+    for chosen in ([], *([m] for m in metrics)):
         try:
-            results |= _score(spec.training.loss, metrics, constant, y_valid)
+            results |= _score(spec.training.loss, chosen, constant, y_valid)
         except Exception:  # noqa: BLE001
-            results |= {q: None for q in metrics or ["loss"]}
+            results |= {q: None for q in [m.column_name for m in chosen] or ["loss"]}
     return results
 
 
-def _score(loss: str, metrics: list[str], constant: list[float], y_valid: np.ndarray) -> dict[str, float | None]:
+def _score(loss: str, metrics: list, constant: list[float], y_valid: np.ndarray) -> dict[str, float | None]:
+    """Score a constant with the loss and the spec metrics, each built as training builds it (its column name)."""
     from dlrun.backend import import_keras
+    from dlrun.data.preprocess import target_shape
+    from dlrun.training.fit import keras_metric
 
     keras = import_keras()
+    task = task_of(loss)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(len(constant))])
-    model.compile(loss=loss, metrics=metrics)
+    model.compile(loss=loss, metrics=[keras_metric(keras, metric, task) for metric in metrics])
+    y_valid = np.asarray(y_valid).reshape(-1, *target_shape(task))
     predictions = np.tile(np.asarray(constant, dtype="float32"), (len(y_valid), 1))
     results = {"loss": model.compute_loss(x=None, y=y_valid, y_pred=predictions)}
     results |= {k: v for k, v in model.compute_metrics(None, y_valid, predictions).items() if k != "loss"}

@@ -1,4 +1,10 @@
-"""The Keras callbacks a spec asks for, plus dlrun's own: learning-rate logging, history.csv, checkpoints, progress."""
+"""The Keras callbacks a spec asks for, plus dlrun's own: learning-rate logging, history.csv, checkpoints, progress.
+
+Keras calls them in list order at each epoch's end: the learning rate is logged first (the one the
+epoch ended with), early stopping and ReduceLROnPlateau read the logs before history.csv and TensorBoard
+write them, so every file agrees; the checkpoint comes after them all, so it saves their counters and
+never counts an epoch that history.csv does not hold yet.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlrun.runs.layout import HISTORY
+from dlrun.errors import DlrunError
+from dlrun.runs.layout import HISTORY, TENSORBOARD
 from dlrun.spec.models import TrainingSpec
 
 
@@ -19,12 +26,29 @@ class Callbacks:
     """The `EarlyStopping` callback, when the spec asks for early stopping."""
     checkpoint: Any = None
     """The `dlrun.training.checkpoint.Checkpoint` callback."""
+    plateau: Any = None
+    """The `ReduceLROnPlateau` callback, when the spec asks for it (the checkpoint saves its counters)."""
 
     def stop_displays(self) -> None:
         """Stop any live display, even when fit ended by an exception (the bar would stay on screen)."""
         for callback in self.all:
             if hasattr(callback, "progress"):
                 callback.progress.stop()
+
+
+def require_tensorboard(training: TrainingSpec) -> None:
+    """Refuse `training.tensorboard` before any work when the tensorboard package, which writes the logs, is missing.
+
+    Raises:
+        DlrunError: TensorBoard logs are asked for and cannot be written.
+    """
+    import importlib.util
+
+    if training.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
+        raise DlrunError(
+            "training.tensorboard: writing TensorBoard logs needs the tensorboard package, which is not installed: "
+            "pip install 'dlrun[tensorboard]' (or pip install tensorboard), or remove training.tensorboard"
+        )
 
 
 def make_callbacks(
@@ -62,26 +86,34 @@ def make_callbacks(
         if stop
         else None
     )
+    plateau = training.reduce_lr_on_plateau
+    plateau = keras.callbacks.ReduceLROnPlateau(**plateau.model_dump()) if plateau else None  # mode is min or max
+    board = training.tensorboard
+    board = keras.callbacks.TensorBoard(log_dir=str(run_dir / TENSORBOARD), **board.model_dump()) if board else None
     every = EVERY_S if checkpoint_every is None else checkpoint_every
-    checkpoint = Checkpoint(run_dir, training.epochs, early, stop_request, resumed, every)
-    # The order matters: the learning rate joins the logs before CSVLogger writes them, and the
-    # checkpoint comes after early stopping and after the row of its epoch is in history.csv.
+    checkpoint = Checkpoint(run_dir, training.epochs, early, stop_request, resumed, every, plateau)
     callbacks = [
         _learning_rate_log(keras),
         keras.callbacks.TerminateOnNaN(),
         *([early] if early else []),
+        *([plateau] if plateau else []),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=resumed is not None),
+        *([board] if board else []),
         checkpoint,
     ]
     if not quiet:
         from dlrun.training.progress import progress_callback
 
         callbacks.append(progress_callback(training.epochs, console, resumed.epochs_done if resumed else 0))
-    return Callbacks(callbacks, early, checkpoint)
+    return Callbacks(callbacks, early, checkpoint, plateau)
 
 
 def _learning_rate_log(keras):
-    """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv)."""
+    """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv).
+
+    It is the rate at the epoch's end: a schedule's value at the step reached, or the number
+    ReduceLROnPlateau is about to lower (it logs that same number before lowering it).
+    """
 
     class LearningRateLog(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

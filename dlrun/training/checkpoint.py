@@ -39,6 +39,8 @@ MAX_SHARE = 0.05
 """Checkpoints wait at least 1/MAX_SHARE times as long as the last one took, so big models train on."""
 _EARLY = ("wait", "stopped_epoch", "best", "best_epoch")
 """`keras.callbacks.EarlyStopping`'s counters, reset by its `on_train_begin`."""
+_PLATEAU = ("wait", "cooldown_counter", "best")
+"""`keras.callbacks.ReduceLROnPlateau`'s counters, reset by its `on_train_begin` (the rate is an optimizer variable)."""
 
 
 @dataclass
@@ -57,17 +59,17 @@ class State:
     optimizer: list[np.ndarray]
     best_weights: list[np.ndarray] | None = None
     """The weights early stopping keeps for `restore_best_weights`, when it has some."""
+    plateau: dict[str, Any] | None = None
+    """ReduceLROnPlateau's counters (`_PLATEAU`), when the spec has it."""
 
     @property
     def epochs_done(self) -> int:
         return self.epoch + 1
 
 
-def capture(model, early, epoch: int, wall: float) -> State:
-    """Copy a model's, its optimizer's and early stopping's state at the end of `epoch`."""
-    counters = {name: getattr(early, name) for name in _EARLY} if early is not None else None
-    if counters is not None and counters["best"] is not None:
-        counters["best"] = float(counters["best"])
+def capture(model, early, epoch: int, wall: float, plateau=None) -> State:
+    """Copy a model's, its optimizer's, early stopping's and ReduceLROnPlateau's state at the end of `epoch`."""
+    counters = _counters(early, _EARLY)
     return State(
         epoch=epoch,
         wall=wall,
@@ -76,7 +78,18 @@ def capture(model, early, epoch: int, wall: float) -> State:
         model=[np.asarray(v.numpy()) for v in model.variables],
         optimizer=[np.asarray(v.numpy()) for v in model.optimizer.variables],
         best_weights=None if early is None or early.best_weights is None else list(early.best_weights),
+        plateau=_counters(plateau, _PLATEAU),
     )
+
+
+def _counters(callback, names: tuple[str, ...]) -> dict[str, Any] | None:
+    """Return a callback's counters as JSON data (its `best` a plain float), or None without the callback."""
+    if callback is None:
+        return None
+    counters = {name: getattr(callback, name) for name in names}
+    if counters.get("best") is not None:
+        counters["best"] = float(counters["best"])
+    return counters
 
 
 def restore_model(model, state: State) -> None:
@@ -98,6 +111,12 @@ def restore_early(early, state: State) -> None:
     early.best_weights = state.best_weights
 
 
+def restore_plateau(plateau, state: State) -> None:
+    """Give ReduceLROnPlateau back its counters (call after its `on_train_begin`)."""
+    for name, value in (state.plateau or {}).items():
+        setattr(plateau, name, value)
+
+
 def _assign(variables, values: list[np.ndarray], what: str) -> None:
     variables = list(variables)
     shapes = [tuple(v.shape) for v in variables]
@@ -113,7 +132,13 @@ def _assign(variables, values: list[np.ndarray], what: str) -> None:
 
 def write_checkpoint(path: Path, state: State) -> None:
     """Write a checkpoint atomically (a reader sees the previous one or this one, never half of one)."""
-    meta = {"epoch": state.epoch, "wall": state.wall, "stopped": state.stopped, "early": state.early}
+    meta = {
+        "epoch": state.epoch,
+        "wall": state.wall,
+        "stopped": state.stopped,
+        "early": state.early,
+        "plateau": state.plateau,
+    }
     arrays: dict[str, np.ndarray] = {"state": np.array(json.dumps(meta))}
     for prefix, values in (("model", state.model), ("optimizer", state.optimizer), ("best", state.best_weights)):
         for index, value in enumerate(values or []):
@@ -149,6 +174,7 @@ def read_checkpoint(path: Path) -> State | None:
         model=groups["model"],
         optimizer=groups["optimizer"],
         best_weights=groups["best"] if meta["early"] is not None and groups["best"] else None,
+        plateau=meta.get("plateau"),
     )
 
 
@@ -156,7 +182,8 @@ class Checkpoint(keras.callbacks.Callback):
     """Save the run's state at the end of epochs (see the module's docstring for when), and stop on request.
 
     Place it after `CSVLogger` (a checkpoint never counts an epoch history.csv does not hold yet) and
-    after `EarlyStopping` (whose counters it saves, and restores after its `on_train_begin` resets them).
+    after `EarlyStopping` and `ReduceLROnPlateau` (whose counters it saves, and restores after their
+    `on_train_begin` resets them).
     """
 
     def __init__(
@@ -167,8 +194,10 @@ class Checkpoint(keras.callbacks.Callback):
         stop: StopRequest | None = None,
         resumed: State | None = None,
         every_s: float = EVERY_S,
+        plateau=None,
     ):
         super().__init__()
+        self.plateau = plateau
         self.path = Path(run_dir) / CHECKPOINT
         self.history = Path(run_dir) / HISTORY
         self.epochs = epochs
@@ -189,6 +218,8 @@ class Checkpoint(keras.callbacks.Callback):
         self._started = self._last_save = time.monotonic()
         if self.resumed is not None and self.early is not None:
             restore_early(self.early, self.resumed)
+        if self.resumed is not None and self.plateau is not None:
+            restore_plateau(self.plateau, self.resumed)
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
@@ -210,7 +241,7 @@ class Checkpoint(keras.callbacks.Callback):
         """Write the checkpoint of `epoch`, whose end the model is at."""
         began = time.monotonic()
         _sync(self.history)  # the rows this checkpoint counts reach the disk before it does
-        write_checkpoint(self.path, capture(self.model, self.early, epoch, self.wall()))
+        write_checkpoint(self.path, capture(self.model, self.early, epoch, self.wall(), self.plateau))
         self.saved_epoch = epoch
         self._last_save = time.monotonic()
         if self.every_s > 0:  # 0 asks for every epoch, whatever it costs

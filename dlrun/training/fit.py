@@ -15,14 +15,17 @@ from typing import Any
 
 import yaml
 
+from dlrun.data.fitter import class_weights, weights_by_label
 from dlrun.data.prepare import Prepared, prepare
+from dlrun.data.preprocess import task_of
 from dlrun.errors import DataError, DlrunError, TrainingError
 from dlrun.model import check_output_width
 from dlrun.runs import layout
 from dlrun.runs.history import History, read_history
 from dlrun.runs.status import Status
-from dlrun.spec.models import Spec
-from dlrun.training.callbacks import Callbacks, make_callbacks
+from dlrun.spec import names
+from dlrun.spec.models import KerasMetric, Spec
+from dlrun.training.callbacks import Callbacks, make_callbacks, require_tensorboard
 from dlrun.training.summary import build_summary
 from dlrun.versions import versions
 
@@ -55,8 +58,10 @@ def train(
         TrainingError: the loss became NaN, training failed or was interrupted (the run directory keeps
             what it did; the error's `status` says which).
     """
+    require_tensorboard(spec.training)
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
+    class_weights(spec.training.class_weight, data.preprocessing, data.class_counts)  # an unknown label: before the run
     run_dir = start_run(spec, data, Path(out), overrides)
     return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, checkpoint_every=checkpoint_every))
 
@@ -109,7 +114,8 @@ def fit(
     keras.utils.set_random_seed(spec.seed)
     first = resumed.epochs_done if resumed else 0
     last = first if resumed and resumed.stopped else training.epochs  # early stopping ended it: fit no epoch
-    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed, first)
+    weights = class_weights(training.class_weight, data.preprocessing, data.class_counts)
+    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed, first, weights)
     model = compile_model(spec, data.preprocessing.width, _steps_per_execution(datasets.steps, datasets.valid_steps))
     if resumed:
         restore_model(model, resumed)
@@ -119,7 +125,8 @@ def fit(
         history = _logged(run_dir)
         status = _final_status(status, history, callbacks)
         held = _held_epoch(model, callbacks, failure)
-        return _finish(spec, data, run_dir, model, history, status, failure, callbacks, held, stop.exit_code)
+        facts = {"steps_per_epoch": datasets.steps, "class_weight": weights_by_label(weights, data.preprocessing)}
+        return _finish(spec, data, run_dir, model, history, status, failure, callbacks, held, stop.exit_code, facts)
 
 
 def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
@@ -130,14 +137,33 @@ def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
     keras = import_keras()
     training = spec.training
     model = build_model(spec.model, input_width)
-    optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())
+    arguments = training.optimizer.kwargs()
+    schedule = training.optimizer.schedule
+    if schedule is not None:
+        arguments["learning_rate"] = getattr(keras.optimizers.schedules, schedule.keras_class)(**schedule.kwargs())
+    optimizer = type(keras.optimizers.get(training.optimizer.name))(**arguments)
+    task = task_of(training.loss)
     model.compile(
         optimizer=optimizer,
         loss=training.loss,
-        metrics=list(training.metrics),
+        metrics=[keras_metric(keras, metric, task) for metric in training.metrics],
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def keras_metric(keras, metric: KerasMetric, task: str):
+    """Return what `compile` gets for a spec metric: its name, or its Keras class built with its arguments.
+
+    A metric built here is named by its column, so history.csv has the columns the spec says (Keras
+    would number two AUCs auc and auc_1).
+    """
+    if metric.by_name:
+        return metric.name  # Keras builds it, and `accuracy` as binary or sparse categorical by the output
+    class_name = names.METRIC_CLASSES[metric.name]
+    if metric.name in names.ANY_OUTPUT_METRICS:  # the class Keras would pick for the name
+        class_name = "SparseCategoricalAccuracy" if task == "multiclass" else "BinaryAccuracy"
+    return getattr(keras.metrics, class_name)(name=metric.column_name, **metric.kwargs())
 
 
 def _run_fit(model, datasets, callbacks: Callbacks, first: int, last: int) -> tuple[Status, BaseException | None]:
@@ -155,6 +181,7 @@ def _run_fit(model, datasets, callbacks: Callbacks, first: int, last: int) -> tu
             steps_per_epoch=datasets.steps,
             validation_steps=datasets.valid_steps,
             callbacks=callbacks.all,
+            class_weight=datasets.class_weight,
             shuffle=False,
             verbose=0,
         )
@@ -206,6 +233,7 @@ def _finish(
     callbacks: Callbacks,
     held: int | None,
     exit_code: int,
+    facts: dict[str, Any],
 ):
     """Save the model and summary.json, draw the plots, evaluate the test rows; raise for a run that did not finish.
 
@@ -217,7 +245,7 @@ def _finish(
         if held is not None:
             with layout.atomic_path(run_dir / layout.MODEL) as tmp:
                 model.save(tmp)
-        summary = build_summary(spec, data, history, status, callbacks.checkpoint.wall(), held)
+        summary = build_summary(spec, data, history, status, callbacks.checkpoint.wall(), held, **facts)
         if status.finished and data.has_test:
             summary["test"] = _evaluate_test(model, data, spec.training.batch_size)
         if data.stream is not None:

@@ -24,7 +24,14 @@ def best_of_spec(spec: Spec, history: History) -> int | None:
 
 
 def build_summary(
-    spec: Spec, data: Prepared, history: History, status: Status, wall: float, model_epoch: int | None
+    spec: Spec,
+    data: Prepared,
+    history: History,
+    status: Status,
+    wall: float,
+    model_epoch: int | None,
+    steps_per_epoch: int | None = None,
+    class_weight: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Return summary.json's content for a run that ended with `status`.
 
@@ -32,6 +39,8 @@ def build_summary(
         model_epoch: The epoch whose weights model.keras holds (1-based; None: no model was saved).
             Training decides it: the best epoch when Keras restored its weights, else the last one
             (after an immediate interrupt, the last checkpoint's).
+        steps_per_epoch: optimizer steps (batches) per epoch, the unit of a learning-rate schedule's steps.
+        class_weight: each class's weight by its label, as training used them (balanced ones computed).
     """
     monitor, mode = spec.monitor
     stop = spec.training.early_stopping
@@ -57,6 +66,8 @@ def build_summary(
         "final": row(history.epochs[-1]) if epochs_run else {},
         "wall_time_s": round(wall, 3),
         "seed": spec.seed,
+        "steps_per_epoch": steps_per_epoch,
+        "class_weight": class_weight,
         "rows": dict(data.rows),
         "dropped_rows": dict(data.dropped),
         "unseen_categories": data.unseen,
