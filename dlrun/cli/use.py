@@ -14,15 +14,20 @@ from dlrun.cli.common import app, fmt, out, reported
 @app.command()
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>/<timestamp>/).")],
-    data: Annotated[Path, typer.Argument(help="CSV of raw rows, with the columns the model was trained on.")],
-    out_file: Annotated[Path, typer.Option("--out", help="CSV to write: the input rows plus predictions.")] = Path(
-        "predictions.csv"
-    ),
+    data: Annotated[
+        Path, typer.Argument(help="Raw rows (CSV, Parquet or Feather), with the columns the model was trained on.")
+    ],
+    out_file: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="File to write (CSV, Parquet or Feather by its suffix): the input rows plus predictions."
+        ),
+    ] = Path("predictions.csv"),
     threshold: Annotated[
         float, typer.Option(help="Binary classification: probability at which the label is the second class.")
     ] = 0.5,
 ) -> None:
-    """Predict raw CSV rows with a trained run, through the run's saved preprocessing."""
+    """Predict raw rows with a trained run, through the run's saved preprocessing."""
     from dlrun.predict import predict as run_predict
 
     with reported():
@@ -40,10 +45,12 @@ def predict(
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/<name>/<timestamp>/).")],
-    data: Annotated[Path, typer.Argument(help="Labelled CSV: the model's columns plus the target.")],
+    data: Annotated[
+        Path, typer.Argument(help="Labelled rows (CSV, Parquet or Feather): the model's columns plus the target.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Compute the loss and every metric of a trained run on a labelled CSV."""
+    """Compute the loss and every metric of a trained run on a labelled data file."""
     import json
 
     from dlrun.predict import evaluate as run_evaluate

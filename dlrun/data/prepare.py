@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun.data.csvfile import read_csv
+from dlrun.data.files import read_frame
 from dlrun.data.fitter import Prepared, check_target, plan_columns
 from dlrun.data.preprocess import Encoded, keep_rows
 from dlrun.data.stream import prepare_streaming
@@ -45,7 +45,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     if streams(spec):
         return prepare_streaming(spec, seed, loss)
     columns = plan_columns(spec, loss)
-    frame = read_csv(spec.path, spec.csv)
+    frame = read_frame(spec.path, spec.csv)
     check_target(frame, spec, columns.task, spec.path)
     keep, dropped = keep_rows(frame, spec.target, columns.drop_rows)
     frame = frame[keep]
@@ -54,7 +54,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     sources = {"train": spec.path, "validation": spec.validation_path or spec.path, "test": spec.test_path or spec.path}
     for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
         if path is not None:
-            parts[part] = read_csv(path, spec.csv)
+            parts[part] = read_frame(path, spec.csv)
             sha[path] = file_sha256(path)
     fractions = {"validation": spec.validation_split, "test": spec.test_split}
     if any(fractions.values()):

@@ -3,7 +3,8 @@
 `Preprocessing.apply` is used for training, validation and test rows, streamed chunks, `dlrun evaluate`
 and `dlrun predict` alike. Its conversions follow the cell rules of `dlrun.data.kinds` (what a number
 is, what a date is) and `dlrun.data.csvfile` (what a missing cell is), so a column converts exactly as
-its kind was judged. `dlrun.data.fitter` learns a `Preprocessing` from the training rows.
+its kind was judged; `dlrun.data.files` names a row in a message (a CSV's line, a Parquet file's row).
+`dlrun.data.fitter` learns a `Preprocessing` from the training rows.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import NA_VALUES, line_of
+from dlrun.data.csvfile import NA_VALUES
+from dlrun.data.files import position, positions
 from dlrun.data.kinds import CATEGORICAL, DATE, NUMERIC, number_pattern, parse_date
 from dlrun.errors import DataError
 from dlrun.spec.names import BINARY_LOSSES, CLASS_LOSSES
@@ -83,7 +85,7 @@ def _refuse_text(series, bad: np.ndarray, name: str, source: str, decimal: str) 
     where = bad.nonzero()[0]
     first = series.index[where[0]]
     raise DataError(
-        f"{source}: column {name!r} is numeric but line {line_of(first)} holds {series.loc[first]!r}"
+        f"{source}: column {name!r} is numeric but {position(source, first)} holds {series.loc[first]!r}"
         f" ({len(where)} such row{'s' if len(where) > 1 else ''}). Expected a finite number"
         f"{' with decimal mark ' + repr(decimal) if decimal != '.' else ''}: fix the value, or declare the "
         f"column categorical with data.columns.{name}.kind: categorical"
@@ -401,14 +403,14 @@ def _refuse_missing(column: Column, series, gaps: np.ndarray, source: str, unrea
         count = int(unreadable.sum())
         written = f"in format {column.format!r}" if column.format else "like 2024-03-01 or 2024-03-01 12:30"
         raise DataError(
-            f"{source}: column {column.name!r} holds dates, but line {line_of(first)} holds "
+            f"{source}: column {column.name!r} holds dates, but {position(source, first)} holds "
             f"{series.loc[first]!r} ({count} such row{'s' if count > 1 else ''}), not a date {written}. Fix the "
             f"value, or choose what such cells become with data.columns.{column.name}.missing: {strategies}"
             f"{'' if column.format else f'; or give data.columns.{column.name}.format'}"
         )
-    lines = ", ".join(str(line_of(i)) for i in series.index[gaps][:5])
+    lines = positions(source, series.index[gaps][:5])
     raise DataError(
-        f"missing (NaN) values in {source}: {column.name!r} ({int(gaps.sum())} rows) on line {lines}"
+        f"missing (NaN) values in {source}: {column.name!r} ({int(gaps.sum())} rows) on {lines}"
         f"{', ...' if gaps.sum() > 5 else ''}. Choose a strategy with data.missing (or "
         f"data.columns.{column.name}.missing): {strategies}; or leave the column out with data.drop"
     )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dlrun.data.csvfile import read_chunks
+from dlrun.data.files import read_chunks
 from dlrun.data.fitter import Prepared, check_target, plan_columns
 from dlrun.data.preprocess import Preprocessing, keep_rows
 from dlrun.errors import DataError
