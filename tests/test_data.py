@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dlrun.data
 
-LAYERS = ["csvfile", "arrowfile", "files", "kinds", "preprocess", "fitter", "stream", "prepare", "datasets"]
+LAYERS = ["csvfile", "arrowfile", "files", "kinds", "preprocess", "fitter", "cache", "stream", "prepare", "datasets"]
 
 
 def test_data_modules_import_only_the_layers_below_them():

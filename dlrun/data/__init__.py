@@ -6,7 +6,8 @@
 - `kinds`: what each column is (numeric, categorical, date) or why it cannot be used; what a number and a date are.
 - `preprocess`: the fitted `Preprocessing` and `Preprocessing.apply`, the one way raw rows become model inputs.
 - `fitter`: the columns' plans and the chunk-by-chunk `Fitter` that learns a `Preprocessing`; `Prepared`.
-- `stream`: files read in chunks, as `tf.data` pipelines.
+- `cache`: the columnar cache of streamed data (preprocessed rows written once, read on later epochs).
+- `stream`: files read in chunks (or from the cache), as `tf.data` pipelines.
 - `prepare`: the entry point, `prepare`: data in memory, or streamed through `stream`.
 - `datasets`: `Prepared` -> the `tf.data` datasets `model.fit` reads (training only).
 """

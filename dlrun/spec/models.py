@@ -208,6 +208,9 @@ class DataSpec(StrictModel):
     """File size (MB) above which `streaming: auto` streams the CSV."""
     chunk_rows: Annotated[int, Field(gt=0)] = 65536
     """Rows read at a time when streaming (memory use grows with it)."""
+    streaming_cache: bool = True
+    """When streaming, write the preprocessed rows to a binary cache (under ~/.cache/dlrun) on the first epoch
+    and read it on later ones instead of parsing the file again; false: parse the file every epoch."""
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> DataSpec:

@@ -145,6 +145,7 @@ def _finish(spec: Spec, data: Prepared, run_dir: Path, model, history: History, 
         summary["test"] = _evaluate_test(model, data, spec.training.batch_size)
     if data.stream is not None:
         summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
+        summary["streaming_cache"] = dict(data.stream.caches)
     layout.write_json(run_dir / layout.SUMMARY, summary)
     if len(history):
         from dlrun.runs.plot import write_run_plots
