@@ -31,7 +31,8 @@ def fit_datasets(data: Prepared, batch_size: int, shuffle: bool, seed: int) -> D
     valid_steps = math.ceil(data.rows["validation"] / batch_size)
     if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
         train = data.stream.dataset("train", batch_size, shuffle=shuffle)
-        valid = data.stream.dataset("validation", batch_size, repeat=False)
+        # Repeated, as in memory: under MirroredStrategy a validation pass that ends stops the next epoch's
+        valid = data.stream.dataset("validation", batch_size)
         return Datasets(train, valid, steps, valid_steps)
     train = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()
     if shuffle:

@@ -22,6 +22,7 @@ from dlrun.runs.history import History, read_history
 from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
 from dlrun.training.callbacks import Callbacks, make_callbacks
+from dlrun.training.devices import check_devices, loss_scaled, precision, replicas, strategy
 from dlrun.training.summary import build_summary
 
 MAX_STEPS_PER_EXECUTION = 32
@@ -48,6 +49,7 @@ def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=Non
     """
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
+    check_devices(spec.training)
     run_dir = start_run(spec, data, Path(out), overrides)
     return Outcome(run_dir, fit(spec, data, run_dir, console, quiet))
 
@@ -72,7 +74,10 @@ def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = F
     keras.config.disable_interactive_logging()  # dlrun reports for Keras (TerminateOnNaN would print mid-bar)
     keras.utils.set_random_seed(spec.seed)
     datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed)
-    model = compile_model(spec, data.preprocessing.width, _steps_per_execution(datasets.steps, datasets.valid_steps))
+    # Keras 3 under MirroredStrategy fails with several steps per execution ("must feed a value for placeholder")
+    per_execution = 1 if training.distribute else _steps_per_execution(datasets.steps, datasets.valid_steps)
+    with strategy(training).scope():  # the weights are made, mirrored, on the spec's devices
+        model = compile_model(spec, data.preprocessing.width, per_execution)
     callbacks = make_callbacks(training, run_dir, console, quiet)
     started = time.time()
     status, failure = _run_fit(model, datasets, callbacks, training.epochs)
@@ -89,8 +94,11 @@ def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
 
     keras = import_keras()
     training = spec.training
-    model = build_model(spec.model, input_width)
-    optimizer = type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs())
+    with precision(training) as output_dtype:
+        model = build_model(spec.model, input_width, output_dtype)
+    optimizer = loss_scaled(
+        type(keras.optimizers.get(training.optimizer.name))(**training.optimizer.kwargs()), training
+    )
     model.compile(
         optimizer=optimizer,
         loss=training.loss,
@@ -143,6 +151,8 @@ def _finish(spec: Spec, data: Prepared, run_dir: Path, model, history: History, 
     )
     if status.finished and data.has_test:
         summary["test"] = _evaluate_test(model, data, spec.training.batch_size)
+    if spec.training.distribute:
+        summary["devices"] = replicas(model)
     if data.stream is not None:
         summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
         summary["streaming_cache"] = dict(data.stream.caches)
