@@ -58,11 +58,11 @@ def _reading(path: Path):
             ) from None
         if path.is_dir():
             raise DataError(f"{path} is a folder, not a {format_of(path)} file") from None
-        kind = format_of(path)
-        expected = "a Parquet file" if kind == "Parquet" else "an Arrow IPC file (Feather version 2)"
+        expected = "a Parquet file" if format_of(path) == "Parquet" else "an Arrow IPC file (Feather version 2)"
+        reason = str(exc).strip().splitlines()[0].rstrip(".")
         raise DataError(
-            f"cannot read {path} as {expected}: {str(exc).strip().splitlines()[0]}; check that the file is "
-            f"what its suffix says (.csv files are read as CSV, .parquet as Parquet, .feather and .arrow as Arrow)"
+            f"cannot read {path} as {expected}: {reason}; check that the file is what its suffix says "
+            "(.csv files are read as CSV, .parquet as Parquet, .feather and .arrow as Arrow)"
         ) from None
 
 
