@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlrun.cli import app
-from dlrun.data.files import read_chunks
+from dlrun.data.files import read_chunks, read_frame
 from dlrun.data.kinds import column_kinds
 from dlrun.data.prepare import prepare
 from dlrun.spec.loader import load_spec
@@ -23,6 +25,7 @@ from dlrun.spec.loader import load_spec
 from conftest import binary_spec, mixed_frame, write_spec
 
 runner = CliRunner()
+PARIS_MIDNIGHT = datetime(2024, 3, 1, tzinfo=ZoneInfo("Europe/Paris"))
 
 
 def dated_frame(rows: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -96,21 +99,31 @@ def test_column_kinds_come_from_the_schema(tmp_path):
             "zip": pa.array([str(10000 + i % 7) for i in range(rows)]),  # text of numbers: judged as CSV text
             "member": pa.array([i % 3 == 0 for i in range(rows)]),
             "seen": pa.array(pd.Timestamp("2024-03-01 08:15") + pd.to_timedelta(np.arange(rows), unit="h")),
+            # midnight in Paris, stored as 23:00 or 22:00 UTC: dates, judged in their own time zone
+            "opened": pa.array(
+                [PARIS_MIDNIGHT + timedelta(days=day) for day in range(rows)], pa.timestamp("us", "Europe/Paris")
+            ),
             "tags": pa.array([[1, 2]] * rows),
             "target": pa.array([i % 2 for i in range(rows)]),
         }
     )
     pq.write_table(table, tmp_path / "data.parquet")
-    spec = load_spec(write_spec(tmp_path, spec_for("data.parquet", drop=["customer_id", "tags"])))
+    spec = load_spec(write_spec(tmp_path, spec_for("data.parquet", drop=["customer_id", "tags"], scale="none")))
     header = list(table.column_names)
-    kinds = column_kinds(spec.data, header, ["price", "zip", "member", "seen"])
+    kinds = column_kinds(spec.data, header, ["price", "zip", "member", "seen", "opened"])
     assert {name: kind.kind for name, kind in kinds.items()} == {
         "price": "numeric",
         "zip": "numeric",
         "member": "categorical",
         "seen": "date",
+        "opened": "date",
     }
     assert kinds["seen"].parts == ("year", "month", "day", "day_of_week", "day_of_year", "hour", "minute")
+    assert kinds["opened"].parts == ("year", "month", "day", "day_of_week", "day_of_year")
+    data = prepare(spec.data, spec.seed, spec.training.loss)
+    inputs = data.preprocessing.apply(read_frame(tmp_path / "data.parquet"), "data.parquet").x
+    days = inputs[:, data.preprocessing.input_names.index("opened.day")]
+    assert days[:35].tolist() == [*range(1, 32), 1, 2, 3, 4]  # Paris dates, before and after the clocks change
     result = runner.invoke(app, ["validate", str(write_spec(tmp_path, spec_for("data.parquet")))])
     assert result.exit_code == 1
     message = " ".join(result.output.split())

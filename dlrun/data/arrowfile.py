@@ -9,15 +9,16 @@ files are read a record batch (Parquet: within row groups) at a time, never whol
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dlrun.errors import DataError
 
 FORMATS = {".parquet": "Parquet", ".feather": "Feather", ".arrow": "Arrow"}
 """File suffixes read with pyarrow, and the format's name in messages."""
-_MIDNIGHT = re.compile(r" 00:00:00(\.0*)?$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 NUMBER, INTEGER, TEMPORAL, TEXT, UNUSABLE = "number", "integer", "temporal", "text", "unusable"
 """What a column's Arrow type stores: floats or decimals, integers, dates or timestamps, text (strings,
@@ -169,30 +170,61 @@ def first_rows(path: str | Path, count: int) -> list[list[str]]:
             raise DataError(f"{path} has no rows: at least one row of data is needed")
         table = pa.Table.from_batches(chunks)
         for name in names:
-            try:
-                text = _as_text(table.column(name))
-            except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-                text = [None] * taken
-            columns.append(["" if cell is None else cell for cell in text])
+            columns.append(["" if cell is None else cell for cell in _as_text(table.column(name))])
     return [list(row) for row in zip(*columns)]
 
 
 def _as_text(column) -> list[str | None]:
-    """Return a column's values as text; timestamps in their own time zone, without a time when all are midnight.
+    """Return a column's values as text, with pyarrow alone (no pandas, no compute kernels: validate stays fast).
 
-    pandas writes a column of midnight timestamps to CSV as dates, so a file converted either way is
-    judged alike (dates without hour and minute parts).
+    Timestamps are written in their own time zone, and without a time when every one is at midnight:
+    pandas writes such a column to CSV as dates, so a file converted either way is judged alike.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.types
 
-    if not pyarrow.types.is_timestamp(column.type):
-        return pc.cast(column, pa.string()).to_pylist()
-    text = pc.strftime(column, format="%Y-%m-%d %H:%M:%S").to_pylist()
-    if all(_MIDNIGHT.search(cell) for cell in text if cell is not None):
-        return [None if cell is None else cell[:10] for cell in text]
-    return text
+    if stored_kind(column.type) == UNUSABLE:
+        return [None] * len(column)
+    if pyarrow.types.is_timestamp(column.type):
+        moments = _timestamps(column)
+        midnight = all(moment.time() == time() for moment in moments if moment is not None)
+        form = "%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S"
+        return [None if moment is None else moment.strftime(form) for moment in moments]
+    return [_cell(value) for value in column.to_pylist()]
+
+
+def _cell(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat() if isinstance(value, date) else str(value)  # dates as 2024-03-01
+
+
+def _timestamps(column) -> list[datetime | None]:
+    """Return a timestamp column's values as naive datetimes in the column's time zone (whole seconds)."""
+    import pyarrow as pa
+
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column.type.unit]
+    zone = _zone(column.type.tz)
+    moments: list[datetime | None] = []
+    for chunk in column.chunks:
+        for number in chunk.view(pa.int64()).to_pylist():  # as stored: since 1970-01-01, in UTC when zoned
+            if number is None:
+                moments.append(None)
+                continue
+            moment = _EPOCH + timedelta(seconds=number // per_second)
+            moments.append((moment.astimezone(zone) if zone else moment).replace(tzinfo=None))
+    return moments
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):  # a fixed offset such as +01:00
+        try:
+            return datetime.strptime(name.replace(":", ""), "%z").tzinfo
+        except ValueError:
+            return timezone.utc
 
 
 def read_chunks(path: str | Path, chunk_rows: int | None = 65536) -> Iterator:
