@@ -29,9 +29,10 @@ def fit_datasets(data: Prepared, batch_size: int, shuffle: bool, seed: int) -> D
 
     steps = math.ceil(data.rows["train"] / batch_size)
     valid_steps = math.ceil(data.rows["validation"] / batch_size)
-    if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
+    if data.stream is not None:  # a file larger than memory: re-read in chunks (or from its cache) every epoch
         train = data.stream.dataset("train", batch_size, shuffle=shuffle)
-        # Repeated, as in memory: under MirroredStrategy a validation pass that ends stops the next epoch's
+        # Repeated, as in memory: Keras keeps one validation iterator, and under MirroredStrategy one
+        # that has reached the end of a pass stops the next epoch
         valid = data.stream.dataset("validation", batch_size)
         return Datasets(train, valid, steps, valid_steps)
     train = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train)).cache()

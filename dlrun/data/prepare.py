@@ -1,7 +1,8 @@
-"""CSV -> training, validation and test data, through preprocessing fitted on the training rows only.
+"""Data files -> training, validation and test data, through preprocessing fitted on the training rows only.
 
-The top of the data path: small CSVs are read whole into arrays here; a CSV larger than
-`data.streaming_above_mb` (or with `data.streaming: true`) is read in chunks by `dlrun.data.stream`.
+The top of the data path: small files (CSV, Parquet, Feather: `dlrun.data.files`) are read whole into
+arrays here; a file larger than `data.streaming_above_mb` (or with `data.streaming: true`) is read in
+chunks by `dlrun.data.stream`.
 Both decide the columns with `dlrun.data.fitter.plan_columns` and fit the same `Preprocessing`, which
 is saved in the run directory and applied to every row the model sees.
 """
@@ -22,7 +23,7 @@ from dlrun.spec.models import DataSpec
 
 
 def streams(spec: DataSpec) -> bool:
-    """Tell whether the training CSV is read in chunks (`data.streaming`, or auto above a size)."""
+    """Tell whether the training file is read in chunks (`data.streaming`, or auto above its size on disk)."""
     if spec.streaming != "auto":
         return bool(spec.streaming)
     try:
@@ -32,7 +33,7 @@ def streams(spec: DataSpec) -> bool:
 
 
 def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
-    """Read the CSV(s), split them, fit the preprocessing on the training rows and apply it everywhere.
+    """Read the data file(s), split them, fit the preprocessing on the training rows and apply it everywhere.
 
     Args:
         spec: the spec's data section (paths already absolute).
