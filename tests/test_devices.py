@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,10 @@ def two_devices(tmp_path_factory) -> Path:
         "absent": ["training.distribute=mirrored", "training.devices=[/cpu:0,/gpu:3]"],
     }
     code = TWO_CPUS.format(root=str(ROOT), runs=runs)
-    result = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "DLRUN_CACHE_DIR": str(folder / "cache")}  # module fixtures run before conftest sets it
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     codes = json.loads(result.stdout.strip().splitlines()[-1])
     for name in ("single", "mirrored", "streamed", "mixed"):
@@ -109,6 +113,7 @@ def test_a_streamed_mirrored_run_trains_every_epoch_from_its_cache(two_devices):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["streaming"] and len(summary["devices"]) == 2
     assert sorted(summary["streaming_cache"]) == ["train", "validation"]
+    assert all(Path(folder).parent.parent == two_devices / "cache" for folder in summary["streaming_cache"].values())
 
 
 def test_mixed_precision_computes_in_float16_and_keeps_the_outputs_float32(two_devices):
