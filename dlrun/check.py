@@ -72,7 +72,7 @@ def nonfinite_cells(spec: Spec) -> dict[str, dict[str, tuple[int, list]]]:
 
     Training stops at the first such column; this reads the CSVs once more, to name them all at once.
     """
-    from dlrun.data.csvfile import read_chunks
+    from dlrun.data.files import read_chunks
     from dlrun.data.fitter import plan_columns
     from dlrun.data.kinds import NUMERIC
     from dlrun.data.preprocess import found_cells, infinite_mask

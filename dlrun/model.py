@@ -38,11 +38,15 @@ def describe(model: ModelSpec, input_width: int) -> list[LayerRow]:
     return rows
 
 
-def build_model(model: ModelSpec, input_width: int):
-    """Build the Keras model: `keras.Input` of the data's width, then the spec's layers in order."""
+def build_model(model: ModelSpec, input_width: int, output_dtype: str | None = None):
+    """Build the Keras model: `keras.Input` of the data's width, then the spec's layers in order.
+
+    `output_dtype` is the dtype policy of the last layer alone (float32 under mixed precision, so the
+    outputs and the loss are computed in float32); None: Keras's global policy, as every other layer.
+    """
     import keras
 
-    def dense(layer: DenseLayer):
+    def dense(layer: DenseLayer, **options):
         reg = layer.kernel_regularizer
         return keras.layers.Dense(
             layer.units,
@@ -50,19 +54,23 @@ def build_model(model: ModelSpec, input_width: int):
             use_bias=layer.use_bias,
             kernel_initializer=layer.kernel_initializer,
             kernel_regularizer=keras.regularizers.L1L2(reg.l1, reg.l2) if reg else None,
+            **options,
         )
 
     builders = {
         DenseLayer: dense,
-        DropoutLayer: lambda layer: keras.layers.Dropout(layer.rate),
-        BatchNormalizationLayer: lambda layer: keras.layers.BatchNormalization(
-            momentum=layer.momentum, epsilon=layer.epsilon
+        DropoutLayer: lambda layer, **options: keras.layers.Dropout(layer.rate, **options),
+        BatchNormalizationLayer: lambda layer, **options: keras.layers.BatchNormalization(
+            momentum=layer.momentum, epsilon=layer.epsilon, **options
         ),
-        ActivationLayer: lambda layer: keras.layers.Activation(layer.activation),
+        ActivationLayer: lambda layer, **options: keras.layers.Activation(layer.activation, **options),
     }
-    return keras.Sequential(
-        [keras.Input(shape=(input_width,)), *(builders[type(layer)](layer) for layer in model.layers)]
-    )
+    last = len(model.layers) - 1
+    layers = [
+        builders[type(layer)](layer, **({"dtype": output_dtype} if index == last and output_dtype else {}))
+        for index, layer in enumerate(model.layers)
+    ]
+    return keras.Sequential([keras.Input(shape=(input_width,)), *layers])
 
 
 def check_output_width(model: ModelSpec, target: str, classes: list | None) -> None:

@@ -1,7 +1,8 @@
-"""Use a trained run on new CSV rows: predictions (`dlrun predict`) and metrics (`dlrun evaluate`).
+"""Use a trained run on new rows: predictions (`dlrun predict`) and metrics (`dlrun evaluate`).
 
 Both read the run's `preprocessing.json` and apply it with `Preprocessing.apply`, exactly as training
-did, chunk by chunk so a CSV of any size fits; the model is loaded with Keras's safe mode.
+did, chunk by chunk so a file of any size fits (a CSV, or Parquet or Feather by its suffix, whatever
+the run was trained on); the model is loaded with Keras's safe mode.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import read_header
+from dlrun.data.files import FrameWriter, read_header
 from dlrun.data.preprocess import Preprocessing
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs
@@ -119,7 +120,7 @@ def check_threshold(threshold: float) -> None:
 
 
 def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: float = 0.5) -> Predicted:
-    """Write the CSV's rows plus the model's predictions to `out`.
+    """Write the data file's rows plus the model's predictions to `out` (CSV, Parquet or Feather by its suffix).
 
     Regression adds `prediction`; binary adds `probability` (of the second label) and `prediction`
     (the label at `threshold`); multi-class adds `probability_<label>` per class and `prediction`.
@@ -133,8 +134,8 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     out = Path(out)
     written = skipped = 0
     unseen: Counter = Counter()
-    options = {"sep": pre.csv.get("separator", ","), "decimal": pre.decimal, "index": False}
-    with runs.atomic_path(out, parents=True) as tmp:  # a half-written predictions file never appears
+    with runs.atomic_path(out, parents=True) as tmp, FrameWriter(tmp, pre.csv) as writer:
+        # a half-written predictions file never appears; its suffix (kept by tmp) says CSV, Parquet or Feather
         for chunk in pre.read_chunks(data, CHUNK_ROWS):
             encoded = pre.apply(chunk, str(data), labelled=False)
             unseen.update(encoded.unseen)
@@ -150,8 +151,7 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
                 )
                 column[encoded.kept] = values
                 result[_free_name(name, chunk.columns)] = column
-            first = written == skipped == 0
-            result.to_csv(tmp, mode="w" if first else "a", header=first, **options)
+            writer.write(result)
             written += int(encoded.kept.sum())
             skipped += int((~encoded.kept).sum())
     return Predicted(out, written, skipped, dict(unseen))
@@ -199,7 +199,7 @@ class Evaluation:
 
 
 def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
-    """Compute the loss and every compiled metric on a labelled CSV, batched as in training.
+    """Compute the loss and every compiled metric on a labelled data file, batched as in training.
 
     Raises:
         DataError: a missing column (the target included), a value of the wrong type, no usable rows, ...

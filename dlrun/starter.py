@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlrun.data.csvfile import first_rows, is_missing, read_header, rows, sniff_options
+from dlrun.data.files import is_arrow
 from dlrun.data.kinds import (
     CATEGORICAL,
     DATE,
@@ -374,6 +375,12 @@ def starter_spec(csv_path: Path, target: str, spec_path: Path) -> str:
         DataError: the CSV cannot be read, has no such target column, no usable feature, too few rows, or a
             column training would refuse whatever the spec says (text in a numeric column, named with its line).
     """
+    if is_arrow(csv_path):
+        raise DataError(
+            f"dlrun init reads CSV files, and {csv_path} is not one: run it on a CSV of the file's first rows "
+            f"(pandas: frame.head(10000).to_csv('sample.csv', index=False)), then set data.path: {csv_path.name} "
+            "in the spec it writes (training reads Parquet and Feather files by their suffix)"
+        )
     options = sniff_options(csv_path)
     header = read_header(csv_path, options)
     if target not in header:

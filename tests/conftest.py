@@ -20,8 +20,9 @@ CONFIGS = ROOT / "configs"
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Run every test in its own folder, so relative paths like runs/ never touch the repo."""
+    """Run every test in its own folder, so relative paths like runs/ never touch the repo; caches stay there too."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLRUN_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def make_binary_csv(path: Path, rows: int = 120, features: int = 4, seed: int = 0) -> Path:

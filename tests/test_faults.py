@@ -306,6 +306,7 @@ def test_a_streamed_run_resumes_to_the_same_history(tmp_path, monkeypatch):
     with pytest.raises(Killed):
         train(load_spec(spec), tmp_path / "runs", quiet=True, checkpoint_every=0)
     monkeypatch.undo()
+    monkeypatch.setenv("DLRUN_CACHE_DIR", str(tmp_path / "cache"))  # undo() took conftest's setting too
     (run_dir,) = (tmp_path / "runs" / "spec").iterdir()
     resume(plan_resume(run_dir), quiet=True)
     same_run(run_dir, {"history": (full.run_dir / layout.HISTORY).read_text(), "summary": full.summary})

@@ -20,7 +20,7 @@ def validate(
     overrides: SetOption = None,
 ) -> None:
     """Check a spec, its CSV header and its columns' kinds, and print the layer stack (no TensorFlow, instant)."""
-    from dlrun.data.csvfile import read_header
+    from dlrun.data.files import read_header
     from dlrun.data.kinds import CATEGORICAL, DATE, column_kinds, select_features
     from dlrun.model import describe
     from dlrun.spec.loader import load_spec

@@ -15,17 +15,25 @@ from dlrun.cli.common import command, fmt, out, reported
 def predict(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (runs/<name>/<timestamp>/).")],
     data: Annotated[
-        Path, typer.Argument(metavar="CSV", help="CSV of raw rows, with the columns the model was trained on.")
+        Path,
+        typer.Argument(
+            metavar="DATA", help="Raw rows (CSV, Parquet or Feather), with the columns the model was trained on."
+        ),
     ],
     out_file: Annotated[
-        Path, typer.Option("--out", metavar="FILE", help="CSV to write: the input rows plus predictions.")
+        Path,
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="File to write (CSV, Parquet or Feather by its suffix): the input rows plus predictions.",
+        ),
     ] = Path("predictions.csv"),
     threshold: Annotated[
         float,
         typer.Option(metavar="P", help="Binary classification: probability at which the label is the second class."),
     ] = 0.5,
 ) -> None:
-    """Predict raw CSV rows with a trained run, through the run's saved preprocessing."""
+    """Predict raw rows with a trained run, through the run's saved preprocessing."""
     from dlrun.predict import predict as run_predict
 
     with reported():
@@ -43,10 +51,15 @@ def predict(
 @command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (runs/<name>/<timestamp>/).")],
-    data: Annotated[Path, typer.Argument(metavar="CSV", help="Labelled CSV: the model's columns plus the target.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATA", help="Labelled rows (CSV, Parquet or Feather): the model's columns plus the target."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Compute the loss and every metric of a trained run on a labelled CSV."""
+    """Compute the loss and every metric of a trained run on a labelled data file."""
     from dlrun.predict import evaluate as run_evaluate
     from dlrun.runs.layout import to_json
 

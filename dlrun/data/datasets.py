@@ -53,11 +53,13 @@ def fit_datasets(
     steps = math.ceil(data.rows["train"] / batch_size)
     valid_steps = math.ceil(data.rows["validation"] / batch_size)
     weighted = data.preprocessing.weight_column is not None
-    if data.stream is not None:  # a CSV larger than memory: re-read in chunks every epoch
+    if data.stream is not None:  # a file larger than memory: re-read in chunks (or from its cache) every epoch
         # The stream seeds each pass's shuffle with (seed, pass number): start where the run left off.
         data.stream._passes["train"] = first_epoch
         train = data.stream.dataset("train", batch_size, shuffle=shuffle)
-        valid = data.stream.dataset("validation", batch_size, repeat=False)
+        # Repeated, as in memory: Keras keeps one validation iterator, and under MirroredStrategy one
+        # that has reached the end of a pass stops the next epoch
+        valid = data.stream.dataset("validation", batch_size)
         if weighted and class_weight:
             train = train.map(_times_class_weight(class_weight))
             class_weight = None

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import missing_texts, read_header
+from dlrun.data.csvfile import missing_texts
+from dlrun.data.files import read_header
 from dlrun.data.kinds import (
     CATEGORICAL,
     DATE,
@@ -136,7 +137,7 @@ class Columns:
 
 
 def plan_columns(spec: DataSpec, loss: str) -> Columns:
-    """Read the training CSV's header and first rows, decide each feature's kind and how it is fitted.
+    """Read the training file's header and first rows, decide each feature's kind and how it is fitted.
 
     Raises:
         DataError: a missing file or column, a ragged row among the first ones, a column that cannot be used.

@@ -1,10 +1,11 @@
 """What each feature column is (numeric, categorical or date) or why it cannot be used, from its cell texts.
 
 One rule for every command: `dlrun validate`, `init`, `check`, `train` and streaming all call
-`infer_kind` on the same cells, those of the first `KIND_ROWS` data rows of the training CSV (before
-any split), read as text with the standard library; so no two commands can answer differently, and
-none of them imports pandas to ask. Kinds describe a column, not fitted statistics: checks that need
-every row (a text cell far down a numeric column, too many categories) stay with the fitting.
+`infer_kind` on the same cells, those of the first `KIND_ROWS` data rows of the training file (before
+any split), read as text with the standard library (a Parquet or Feather file's with pyarrow, its schema
+telling numbers and dates apart); so no two commands can answer differently, and none of them imports
+pandas to ask. Kinds describe a column, not fitted statistics: checks that need every row (a text cell
+far down a numeric column, too many categories) stay with the fitting.
 
 The cell rules here, `is_number` and `parse_date`, are also the ones training applies when it converts
 a column, so a column's kind and its conversion cannot disagree.
@@ -17,12 +18,14 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from dlrun.data.csvfile import first_rows, missing_texts
+from dlrun.data.arrowfile import INTEGER, NUMBER, TEMPORAL, TEXT, UNUSABLE
+from dlrun.data.csvfile import missing_texts
+from dlrun.data.files import first_rows, stored_kinds
 from dlrun.errors import DataError
 from dlrun.spec.models import DATE_PARTS, DataSpec
 
 KIND_ROWS = 10_000
-"""Data rows, from the top of the training CSV, that decide the kind of every column."""
+"""Data rows, from the top of the training file, that decide the kind of every column."""
 NUMERIC, CATEGORICAL, DATE = "numeric", "categorical", "date"
 TIME_PARTS = ("hour", "minute")
 MOSTLY = 0.9
@@ -128,14 +131,19 @@ class Kind:
     """A date column's parts, each a numeric model input (`when.year`, `when.month`, ...)."""
 
 
-def infer_kind(name: str, cells: list[str], spec: DataSpec, complete: bool = False) -> Kind:
+def infer_kind(name: str, cells: list[str], spec: DataSpec, complete: bool = False, stored: str = TEXT) -> Kind:
     """Decide a feature column's kind from its cells; the spec's data.columns.<name> wins over the data.
+
+    A CSV stores text, judged by the rules below. A Parquet or Feather column's type decides first:
+    numbers are numeric (whole numbers that look like an id are refused, as in a CSV), dates and
+    timestamps are dates, strings and booleans are judged as CSV text.
 
     Args:
         name: the column.
-        cells: its cells in the first `KIND_ROWS` data rows of the training CSV, as text.
+        cells: its cells in the first `KIND_ROWS` data rows of the training file, as text.
         spec: the data section (declared kinds, max_categories, the decimal mark).
         complete: `cells` are the whole column (the file has at most `KIND_ROWS` rows); only wording.
+        stored: what the file stores in the column (`dlrun.data.arrowfile.stored_kind`); TEXT for a CSV.
     """
     column = spec.columns.get(name)
     na = missing_texts(spec.csv)
@@ -143,13 +151,27 @@ def infer_kind(name: str, cells: list[str], spec: DataSpec, complete: bool = Fal
     declared = column.kind if column is not None else None
     if declared is None and column is not None and (column.format or column.date_parts):
         declared = DATE
+    if stored == UNUSABLE:
+        return Kind(None, "holds lists, structs or bytes, which cannot be model inputs", declared=declared is not None)
     if declared in (NUMERIC, CATEGORICAL):
         return Kind(declared, declared=True)
     if declared == DATE:
+        if stored == TEMPORAL and column.format:
+            return Kind(
+                None,
+                f"is stored as dates and times, which need no format: remove data.columns.{name}.format",
+                declared=True,
+            )
         return _date(name, present, column.format, column.date_parts, declared=True)
     where = "every row" if complete else f"the first {len(cells):,} rows"
     if not present:
         return Kind(None, f"empty in {where}")
+    if stored in (NUMBER, INTEGER):
+        if stored == INTEGER and _looks_like_id(name, present, Counter(present)):
+            return Kind(None, f"looks like an id (a different whole number in every row, e.g. {present[0]!r})")
+        return Kind(NUMERIC)
+    if stored == TEMPORAL:
+        return _date(name, present, None, None, declared=False)
     counts = Counter(present)
     infinite = _infinite(counts, spec.csv.decimal)
     if infinite and spec.csv.infinite == "missing":  # gaps, not values
@@ -242,11 +264,21 @@ def _other_dates(name: str, distinct: list[str]) -> str:
 # --- every column of a spec ---------------------------------------------------------------------------
 
 
-def infer_kinds(header: list[str], rows: list[list[str]], features: list[str], spec: DataSpec) -> dict[str, Kind]:
-    """Return each feature's `Kind`, from the cells of `rows` (the first `KIND_ROWS` data rows)."""
+def infer_kinds(
+    header: list[str],
+    rows: list[list[str]],
+    features: list[str],
+    spec: DataSpec,
+    stored: dict[str, str] | None = None,
+) -> dict[str, Kind]:
+    """Return each feature's `Kind`, from the cells of `rows` (the first `KIND_ROWS` data rows).
+
+    `stored` tells what a Parquet or Feather file stores in each column; None: text (a CSV).
+    """
     complete = len(rows) < KIND_ROWS
+    stored = stored or {}
     return {
-        name: infer_kind(name, [row[index] for row in rows], spec, complete)
+        name: infer_kind(name, [row[index] for row in rows], spec, complete, stored.get(name, TEXT))
         for name, index in ((name, header.index(name)) for name in features)
     }
 
@@ -267,12 +299,13 @@ def unusable_error(kinds: dict[str, Kind], source: str) -> DataError | None:
 
 
 def column_kinds(spec: DataSpec, header: list[str], features: list[str]) -> dict[str, Kind]:
-    """Return the kind of every feature, judged on the first `KIND_ROWS` rows of the training CSV.
+    """Return the kind of every feature, judged on the first `KIND_ROWS` rows of the training file.
 
     Raises:
-        DataError: the CSV cannot be read, or a column cannot be used as it is (all such columns named).
+        DataError: the file cannot be read, or a column cannot be used as it is (all such columns named).
     """
-    kinds = infer_kinds(header, first_rows(spec.path, spec.csv, KIND_ROWS), features, spec)
+    stored = stored_kinds(spec.path, spec.csv)
+    kinds = infer_kinds(header, first_rows(spec.path, spec.csv, KIND_ROWS), features, spec, stored)
     error = unusable_error(kinds, spec.path)
     if error is not None:
         raise error

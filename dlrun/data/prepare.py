@@ -1,7 +1,8 @@
-"""CSV -> training, validation and test data, through preprocessing fitted on the training rows only.
+"""Data files -> training, validation and test data, through preprocessing fitted on the training rows only.
 
-The top of the data path: small CSVs are read whole into arrays here; a CSV larger than
-`data.streaming_above_mb` (or with `data.streaming: true`) is read in chunks by `dlrun.data.stream`.
+The top of the data path: small files (CSV, Parquet, Feather: `dlrun.data.files`) are read whole into
+arrays here; a file larger than `data.streaming_above_mb` (or with `data.streaming: true`) is read in
+chunks by `dlrun.data.stream`.
 Both decide the columns with `dlrun.data.fitter.plan_columns` and fit the same `Preprocessing`, which
 is saved in the run directory and applied to every row the model sees.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlrun.data.csvfile import read_csv
+from dlrun.data.files import read_frame
 from dlrun.data.fitter import Prepared, check_target, plan_columns
 from dlrun.data.preprocess import Encoded, keep_rows
 from dlrun.data.stream import prepare_streaming
@@ -22,7 +23,7 @@ from dlrun.spec.models import DataSpec
 
 
 def streams(spec: DataSpec) -> bool:
-    """Tell whether the training CSV is read in chunks (`data.streaming`, or auto above a size)."""
+    """Tell whether the training file is read in chunks (`data.streaming`, or auto above its size on disk)."""
     if spec.streaming != "auto":
         return bool(spec.streaming)
     try:
@@ -32,7 +33,7 @@ def streams(spec: DataSpec) -> bool:
 
 
 def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
-    """Read the CSV(s), split them, fit the preprocessing on the training rows and apply it everywhere.
+    """Read the data file(s), split them, fit the preprocessing on the training rows and apply it everywhere.
 
     Args:
         spec: the spec's data section (paths already absolute).
@@ -45,7 +46,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     if streams(spec):
         return prepare_streaming(spec, seed, loss)
     columns = plan_columns(spec, loss)
-    frame = read_csv(spec.path, spec.csv, columns.text_columns)
+    frame = read_frame(spec.path, spec.csv, columns.text_columns)
     check_target(frame, spec, columns.task, spec.path)
     keep, dropped = keep_rows(frame, spec.target, columns.drop_rows, spec.csv, columns.task)
     frame = frame[keep]
@@ -54,7 +55,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     sources = {"train": spec.path, "validation": spec.validation_path or spec.path, "test": spec.test_path or spec.path}
     for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
         if path is not None:
-            parts[part] = read_csv(path, spec.csv, columns.text_columns)
+            parts[part] = read_frame(path, spec.csv, columns.text_columns)
             sha[path] = file_sha256(path)
     fractions = {"validation": spec.validation_split, "test": spec.test_split}
     if any(fractions.values()):

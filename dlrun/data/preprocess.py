@@ -3,8 +3,9 @@
 `Preprocessing.apply` is used for training, validation and test rows, streamed chunks, `dlrun evaluate`
 and `dlrun predict` alike. Its conversions follow the cell rules of `dlrun.data.kinds` (what a number
 is, what a date, what a non-finite number) and `dlrun.data.csvfile` (what a missing cell is, under the
-spec's `data.csv`), so a column converts exactly as its kind was judged. `dlrun.data.fitter` learns a
-`Preprocessing` from the training rows.
+spec's `data.csv`), so a column converts exactly as its kind was judged; `dlrun.data.files` names a row
+in a message (a CSV's line, a Parquet file's row). `dlrun.data.fitter` learns a `Preprocessing` from the
+training rows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.csvfile import csv_options, line_of, locate, missing_texts, read_chunks, read_header
+from dlrun.data.csvfile import csv_options, locate, missing_texts, read_header
+from dlrun.data.files import position, positions, read_chunks
 from dlrun.data.kinds import CATEGORICAL, DATE, INFINITY, LARGEST, NUMERIC, number_pattern, parse_date
 from dlrun.errors import DataError
 from dlrun.spec.models import CsvOptions
@@ -145,7 +147,7 @@ def describe_cells(source: str, options: CsvOptions, found: dict[str, tuple[int,
     for name, (count, firsts) in found.items():
         cells = _cells(source, options, name, [index for index, _ in firsts])
         shown = ", ".join(
-            f"line {cells[index][0]} {cells[index][1]!r}" if index in cells else f"line {line_of(index)} {value!r}"
+            f"line {cells[index][0]} {cells[index][1]!r}" if index in cells else f"{position(source, index)} {value!r}"
             for index, value in firsts
         )
         more = f" ({count} rows)" if count > len(firsts) else ""
@@ -158,8 +160,8 @@ def _cells(source: str, options: CsvOptions, name: str, indexes: list) -> dict[A
     try:
         if not Path(source).is_file():
             return {}
-        position = read_header(source, options).index(name)
-        return {i: (line, cells[position]) for i, (line, cells) in locate(source, options, indexes).items()}
+        where = read_header(source, options).index(name)
+        return {i: (line, cells[where]) for i, (line, cells) in locate(source, options, indexes).items()}
     except (DataError, OSError, ValueError, TypeError):
         return {}
 
@@ -173,9 +175,9 @@ def sample_weights(series, name: str, source: str, options: CsvOptions) -> np.nd
     values = to_numbers(series, name, source, options)
     for bad, what in ((np.isnan(values), "empty"), (values < 0, "negative")):
         if bad.any():
-            lines = ", ".join(str(line_of(i)) for i in sorted(series.index[bad])[:5])
+            where = positions(source, sorted(series.index[bad])[:5])
             raise DataError(
-                f"{source}: data.weight_column {name!r} is {what} on line {lines}{', ...' if bad.sum() > 5 else ''} "
+                f"{source}: data.weight_column {name!r} is {what} on {where}{', ...' if bad.sum() > 5 else ''} "
                 f"({int(bad.sum())} row{'s' if bad.sum() > 1 else ''}); every row needs a weight of 0 or more: fix "
                 "the cells, or leave the rows out"
             )
@@ -185,10 +187,11 @@ def sample_weights(series, name: str, source: str, options: CsvOptions) -> np.nd
 def _refuse_text(series, bad: np.ndarray, name: str, source: str, options: CsvOptions) -> None:
     where = bad.nonzero()[0]
     first = series.index[where[0]]
-    line = _cells(source, options, name, [first]).get(first, (line_of(first),))[0]
+    cell = _cells(source, options, name, [first]).get(first)
+    where = f"line {cell[0]}" if cell else position(source, first)
     decimal = options.decimal
     raise DataError(
-        f"{source}: column {name!r} is numeric but line {line} holds {series.loc[first]!r}"
+        f"{source}: column {name!r} is numeric but {where} holds {series.loc[first]!r}"
         f" ({len(where)} such row{'s' if len(where) > 1 else ''}). Expected a finite number"
         f"{' with decimal mark ' + repr(decimal) if decimal != '.' else ''}: fix the value, or declare the "
         f"column categorical with data.columns.{name}.kind: categorical"
@@ -581,14 +584,14 @@ def _refuse_missing(column: Column, series, gaps: np.ndarray, source: str, unrea
         count = int(unreadable.sum())
         written = f"in format {column.format!r}" if column.format else "like 2024-03-01 or 2024-03-01 12:30"
         raise DataError(
-            f"{source}: column {column.name!r} holds dates, but line {line_of(first)} holds "
+            f"{source}: column {column.name!r} holds dates, but {position(source, first)} holds "
             f"{series.loc[first]!r} ({count} such row{'s' if count > 1 else ''}), not a date {written}. Fix the "
             f"value, or choose what such cells become with data.columns.{column.name}.missing: {strategies}"
             f"{'' if column.format else f'; or give data.columns.{column.name}.format'}"
         )
-    lines = ", ".join(str(line_of(i)) for i in series.index[gaps][:5])
+    lines = positions(source, series.index[gaps][:5])
     raise DataError(
-        f"missing (NaN) values in {source}: {column.name!r} ({int(gaps.sum())} rows) on line {lines}"
+        f"missing (NaN) values in {source}: {column.name!r} ({int(gaps.sum())} rows) on {lines}"
         f"{', ...' if gaps.sum() > 5 else ''}. Choose a strategy with data.missing (or "
         f"data.columns.{column.name}.missing): {strategies}; or leave the column out with data.drop"
     )

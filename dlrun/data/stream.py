@@ -1,8 +1,11 @@
-"""CSVs larger than memory: statistics in one pass over chunks, then `tf.data` pipelines that re-read the file.
+"""Files larger than memory: statistics in one pass over chunks, then `tf.data` pipelines over the rows.
 
-Nothing here holds more than a chunk of rows (`data.chunk_rows`) at a time. Rows of the training CSV
+Nothing here holds more than a chunk of rows (`data.chunk_rows`) at a time. Rows of the training file
 are assigned to train/validation/test by a seeded random draw per row, the same on every pass, so a
 split needs no index of the file; each class then keeps its share in expectation (stratified or not).
+The first pass over the training and validation rows writes them, preprocessed, to the columnar cache
+(`dlrun.data.cache`, unless `data.streaming_cache: false`); later passes read the cache instead of
+parsing the file, and give the very same batches.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
-from dlrun.data.csvfile import read_chunks
+from dlrun.data.cache import CacheWriter, Source, cache_key, open_cache
+from dlrun.data.files import read_chunks
 from dlrun.data.fitter import Prepared, check_target, plan_columns
 from dlrun.data.preprocess import Preprocessing, keep_rows, sample_weights, target_shape
 from dlrun.errors import DataError
@@ -21,6 +26,8 @@ from dlrun.runs.layout import file_sha256
 from dlrun.spec.models import DataSpec
 
 CODES = {"train": 0, "validation": 1, "test": 2}
+CACHED_PARTS = ("train", "validation")
+"""Parts read on every epoch, so worth a cache; the test rows are read once."""
 
 
 def assign(rng: np.random.Generator, n: int, spec: DataSpec) -> np.ndarray:
@@ -34,16 +41,21 @@ def assign(rng: np.random.Generator, n: int, spec: DataSpec) -> np.ndarray:
 class Stream:
     """Where each part's rows come from, and how to read them as batches of model inputs."""
 
-    def __init__(self, spec: DataSpec, seed: int, pre: Preprocessing, rows: dict[str, int]):
-        self.spec, self.seed, self.pre, self.rows = spec, seed, pre, rows
+    def __init__(self, spec: DataSpec, seed: int, pre: Preprocessing, rows: dict[str, int], sources: dict[str, Source]):
+        self.spec, self.seed, self.pre, self.rows, self.sources = spec, seed, pre, rows, sources
         self.unseen: dict[str, dict[str, int]] = {}
         """Unseen-category counts of each part's latest complete pass."""
+        self.caches: dict[str, str] = {}
+        """The cache folder each part was written to or read from (`dlrun.data.cache`)."""
         self._passes: Counter = Counter()
+
+    def _own_path(self, part: str) -> str | None:
+        return {"validation": self.spec.validation_path, "test": self.spec.test_path}.get(part)
 
     def _frames(self, part: str) -> Iterator:
         """Yield the raw rows of one part, chunk by chunk."""
         spec = self.spec
-        own = {"validation": spec.validation_path, "test": spec.test_path}.get(part)
+        own = self._own_path(part)
         if own is not None:
             yield from self.pre.read_chunks(own, spec.chunk_rows, check_ragged=False)
             return
@@ -51,6 +63,59 @@ class Stream:
         for chunk in self.pre.read_chunks(spec.path, spec.chunk_rows, check_ragged=False):
             codes = assign(rng, len(chunk), spec)
             yield chunk[codes == CODES[part]]
+
+    def cache_key(self, part: str) -> str:
+        """Return the key of a part's cache: the file's sha256, the preprocessing, how the part is drawn."""
+        spec = self.spec
+        own = self._own_path(part)
+        split = {"seed": self.seed, "validation_split": spec.validation_split, "test_split": spec.test_split}
+        return cache_key(
+            {
+                "sha256": self.sources[own or spec.path].sha256,
+                "preprocessing": self.pre.to_dict(),
+                "part": "all rows" if own else part,
+                "split": None if own else split,
+                "chunk_rows": spec.chunk_rows,
+            }
+        )
+
+    @property
+    def weighted(self) -> bool:
+        """Whether batches carry sample weights (data.weight_column) third."""
+        return self.pre.weight_column is not None
+
+    def blocks(self, part: str, unseen: Counter) -> Iterator[tuple[np.ndarray, ...]]:
+        """Yield one part's rows as model inputs, targets (and weights), a chunk at a time: from its cache, or
+        from the file.
+
+        Reading the file, the training and validation rows are written to a new cache as they go (not
+        with sample weights, which the cache does not hold: those files are parsed on every pass).
+        """
+        source = self._own_path(part) or self.spec.path
+        caching = self.spec.streaming_cache and part in CACHED_PARTS and not self.weighted
+        key = self.cache_key(part) if caching else None
+        cached = open_cache(key, self.rows[part], self.pre.width) if caching else None
+        if cached is not None:
+            self.caches[part] = str(cached.folder)
+            unseen.update(cached.unseen)
+            yield from cached.blocks()
+            return
+        writer = None
+        if caching:
+            y_dtype = "int32" if self.pre.task == "multiclass" else "float32"
+            writer = CacheWriter(key, self.sources[source], self.pre.width, y_dtype)
+        try:
+            for block in encoded_blocks(self._frames(part), self.pre, source, unseen, self.weighted):
+                if writer is not None:
+                    writer.add(*block)
+                    if writer.rows >= self.rows[part]:  # in place before the last batches: a reader may stop there
+                        if writer.commit(self.rows[part], dict(unseen)):
+                            self.caches[part] = str(writer.final)
+                        writer = None
+                yield block
+        finally:
+            if writer is not None:
+                writer.abandon()
 
     def batches(self, part: str, batch_size: int, shuffle: bool = False) -> Iterator[tuple[np.ndarray, ...]]:
         """Yield (inputs, targets[, weights]) batches of exactly `batch_size` rows (the last one may be smaller).
@@ -61,18 +126,52 @@ class Stream:
         rng = np.random.default_rng([self.seed, self._passes[part]]) if shuffle else None
         self._passes[part] += 1
         unseen: Counter = Counter()
-        source = {"validation": self.spec.validation_path, "test": self.spec.test_path}.get(part) or self.spec.path
-        yield from encoded_batches(self._frames(part), self.pre, source, batch_size, rng, unseen, weighted=True)
+        yield from batched(self.blocks(part, unseen), batch_size, rng)
         self.unseen[part] = dict(unseen)
 
     def steps(self, part: str, batch_size: int) -> int:
         return math.ceil(self.rows.get(part, 0) / batch_size)
 
     def dataset(self, part: str, batch_size: int, shuffle: bool = False, repeat: bool = True):
-        """Return a `tf.data.Dataset` of one part's batches, re-reading the CSV on every pass."""
-        return batch_dataset(
-            lambda: self.batches(part, batch_size, shuffle), self.pre, repeat, self.pre.weight_column is not None
-        )
+        """Return a `tf.data.Dataset` of one part's batches, read anew (from the cache or the file) on every pass."""
+        return batch_dataset(lambda: self.batches(part, batch_size, shuffle), self.pre, repeat, self.weighted)
+
+
+def encoded_blocks(
+    frames: Iterator, pre: Preprocessing, source: str, unseen: Counter | None = None, weighted: bool = False
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Apply the preprocessing to raw chunks; yield each chunk's (inputs, targets[, weights]); `unseen` collects
+    counts. Weights come third with `weighted` and a weight column."""
+    for frame in frames:
+        encoded = pre.apply(frame, source, weighted=weighted)
+        if unseen is not None:
+            unseen.update(encoded.unseen)
+        yield tuple(a for a in (encoded.x, encoded.y, encoded.w) if a is not None)
+
+
+def batched(blocks: Iterator, batch_size: int, rng: np.random.Generator | None = None):
+    """Yield batches of exactly `batch_size` rows from blocks (tuples of row-aligned arrays) of any size.
+
+    Rows carry over from one block to the next, so only the very last batch may be smaller. With
+    `rng`, rows are shuffled within each block.
+    """
+    held: list[tuple[np.ndarray, ...]] = []
+    count = 0
+    for arrays in blocks:
+        if rng is not None:
+            order = rng.permutation(len(arrays[0]))
+            arrays = tuple(a[order] for a in arrays)
+        held.append(arrays)
+        count += len(arrays[0])
+        if count < batch_size:
+            continue
+        joined = [np.concatenate(parts) for parts in zip(*held)]
+        full = count - count % batch_size
+        for start in range(0, full, batch_size):
+            yield tuple(a[start : start + batch_size] for a in joined)
+        held, count = [tuple(a[full:] for a in joined)], count - full
+    if count:
+        yield tuple(np.concatenate(parts) for parts in zip(*held))
 
 
 def encoded_batches(
@@ -84,33 +183,8 @@ def encoded_batches(
     unseen: Counter | None = None,
     weighted: bool = False,
 ):
-    """Apply the preprocessing to raw chunks and yield (inputs, targets) batches of exactly `batch_size` rows.
-
-    Rows carry over from one chunk to the next, so only the very last batch may be smaller. With
-    `rng`, rows are shuffled within each chunk; `unseen` collects unseen-category counts. With
-    `weighted` and a weight column, each batch has the rows' sample weights third.
-    """
-    held: list[list[np.ndarray]] = []
-    count = 0
-    for frame in frames:
-        encoded = pre.apply(frame, source, weighted=weighted)
-        if unseen is not None:
-            unseen.update(encoded.unseen)
-        arrays = [a for a in (encoded.x, encoded.y, encoded.w) if a is not None]
-        if rng is not None:
-            order = rng.permutation(len(encoded.x))
-            arrays = [a[order] for a in arrays]
-        held.append(arrays)
-        count += len(encoded.x)
-        if count < batch_size:
-            continue
-        joined = [np.concatenate(parts) for parts in zip(*held)]
-        full = count - count % batch_size
-        for start in range(0, full, batch_size):
-            yield tuple(a[start : start + batch_size] for a in joined)
-        held, count = [[a[full:] for a in joined]], count - full
-    if count:
-        yield tuple(np.concatenate(parts) for parts in zip(*held))
+    """Apply the preprocessing to raw chunks and yield batches of exactly `batch_size` rows (see `batched`)."""
+    return batched(encoded_blocks(frames, pre, source, unseen, weighted), batch_size, rng)
 
 
 def batch_dataset(batches, pre: Preprocessing, repeat: bool = False, weighted: bool = False):
@@ -137,7 +211,7 @@ def batch_dataset(batches, pre: Preprocessing, repeat: bool = False, weighted: b
 
 
 def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
-    """Fit the preprocessing in one pass over the training CSV's chunks; return a `Prepared` with a `Stream`.
+    """Fit the preprocessing in one pass over the training file's chunks; return a `Prepared` with a `Stream`.
 
     Column kinds are judged on the first rows of the file, as for data in memory (`dlrun.data.kinds`).
 
@@ -178,11 +252,11 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
     if fitter.rows == 0:
         raise DataError(f"{spec.path}: no training rows left after the split; use smaller validation/test fractions")
     pre = fitter.finish(columns.features, spec.csv.model_dump(), columns.dropped_columns)
-    sha = {spec.path: file_sha256(spec.path)}
+    sources = {spec.path: _hashed(spec.path)}
     for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
         if path is None:
             continue
-        sha[path] = file_sha256(path)
+        sources[path] = _hashed(path)
         rows[part] = 0
         for chunk in pre.read_chunks(path, spec.chunk_rows):
             encoded = pre.apply(chunk, path, weighted=True)  # checks columns, labels, weights before training
@@ -202,9 +276,15 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         None,
         None,
         pre,
-        sha,
+        {path: source.sha256 for path, source in sources.items()},
         rows=part_rows,
         dropped={"missing_target": int(dropped["missing_target"]), "missing_values": int(dropped["missing_values"])},
-        stream=Stream(spec, seed, pre, part_rows),
+        stream=Stream(spec, seed, pre, part_rows, sources),
         class_counts=dict(fitter.labels),
     )
+
+
+def _hashed(path: str) -> Source:
+    """Return a file's sha256 with its size and modification time from before it was read."""
+    info = Path(path).stat()
+    return Source(str(Path(path).resolve()), file_sha256(path), info.st_size, info.st_mtime_ns)

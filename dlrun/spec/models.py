@@ -225,6 +225,9 @@ class DataSpec(StrictModel):
     weight_column: str | None = None
     """A numeric column of per-row sample weights (not a feature): a row's loss counts this many times, in
     training and validation alike; empty or negative cells are errors. Default: every row weighs 1."""
+    streaming_cache: bool = True
+    """When streaming, write the preprocessed rows to a binary cache (under ~/.cache/dlrun) on the first epoch
+    and read it on later ones instead of parsing the file again; false: parse the file every epoch."""
 
     @model_validator(mode="after")
     def _one_validation_source(self) -> DataSpec:
@@ -1006,6 +1009,28 @@ class EarlyStoppingSpec(StrictModel):
     """Epochs to wait before watching for improvement at all."""
 
 
+_DEVICE = re.compile(r"^(?:/job:localhost/replica:0/task:0)?/?(?:device:)?(CPU|GPU|cpu|gpu):([0-9]+)$")
+
+
+def device_key(name: str) -> tuple[str, int]:
+    """Return a device name's type and number, however TensorFlow lets it be written: '/gpu:0' -> ('GPU', 0)."""
+    match = _DEVICE.match(name.strip())
+    return (match.group(1).upper(), int(match.group(2))) if match else (name, -1)
+
+
+def _device_name(value: str) -> str:
+    if _DEVICE.match(value.strip()) is None:
+        raise PydanticCustomError(
+            "device_name",
+            "{detail}",
+            {"detail": f"{value!r} is not a device name; expected one like '/gpu:0', '/gpu:1' or '/cpu:0'"},
+        )
+    return value
+
+
+DeviceName = Annotated[str, AfterValidator(_device_name)]
+
+
 class TrainingSpec(StrictModel):
     """How the model is compiled and fitted."""
 
@@ -1032,6 +1057,15 @@ class TrainingSpec(StrictModel):
     tensorboard: TensorBoard = None
     """Write TensorBoard logs into the run's tensorboard/ folder: true, or a mapping of the callback's options."""
 
+    distribute: Literal["mirrored"] | None = None
+    """mirrored: train on several devices of this machine (`tf.distribute.MirroredStrategy`), every visible GPU
+    or `devices`; batch_size is then the global batch, split between them. Absent: one device."""
+    devices: Annotated[list[DeviceName], Field(min_length=1)] | None = None
+    """With distribute: mirrored, the devices to train on, like ['/gpu:0', '/gpu:1']; default: every visible GPU."""
+    mixed_precision: bool = False
+    """Compute in float16 with float32 weights (Keras's mixed_float16 policy), faster on recent GPUs; the last
+    layer computes in float32, so the outputs and the loss stay float32."""
+
     @field_validator("metrics", mode="after")
     @classmethod
     def _one_column_each(cls, metrics: list) -> list[KerasMetric]:
@@ -1051,6 +1085,31 @@ class TrainingSpec(StrictModel):
                 )
             seen[column] = index
         return metrics
+
+    @field_validator("devices")
+    @classmethod
+    def _distinct_devices(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            canonical = [device_key(name) for name in value]
+            twice = sorted({name for name, key in zip(value, canonical) if canonical.count(key) > 1})
+            if twice:
+                raise PydanticCustomError(
+                    "devices", "{detail}", {"detail": f"{', '.join(twice)} name the same device: list each once"}
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _devices_need_distribute(self) -> TrainingSpec:
+        if self.devices is not None and self.distribute is None:
+            raise PydanticCustomError(
+                "devices",
+                "{detail}",
+                {
+                    "detail": "devices lists the devices of distribute: mirrored, but distribute is not set: add "
+                    "distribute: mirrored, or remove devices"
+                },
+            )
+        return self
 
     @model_validator(mode="after")
     def _check(self) -> TrainingSpec:

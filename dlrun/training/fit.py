@@ -26,6 +26,7 @@ from dlrun.runs.status import Status
 from dlrun.spec import names
 from dlrun.spec.models import KerasMetric, Spec
 from dlrun.training.callbacks import Callbacks, make_callbacks, require_tensorboard
+from dlrun.training.devices import check_devices, loss_scaled, precision, replicas, strategy
 from dlrun.training.summary import build_summary
 from dlrun.versions import versions
 
@@ -62,6 +63,7 @@ def train(
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
     class_weights(spec.training.class_weight, data.preprocessing, data.class_counts)  # an unknown label: before the run
+    check_devices(spec.training)
     run_dir = start_run(spec, data, Path(out), overrides)
     return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, checkpoint_every=checkpoint_every))
 
@@ -116,7 +118,10 @@ def fit(
     last = first if resumed and resumed.stopped else training.epochs  # early stopping ended it: fit no epoch
     weights = class_weights(training.class_weight, data.preprocessing, data.class_counts)
     datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed, first, weights)
-    model = compile_model(spec, data.preprocessing.width, _steps_per_execution(datasets.steps, datasets.valid_steps))
+    # Keras 3 under MirroredStrategy fails with several steps per execution ("must feed a value for placeholder")
+    per_execution = 1 if training.distribute else _steps_per_execution(datasets.steps, datasets.valid_steps)
+    with strategy(training).scope():  # the weights are made, mirrored, on the spec's devices
+        model = compile_model(spec, data.preprocessing.width, per_execution)
     if resumed:
         restore_model(model, resumed)
     with stop_requests() as stop:
@@ -136,12 +141,13 @@ def compile_model(spec: Spec, input_width: int, steps_per_execution: int = 1):
 
     keras = import_keras()
     training = spec.training
-    model = build_model(spec.model, input_width)
+    with precision(training) as output_dtype:
+        model = build_model(spec.model, input_width, output_dtype)
     arguments = training.optimizer.kwargs()
     schedule = training.optimizer.schedule
     if schedule is not None:
         arguments["learning_rate"] = getattr(keras.optimizers.schedules, schedule.keras_class)(**schedule.kwargs())
-    optimizer = type(keras.optimizers.get(training.optimizer.name))(**arguments)
+    optimizer = loss_scaled(type(keras.optimizers.get(training.optimizer.name))(**arguments), training)
     task = task_of(training.loss)
     model.compile(
         optimizer=optimizer,
@@ -248,8 +254,11 @@ def _finish(
         summary = build_summary(spec, data, history, status, callbacks.checkpoint.wall(), held, **facts)
         if status.finished and data.has_test:
             summary["test"] = _evaluate_test(model, data, spec.training.batch_size)
+        if spec.training.distribute:
+            summary["devices"] = replicas(model)
         if data.stream is not None:
             summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
+            summary["streaming_cache"] = dict(data.stream.caches)
         layout.write_json(run_dir / layout.SUMMARY, summary)
         if len(history):
             from dlrun.runs.plot import write_run_plots
