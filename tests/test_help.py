@@ -49,7 +49,7 @@ def test_every_help_shows_flags_as_flags_and_arguments_as_unix_help_does(args):
 
 def test_train_help_reads_as_usage_conventions():
     text = help_of("train")
-    assert "Usage: root train [OPTIONS] SPEC" in text
+    assert "Usage: root train [OPTIONS] [SPEC]" in text  # optional: --resume RUN_DIR needs none
     assert re.search(r"--quiet\s+-q\s+No progress bar", text)
     assert re.search(r"--out\s+DIR\s+Folder for run directories", text)
     assert "Usage: root compare [OPTIONS] SOURCES..." in help_of("compare")
