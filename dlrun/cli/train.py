@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,22 +13,63 @@ from dlrun.cli.common import SetOption, command, fmt, out, reported
 from dlrun.runs.history import NOT_QUANTITIES
 
 
+class Track(str, Enum):
+    """Where a run is logged besides its run directory."""
+
+    mlflow = "mlflow"
+    """MLflow (pip install 'dlrun[mlflow]')."""
+    none = "none"
+    """Nowhere else, even when the spec's tracking: asks."""
+
+
+TrackOption = Annotated[
+    Track | None,
+    typer.Option(
+        "--track",
+        help="Also log the run to MLflow (mlflow), or not even when the spec's tracking: asks (none).",
+    ),
+]
+TrackUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--track-uri",
+        metavar="URI",
+        help="Where MLflow logs: a server (http://host:5000) or a store (sqlite:///x.db); implies --track "
+        "mlflow. Default: tracking.uri, $MLFLOW_TRACKING_URI, or mlflow.db beside --out.",
+    ),
+]
+
+
 @command()
 def train(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The experiment's YAML spec.")],
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")] = Path("runs"),
     overrides: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or progress lines.")] = False,
+    track: TrackOption = None,
+    track_uri: TrackUriOption = None,
 ) -> None:
     """Train a spec's model and write runs/<name>/<timestamp>/ (config, history, model, summary, plots)."""
     from dlrun.spec.loader import load_spec
 
     with reported():
         loaded = load_spec(spec, overrides)
+        tracking = tracking_of(loaded.tracking, track, track_uri, out_dir)
         from dlrun.training.fit import train as run_training
 
-        outcome = run_training(loaded, out_dir, overrides, console=out, quiet=quiet)
+        outcome = run_training(loaded, out_dir, overrides, console=out, quiet=quiet, tracking=tracking)
         show_summary(outcome.run_dir, outcome.summary)
+        if tracking is not None and tracking.logged:
+            out.print(tracking.where(), soft_wrap=True, markup=False)
+
+
+def tracking_of(section, track: Track | None, uri: str | None, out_dir: Path, earlier: dict | None = None):
+    """Resolve --track and --track-uri with the spec's tracking: section (mlflow is imported only when on)."""
+    if section is None and track is None and uri is None and not earlier:
+        return None
+    from dlrun.training.tracking import resolve
+
+    return resolve(section, track.value if track else None, uri, out_dir, earlier)
 
 
 def show_summary(run_dir: Path, summary: dict) -> None:

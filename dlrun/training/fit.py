@@ -35,11 +35,16 @@ class Outcome:
     summary: dict[str, Any]
 
 
-def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=None, quiet: bool = False) -> Outcome:
+def train(
+    spec: Spec, out: Path, overrides: list[str] | None = None, console=None, quiet: bool = False, tracking=None
+) -> Outcome:
     """Train the spec's model and fill a new run directory under `out`.
 
     The data is read and checked before the run directory is created, so a bad CSV leaves nothing
     behind; once training starts, every finished epoch is on disk whatever happens next.
+
+    Args:
+        tracking: where to log the run as well (`dlrun.training.tracking.Tracking`), or None.
 
     Raises:
         DataError: the CSV cannot be used as the spec says.
@@ -49,7 +54,12 @@ def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=Non
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
     run_dir = start_run(spec, data, Path(out), overrides)
-    return Outcome(run_dir, fit(spec, data, run_dir, console, quiet))
+    tracker = tracking.start(spec, run_dir, overrides) if tracking is not None else None
+    try:
+        return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, [tracker.callback()] if tracker else []))
+    finally:
+        if tracker is not None:
+            tracker.finish()  # whatever the status: MLflow records failed and interrupted runs too
 
 
 def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None) -> Path:
@@ -62,7 +72,9 @@ def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None
     return run_dir
 
 
-def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = False) -> dict[str, Any]:
+def fit(
+    spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = False, extra_callbacks: list | None = None
+) -> dict[str, Any]:
     """Fit the model into an existing run directory; write the model, summary and plots; return the summary."""
     from dlrun.backend import import_keras
     from dlrun.data.datasets import fit_datasets
@@ -74,6 +86,7 @@ def fit(spec: Spec, data: Prepared, run_dir: Path, console=None, quiet: bool = F
     datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed)
     model = compile_model(spec, data.preprocessing.width, _steps_per_execution(datasets.steps, datasets.valid_steps))
     callbacks = make_callbacks(training, run_dir, console, quiet)
+    callbacks.all += extra_callbacks or []  # last: they see the logs the others completed (learning_rate)
     started = time.time()
     status, failure = _run_fit(model, datasets, callbacks, training.epochs)
     wall = time.time() - started
