@@ -136,7 +136,7 @@ def test_where_to_track_command_line_over_spec_over_environment(monkeypatch, tmp
     assert tracking.resolve(section, None, None, Path("runs")).experiment == "from-spec"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://env:5000")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "from-env")
-    assert tracking.resolve(section, None, None, Path("runs")).uri == "sqlite:///spec.db"
+    assert tracking.resolve(section, None, None, Path("runs")).uri == f"sqlite:///{tmp_path / 'spec.db'}"
     assert tracking.resolve(None, "mlflow", None, Path("runs")) == tracking.Tracking("http://env:5000", "from-env")
     earlier = {"uri": "sqlite:///sweep.db", "experiment": "e", "parent_run_id": "r"}  # a resumed sweep's
     assert tracking.resolve(None, None, None, Path("runs"), earlier) == tracking.Tracking("sqlite:///sweep.db", "e")

@@ -65,8 +65,6 @@ def train(
 
 def tracking_of(section, track: Track | None, uri: str | None, out_dir: Path, earlier: dict | None = None):
     """Resolve --track and --track-uri with the spec's tracking: section (mlflow is imported only when on)."""
-    if section is None and track is None and uri is None and not earlier:
-        return None
     from dlrun.training.tracking import resolve
 
     return resolve(section, track.value if track else None, uri, out_dir, earlier)

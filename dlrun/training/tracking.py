@@ -152,7 +152,8 @@ def resolve(
         return None
     uri = uri or (section.uri if section else None) or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(out)
     experiment = (section.experiment if section else None) or os.environ.get("MLFLOW_EXPERIMENT_NAME") or None
-    return Tracking(uri, experiment)
+    path = _sqlite_path(uri)
+    return Tracking("sqlite:///" + str(path) if path else uri, experiment)  # absolute: sweep workers agree
 
 
 def default_uri(out: Path) -> str:
