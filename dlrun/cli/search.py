@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from dlrun.cli.common import command, err, out, reported
+from dlrun.cli.train import TrackOption, TrackUriOption, tracking_of
 from dlrun.errors import DlrunError
 from dlrun.search.executors import ExecutorKind
 
@@ -50,6 +51,8 @@ def sweep(
         ),
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")] = Path("runs"),
+    track: TrackOption = None,
+    track_uri: TrackUriOption = None,
 ) -> None:
     """Train the grid product of --set value lists (and seeds) in parallel, then compare the runs."""
     from dlrun.runs import compare as comparing
@@ -70,24 +73,35 @@ def sweep(
             points = len(grid.points())
         runner = sweeping.make_executor(executor.value, jobs, address, points)
         if resume is None:
+            tracking = settings_of(spec, grid.constants, track, track_uri, out_dir)
             sweep_dir = sweeping.start(spec, grid, out_dir)
+        else:  # the runs folder the sweep was started with holds its default MLflow store
+            tracking = settings_of(
+                Path(manifest["spec"]), manifest["constants"], track, track_uri, resume.parent.parent, manifest
+            )
         out.print(
             f"resuming sweep {sweep_dir}: {left} of {points} runs left"
             if resume is not None
             else f"sweep of {points} runs in {sweep_dir}"
         )
-        result = sweeping.execute(sweep_dir, runner, console=out)
-        for item in result.skipped:
-            err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
-        if result.table:
-            comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
-            comparing.show(
-                out,
-                result.columns,
-                result.table,
-                title=f"sweep {sweep_dir}",
-                hint=f"{sweep_dir / sweeping.COMPARE_CSV} (every column) or a wider terminal",
-            )
+        parent = sweep_tracking(tracking, sweep_dir)
+        result = None
+        try:
+            result = sweeping.execute(sweep_dir, runner, console=out, tracking=parent)
+            for item in result.skipped:
+                err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
+            if result.table:
+                comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
+                comparing.show(
+                    out,
+                    result.columns,
+                    result.table,
+                    title=f"sweep {sweep_dir}",
+                    hint=f"{sweep_dir / sweeping.COMPARE_CSV} (every column) or a wider terminal",
+                )
+        finally:
+            if parent is not None:  # after compare.csv, which the sweep's MLflow run keeps
+                parent.finish(result)
         for point in result.failures:
             if point.get("error") and point["status"] != "interrupted":
                 err.print(
@@ -105,3 +119,28 @@ def sweep(
             raise DlrunError(
                 f"{len(result.failures)} of {points} runs did not finish; see the table and messages above"
             )
+
+
+def settings_of(
+    spec: Path, constants: list[str], track, track_uri: str | None, runs_folder: Path, manifest: dict | None = None
+):
+    """Resolve where a sweep's runs are logged: --track, --track-uri, the spec, or where a resumed sweep was logged."""
+    from dlrun.spec.loader import load_spec
+
+    try:
+        section = load_spec(spec, constants).tracking
+    except DlrunError:
+        section = None  # a resumed sweep whose spec is gone or changed: execute says so
+    return tracking_of(section, track, track_uri, runs_folder, (manifest or {}).get("tracking"))
+
+
+def sweep_tracking(tracking, sweep_dir: Path):
+    """Open the sweep's MLflow run, and say where it is (None: not tracked, or MLflow failed and said so)."""
+    if tracking is None:
+        return None
+    from dlrun.training.tracking import SweepTracking
+
+    parent = SweepTracking.start(tracking, sweep_dir)
+    if parent is not None:
+        out.print(tracking.where(), soft_wrap=True, markup=False)
+    return parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,33 @@ from rich.table import Table
 from dlrun.cli.common import SetOption, command, err, fmt, out, reported
 from dlrun.errors import DlrunError
 from dlrun.runs.history import NOT_QUANTITIES, VAL
+
+
+class Track(str, Enum):
+    """Where a run is logged besides its run directory."""
+
+    mlflow = "mlflow"
+    """MLflow (pip install 'dlrun[mlflow]')."""
+    none = "none"
+    """Nowhere else, even when the spec's tracking: asks."""
+
+
+TrackOption = Annotated[
+    Track | None,
+    typer.Option(
+        "--track",
+        help="Also log the run to MLflow (mlflow), or not even when the spec's tracking: asks (none).",
+    ),
+]
+TrackUriOption = Annotated[
+    str | None,
+    typer.Option(
+        "--track-uri",
+        metavar="URI",
+        help="Where MLflow logs: a server (http://host:5000) or a store (sqlite:///x.db); implies --track "
+        "mlflow. Default: tracking.uri, $MLFLOW_TRACKING_URI, or mlflow.db beside --out.",
+    ),
+]
 
 
 @command()
@@ -41,6 +69,8 @@ def train(
             metavar="SECONDS",
         ),
     ] = 5.0,
+    track: TrackOption = None,
+    track_uri: TrackUriOption = None,
 ) -> None:
     """Train a spec's model and write runs/<name>/<timestamp>/ (config, history, model, summary, plots).
 
@@ -48,7 +78,10 @@ def train(
     stops at once. `dlrun train --resume RUN_DIR` continues a stopped or killed run exactly.
     """
     with reported():
+        tracking = None
         if resume is not None:
+            if track is not None or track_uri is not None:
+                raise DlrunError("--resume continues a run without tracking it: drop --track and --track-uri")
             outcome = _resume(resume, spec, out_dir, overrides, quiet, checkpoint_every)
         else:
             if spec is None:
@@ -56,10 +89,22 @@ def train(
             from dlrun.spec.loader import load_spec
 
             loaded = load_spec(spec, overrides)
+            tracking = tracking_of(loaded.tracking, track, track_uri, out_dir or Path("runs"))
             from dlrun.training.fit import train as run_training
 
-            outcome = run_training(loaded, out_dir or Path("runs"), overrides, out, quiet, checkpoint_every)
+            outcome = run_training(
+                loaded, out_dir or Path("runs"), overrides, out, quiet, checkpoint_every, tracking=tracking
+            )
         show_summary(outcome.run_dir, outcome.summary)
+        if tracking is not None and tracking.logged:
+            out.print(tracking.where(), soft_wrap=True, markup=False)
+
+
+def tracking_of(section, track: Track | None, uri: str | None, out_dir: Path, earlier: dict | None = None):
+    """Resolve --track and --track-uri with the spec's tracking: section (mlflow is imported only when on)."""
+    from dlrun.training.tracking import resolve
+
+    return resolve(section, track.value if track else None, uri, out_dir, earlier)
 
 
 def _resume(run_dir: Path, spec: Path | None, out_dir: Path | None, overrides, quiet: bool, every: float):

@@ -61,8 +61,10 @@ def size_threads(threads: int) -> None:
     _threads_set = True
 
 
-def run_point(index: int, spec_path: str, overrides: list[str], out: str, threads: int) -> dict[str, Any]:
-    """Train one point of a sweep into `out` and say how it went.
+def run_point(
+    index: int, spec_path: str, overrides: list[str], out: str, tracking: dict | None, threads: int
+) -> dict[str, Any]:
+    """Train one point of a sweep into `out` and say how it went; log it to MLflow as `tracking` says, if given.
 
     Returns:
         {"index", "status" (completed / early-stopped / nan / interrupted / failed), "run_dir" (or
@@ -83,7 +85,7 @@ def run_point(index: int, spec_path: str, overrides: list[str], out: str, thread
 
         try:
             spec = load_spec(spec_path, overrides)
-            outcome = train(spec, Path(out), overrides, quiet=True)
+            outcome = train(spec, Path(out), overrides, quiet=True, tracking=_tracking(tracking))
             result.update(status=outcome.summary["status"], run_dir=str(outcome.run_dir))
         except TrainingError as exc:
             result.update(status=exc.status, error=str(exc))
@@ -97,6 +99,15 @@ def run_point(index: int, spec_path: str, overrides: list[str], out: str, thread
         _training = False
         _clear_session()
     return result
+
+
+def _tracking(data: dict | None):
+    """Rebuild the point's MLflow settings the sweep sent (None: not tracked)."""
+    if data is None:
+        return None
+    from dlrun.training.tracking import Tracking
+
+    return Tracking(**data)
 
 
 def _clear_session() -> None:
@@ -121,7 +132,7 @@ def _on_sigint(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-Task = tuple[int, str, list[str], str]  # (index, spec path, overrides, out folder)
+Task = tuple[int, str, list[str], str, dict | None]  # (index, spec path, overrides, out folder, MLflow settings)
 
 
 class LocalExecutor:

@@ -264,11 +264,14 @@ def start(spec: Path, grid: Grid, out: Path) -> Path:
     return sweep_dir
 
 
-def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict], None] | None = None) -> SweepResult:
+def execute(
+    sweep_dir: Path, executor, console=None, on_result: Callable[[dict], None] | None = None, tracking=None
+) -> SweepResult:
     """Train every point of a sweep folder that lacks a finished run, then compare the sweep's runs.
 
     A point whose overrides make an invalid spec is marked failed without starting a worker.
     On Ctrl-C the manifest keeps every finished point; the rest are left to `--resume`.
+    With `tracking` (a `dlrun.training.tracking.SweepTracking`), each point's run is logged under the sweep's.
 
     Raises:
         DlrunError: the folder is not a sweep, or its spec changed since the sweep started.
@@ -297,7 +300,8 @@ def execute(sweep_dir: Path, executor, console=None, on_result: Callable[[dict],
         except SpecError as exc:
             point.update(status=Status.FAILED, error=str(exc))
             continue
-        tasks.append((point["index"], str(spec), point["overrides"], str(sweep_dir)))
+        logged = tracking.point(point, point_label(point, axes)) if tracking is not None else None
+        tasks.append((point["index"], str(spec), point["overrides"], str(sweep_dir), logged))
     runs.write_json(sweep_dir / MANIFEST, manifest)
 
     display = _Display(console, len(todo), {p["index"]: point_label(p, axes) for p in points})

@@ -1206,6 +1206,32 @@ class TrainingSpec(StrictModel):
             watcher.mode = directions[base]
 
 
+# --- tracking ---------------------------------------------------------------------------------
+
+
+class TrackingSpec(StrictModel):
+    """Log the run to MLflow as well as to its run directory (needs `pip install 'dlrun[mlflow]'`)."""
+
+    backend: Literal["mlflow"] = "mlflow"
+    """The tracker: mlflow."""
+    uri: str | None = None
+    """MLflow tracking URI: a server (http://host:5000) or a store (sqlite:///mlflow.db); --track-uri overrides
+    it; default: $MLFLOW_TRACKING_URI, else mlflow.db beside the runs folder."""
+    experiment: Annotated[str, Field(min_length=1)] | None = None
+    """MLflow experiment the run goes to; default: $MLFLOW_EXPERIMENT_NAME, else the spec's name."""
+
+
+def _bare_backend(value: Any) -> Any:
+    """Read `tracking: mlflow` as {backend: mlflow}."""
+    return {"backend": value} if isinstance(value, str) else value
+
+
+TrackingSection = Annotated[
+    TrackingSpec, BeforeValidator(_bare_backend, json_schema_input_type=Literal["mlflow"] | TrackingSpec)
+]
+"""Where the run is logged besides its run directory: `mlflow`, or {backend: mlflow, uri: ..., experiment: ...}."""
+
+
 # --- the whole spec ---------------------------------------------------------------------------
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -1224,6 +1250,8 @@ class Spec(StrictModel):
     """The layer stack."""
     training: TrainingSpec
     """Optimizer, loss, metrics, epochs and early stopping."""
+    tracking: TrackingSection | None = None
+    """Also log the run to MLflow (like --track mlflow): `mlflow` or {uri, experiment}; absent: not tracked."""
 
     @field_validator("name")
     @classmethod
@@ -1290,5 +1318,5 @@ class Spec(StrictModel):
         return (stop.monitor, stop.mode) if stop else ("val_loss", "min")
 
     def resolved(self) -> dict[str, Any]:
-        """Return the spec as plain data with every default filled in."""
-        return self.model_dump(mode="json")
+        """Return the spec as plain data with every default filled in (no `tracking` key when the spec has none)."""
+        return self.model_dump(mode="json", exclude={"tracking"} if self.tracking is None else None)

@@ -48,11 +48,15 @@ def train(
     console=None,
     quiet: bool = False,
     checkpoint_every: float | None = None,
+    tracking=None,
 ) -> Outcome:
     """Train the spec's model and fill a new run directory under `out`.
 
     The data is read and checked before the run directory is created, so a bad CSV leaves nothing
     behind; once training starts, every finished epoch is on disk whatever happens next.
+
+    Args:
+        tracking: where to log the run as well (`dlrun.training.tracking.Tracking`), or None.
 
     Raises:
         DataError: the CSV cannot be used as the spec says.
@@ -65,7 +69,13 @@ def train(
     class_weights(spec.training.class_weight, data.preprocessing, data.class_counts)  # an unknown label: before the run
     check_devices(spec.training)
     run_dir = start_run(spec, data, Path(out), overrides)
-    return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, checkpoint_every=checkpoint_every))
+    tracker = tracking.start(spec, run_dir, overrides) if tracking is not None else None
+    extra = [tracker.callback()] if tracker else []
+    try:
+        return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, None, checkpoint_every, extra))
+    finally:
+        if tracker is not None:
+            tracker.finish()  # whatever the status: MLflow records failed and interrupted runs too
 
 
 def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None) -> Path:
@@ -97,6 +107,7 @@ def fit(
     quiet: bool = False,
     resumed=None,
     checkpoint_every: float | None = None,
+    extra_callbacks: list | None = None,
 ) -> dict[str, Any]:
     """Fit the model into an existing run directory; write the model, summary and plots; return the summary.
 
@@ -104,6 +115,7 @@ def fit(
         resumed: A `dlrun.training.checkpoint.State` to continue from (its history.csv rows are the
             ones before it), or None to start at the first epoch.
         checkpoint_every: Seconds between checkpoints (None: the default; 0: after every epoch).
+        extra_callbacks: Callbacks called after dlrun's own (tracking), seeing the logs they completed.
     """
     from dlrun.backend import import_keras
     from dlrun.data.datasets import fit_datasets
@@ -126,6 +138,7 @@ def fit(
         restore_model(model, resumed)
     with stop_requests() as stop:
         callbacks = make_callbacks(training, run_dir, console, quiet, stop, resumed, checkpoint_every)
+        callbacks.all += extra_callbacks or []  # last: they see the logs the others completed (learning_rate)
         status, failure = _run_fit(model, datasets, callbacks, first, last)
         history = _logged(run_dir)
         status = _final_status(status, history, callbacks)
