@@ -17,7 +17,7 @@ import yaml
 from dlrun.data.prepare import Prepared, prepare
 from dlrun.errors import TrainingError
 from dlrun.model import check_output_width
-from dlrun.runs import layout
+from dlrun.runs import layout, lock
 from dlrun.runs.history import History, read_history
 from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
@@ -49,12 +49,16 @@ def train(spec: Spec, out: Path, overrides: list[str] | None = None, console=Non
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
     run_dir = start_run(spec, data, Path(out), overrides)
-    return Outcome(run_dir, fit(spec, data, run_dir, console, quiet))
+    try:
+        return Outcome(run_dir, fit(spec, data, run_dir, console, quiet))
+    finally:
+        lock.release(run_dir)
 
 
 def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None) -> Path:
     """Create the run directory and write what is known before training: config, overrides, preprocessing."""
     run_dir = layout.new_run_dir(out, spec.name)
+    lock.acquire(run_dir)  # before any file: `sweep --resume` never deletes a run a live process writes
     (run_dir / layout.CONFIG).write_text(yaml.safe_dump(spec.resolved(), sort_keys=False), encoding="utf-8")
     if overrides:
         (run_dir / layout.OVERRIDES).write_text("".join(f"{o}\n" for o in overrides), encoding="utf-8")
