@@ -35,8 +35,8 @@ def sweep(
     resume: Annotated[
         Path | None,
         typer.Option(
-            help="A sweep folder (runs/<name>/sweep-<timestamp>) to finish: runs only the points without a "
-            "finished run."
+            help="A sweep folder (runs/<name>/sweep-<timestamp>) to finish: trains only the points without a "
+            "finished run (those whose worker died included; not those that failed or hit NaN)."
         ),
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for run directories.")] = Path("runs"),
@@ -50,9 +50,7 @@ def sweep(
             if spec is not None or sets or seeds or axes_file:
                 raise DlrunError("--resume finishes a sweep as it was started: drop SPEC, --set, --seeds and --file")
             sweep_dir = resume
-            manifest = sweeping.read_manifest(sweep_dir)
-            points = len(manifest["points"])
-            left = sum(sweeping.needs_run(p, sweep_dir) for p in manifest["points"])
+            points = len(sweeping.read_manifest(sweep_dir)["points"])
         else:
             if spec is None:
                 raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
@@ -61,12 +59,13 @@ def sweep(
         runner = sweeping.make_executor(executor, jobs, address, points)
         if resume is None:
             sweep_dir = sweeping.start(spec, grid, out_dir)
-        out.print(
-            f"resuming sweep {sweep_dir}: {left} of {points} runs left"
-            if resume is not None
-            else f"sweep of {points} runs in {sweep_dir}"
-        )
-        result = sweeping.execute(sweep_dir, runner, console=out)
+            out.print(f"sweep of {points} runs in {sweep_dir}")
+
+        def plan(left: int) -> None:
+            if resume is not None:
+                out.print(f"resuming sweep {sweep_dir}: {left} of {points} runs left")
+
+        result = sweeping.execute(sweep_dir, runner, console=out, on_plan=plan)
         for item in result.skipped:
             err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
         if result.table:
@@ -86,6 +85,13 @@ def sweep(
             error.exit_code = 130
             raise error
         if result.failures:
+            retried = sum(bool(p.get("retry")) for p in result.failures)
             raise DlrunError(
                 f"{len(result.failures)} of {points} runs did not finish; see the table and messages above"
+                + (
+                    f". {retried} lost their worker (killed, out of memory): dlrun sweep --resume {sweep_dir} "
+                    "trains them again"
+                    if retried
+                    else ""
+                )
             )
