@@ -287,7 +287,9 @@ def test_resume_never_deletes_a_run_that_a_live_process_writes(tmp_path):
     try:
         result = runner.invoke(app, ["sweep", "--resume", str(sweep_dir)])
         assert result.exit_code == 1
-        assert "still being written" in result.stderr and f"kill {holder.pid}" in result.stderr, result.stderr
+        assert "a live process still writes this run" in result.stderr and f"kill {holder.pid}" in result.stderr, (
+            result.stderr
+        )
         assert (run_dir / "config.yaml").is_file() and (run_dir / "dlrun.lock").is_file()
         assert run_dirs() == [run_dir]  # nothing was trained either
     finally:

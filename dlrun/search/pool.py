@@ -92,13 +92,14 @@ def _results(workers: list[_Worker], on_start: Callable[[int], None]) -> Iterato
 
     wait([w.conn for w in workers] + [w.process.sentinel for w in workers], timeout=1.0)
     for worker in list(workers):
+        dead = worker.process.exitcode is not None  # before reading: what it sent before dying is read below
         for kind, payload in worker.messages():
             if kind == "started":
                 on_start(payload)
             elif kind == "result":
                 worker.task = None
                 yield payload
-        if worker.process.exitcode is not None:  # dead: whatever it sent before dying was read above
+        if dead:
             workers.remove(worker)
             worker.close()
             if worker.task is not None:

@@ -234,9 +234,10 @@ def reconcile(sweep_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]
         lines = "".join(f"\n  {point_label(p, axes)}: {r} (by {h})" for p, r, h in busy)
         pids = " ".join(dict.fromkeys(str(h.pid) for _, _, h in busy))
         raise DlrunError(
-            f"cannot resume {sweep_dir} yet: {len(busy)} of its runs are still being written by live processes "
-            f"(workers of a sweep that is still running?):{lines}\nWait for them to end (a run they finish "
-            f"is then kept, not trained again), or stop them (kill {pids}), then resume again"
+            f"cannot resume {sweep_dir} yet: a live process still writes "
+            f"{'this run' if len(busy) == 1 else f'these {len(busy)} runs'} (a sweep that is still running?):"
+            f"{lines}\nWait for it to end (a run it finishes is then kept, not trained again), or stop it "
+            f"(kill {pids}), then resume again"
         )
     for run_dir in debris:  # killed before it wrote which point it is
         shutil.rmtree(run_dir)
