@@ -7,6 +7,8 @@ over its own pipe, so the driver knows which point a dead worker held: that poin
 
 A worker dies with its driver, even when the driver is killed with -9: on Linux the kernel kills
 it (prctl PR_SET_PDEATHSIG), and everywhere a watchdog thread notices that its parent is gone.
+Workers leave the terminal's process group, so Ctrl-C reaches only the driver, which stops each busy
+worker with exactly one SIGINT (as it does when the driver alone gets SIGINT or SIGTERM).
 The kernel's signal is tied to the thread that started the worker: start workers from a thread
 that outlives them (the sweep runs them from the main thread).
 """
@@ -188,6 +190,10 @@ class _Worker:
 def worker_main(conn, parent: int, threads: int) -> None:
     """Train the points the driver sends over `conn`, one at a time, until it sends None or is gone."""
     die_with(parent)
+    if hasattr(os, "setpgrp"):
+        # Out of the terminal's process group: a Ctrl-C reaches the driver alone, which passes one on to
+        # each busy worker. Two copies (the terminal's and the driver's) would read as "stop at once".
+        os.setpgrp()
     signal.signal(signal.SIGINT, on_interrupt)
     try:
         size_threads(threads)  # import TensorFlow now, while the driver starts the other workers
