@@ -82,7 +82,7 @@ def sweep(
             error = DlrunError(
                 f"sweep interrupted; finished runs are kept. Run the rest with: dlrun sweep --resume {sweep_dir}"
             )
-            error.exit_code = 130
+            error.exit_code = result.exit_code
             raise error
         if result.failures:
             retried = sum(bool(p.get("retry")) for p in result.failures)

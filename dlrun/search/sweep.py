@@ -302,6 +302,8 @@ class SweepResult:
     table: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     interrupted: bool = False
+    exit_code: int = 0
+    """How a stopped sweep exits: 130 after Ctrl-C, 143 after SIGTERM (the shell's 128 + signal)."""
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -399,7 +401,7 @@ def _execute(sweep_dir: Path, executor, console, on_result, on_plan) -> SweepRes
     for point in todo:
         if point["status"] == Status.FAILED:
             display.finished(point)
-    interrupted = False
+    interrupted, exit_code = False, 0
     with display, _sigterm_as_interrupt():
         results = executor.run(tasks, display.started) if tasks else iter(())
         try:
@@ -416,8 +418,8 @@ def _execute(sweep_dir: Path, executor, console, on_result, on_plan) -> SweepRes
                 display.finished(point)
                 if on_result is not None:
                     on_result(point)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            interrupted, exit_code = True, getattr(exc, "exit_code", 128 + signal.SIGINT)
             for point in points:
                 if point["status"] == Status.PENDING:
                     point["status"] = Status.INTERRUPTED
@@ -425,9 +427,13 @@ def _execute(sweep_dir: Path, executor, console, on_result, on_plan) -> SweepRes
         finally:
             if hasattr(results, "close"):
                 results.close()  # stops the workers even when the interrupt came between two results
-    result = SweepResult(sweep_dir, manifest, len(todo), interrupted=interrupted)
+    result = SweepResult(sweep_dir, manifest, len(todo), interrupted=interrupted, exit_code=exit_code)
     result.columns, result.table, result.skipped = table(sweep_dir, manifest)
     return result
+
+
+class _Terminated(KeyboardInterrupt):
+    exit_code = 128 + signal.SIGTERM
 
 
 @contextlib.contextmanager
@@ -438,7 +444,7 @@ def _sigterm_as_interrupt():
         return
 
     def interrupt(signum, frame):
-        raise KeyboardInterrupt
+        raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
