@@ -20,7 +20,7 @@ def sweep(
             "--set",
             metavar="PATH=V1,V2",
             help="A swept value list, or one value for every run: training.optimizer.learning_rate=0.01,0.001 "
-            "(repeatable; split at top-level commas only, so \\[a,b] stays one value).",
+            "(repeatable; split at top-level commas only, so [a,b] stays one value).",
         ),
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="Seeds to repeat each point with: 0,1,2.")] = None,
