@@ -194,6 +194,15 @@ def test_resume_runs_only_the_missing_points(experiment):
     assert again.exit_code == 0 and "0/0" in again.stdout  # nothing left to run
 
 
+@pytest.mark.parametrize(
+    "status, retry, again",
+    [("failed", True, True), ("failed", False, False), ("nan", False, False), ("interrupted", False, True)],
+)
+def test_resume_retries_a_dead_worker_but_not_a_failure_that_would_repeat(tmp_path, status, retry, again):
+    point = {"index": 0, "overrides": ["seed=0"], "status": status, "run_dir": None, "error": "x", "retry": retry}
+    assert sweep.needs_run(point, tmp_path) is again
+
+
 def test_resume_mistakes(experiment, tmp_path):
     result = runner.invoke(app, ["sweep", "--resume", str(tmp_path)])
     assert result.exit_code == 1 and "not a sweep folder" in result.stderr
@@ -248,6 +257,17 @@ def test_ray_sweep_2x2_on_a_local_instance(experiment):
         (0.001, 1),
     }
     assert "best:" in result.stdout
+
+
+def test_a_ray_task_whose_worker_died_is_retried_by_resume_and_a_ray_task_error_is_not():
+    ray = pytest.importorskip("ray")
+    from dlrun.search.executors import _ray_failure
+
+    crashed = _ray_failure(ray, 3, ray.exceptions.WorkerCrashedError())
+    assert crashed["index"] == 3 and crashed["retry"] and "worker process" in crashed["error"]
+    assert _ray_failure(ray, 1, ray.exceptions.OutOfMemoryError("memory monitor killed it"))["retry"]
+    failed = _ray_failure(ray, 2, ray.exceptions.RayTaskError("run_point", "Traceback ...", ValueError("bug")))
+    assert failed["status"] == "failed" and not failed["retry"]
 
 
 class InProcess:

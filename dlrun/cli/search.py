@@ -46,8 +46,8 @@ def sweep(
         Path | None,
         typer.Option(
             metavar="SWEEP_DIR",
-            help="A sweep folder (runs/<name>/sweep-<timestamp>) to finish: runs only the points without a "
-            "finished run.",
+            help="A sweep folder (runs/<name>/sweep-<timestamp>) to finish: trains only the points without a "
+            "finished run (those whose worker died included; not those that failed or hit NaN).",
         ),
     ] = None,
     out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")] = Path("runs"),
@@ -65,7 +65,6 @@ def sweep(
             sweep_dir = resume
             manifest = sweeping.read_manifest(sweep_dir)
             points = len(manifest["points"])
-            left = sum(sweeping.needs_run(p, sweep_dir) for p in manifest["points"])
         else:
             if spec is None:
                 raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
@@ -79,15 +78,17 @@ def sweep(
             tracking = settings_of(
                 Path(manifest["spec"]), manifest["constants"], track, track_uri, resume.parent.parent, manifest
             )
-        out.print(
-            f"resuming sweep {sweep_dir}: {left} of {points} runs left"
-            if resume is not None
-            else f"sweep of {points} runs in {sweep_dir}"
-        )
+        if resume is None:
+            out.print(f"sweep of {points} runs in {sweep_dir}")
+
+        def plan(left: int) -> None:
+            if resume is not None:
+                out.print(f"resuming sweep {sweep_dir}: {left} of {points} runs left")
+
         parent = sweep_tracking(tracking, sweep_dir)
         result = None
         try:
-            result = sweeping.execute(sweep_dir, runner, console=out, tracking=parent)
+            result = sweeping.execute(sweep_dir, runner, console=out, on_plan=plan, tracking=parent)
             for item in result.skipped:
                 err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
             if result.table:
@@ -113,11 +114,18 @@ def sweep(
             error = DlrunError(
                 f"sweep interrupted; finished runs are kept. Run the rest with: dlrun sweep --resume {sweep_dir}"
             )
-            error.exit_code = 130
+            error.exit_code = result.exit_code
             raise error
         if result.failures:
+            retried = sum(bool(p.get("retry")) for p in result.failures)
             raise DlrunError(
                 f"{len(result.failures)} of {points} runs did not finish; see the table and messages above"
+                + (
+                    f". {retried} lost their worker (killed, out of memory): dlrun sweep --resume {sweep_dir} "
+                    "trains them again"
+                    if retried
+                    else ""
+                )
             )
 
 

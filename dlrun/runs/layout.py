@@ -108,28 +108,6 @@ def atomic_path(path: str | Path, parents: bool = False) -> Iterator[Path]:
     _fsync_folder(path.parent)
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporary files of `atomic_path` that a killed process left in a folder (its pid is gone)."""
-    removed = []
-    for tmp in Path(folder).glob(".*.tmp-*"):
-        pid = tmp.name.rsplit(".tmp-", 1)[1].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                removed.append(tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def write_text(path: str | Path, text: str, parents: bool = False) -> None:
     """Write a text file atomically (see `atomic_path`)."""
     with atomic_path(path, parents) as tmp:

@@ -1,14 +1,14 @@
-"""Where a sweep's runs execute: local worker processes, or Ray tasks. Each trains one point.
+"""What a sweep worker does with one point (`run_point`), and the Ray executor that runs points as tasks.
 
 A point is a spec file plus its overrides; a worker loads, trains, and returns a plain dict, so
-failures (a bad override, a NaN loss) come back as results instead of stopping the sweep.
+failures (a bad override, a NaN loss) come back as results instead of stopping the sweep; a point
+whose worker died comes back as `died`. The local worker processes are in `dlrun.search.pool`.
 Nothing here imports TensorFlow at module level: the driver never needs it.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
@@ -26,9 +26,8 @@ class ExecutorKind(str, Enum):
     """Ray tasks, on a local Ray instance or a cluster (`--address`)."""
 
 
-_events = None  # the queue a local worker reports "started" on (set by its initializer)
-_stop = None  # set by the driver on Ctrl-C: points already queued to a worker must not start
-_training = False  # a Ctrl-C only interrupts a worker while it trains (see _on_sigint)
+_training = False  # a Ctrl-C only interrupts a worker while it trains (see on_interrupt)
+_interrupted = False  # a Ctrl-C arrived: the point in progress stops, and no other starts
 _threads_set = False
 
 
@@ -68,22 +67,22 @@ def run_point(
 
     Returns:
         {"index", "status" (completed / early-stopped / nan / interrupted / failed), "run_dir" (or
-        None when training never started), "error" (a message, or None)}.
+        None when training never started), "error" (a message, or None), "retry" (whether
+        `--resume` should train it again although it failed: only when its worker died)}.
     """
     global _training
-    result: dict[str, Any] = {"index": index, "status": "failed", "run_dir": None, "error": None}
-    if _stop is not None and _stop.is_set():
+    result: dict[str, Any] = {"index": index, "status": "failed", "run_dir": None, "error": None, "retry": False}
+    if _interrupted:
         return result | {"status": "interrupted", "error": "not started: the sweep was interrupted"}
-    if _events is not None:
-        _events.put(("start", index))
     _training = True
     try:
-        size_threads(threads)
         from dlrun.errors import DlrunError, TrainingError
-        from dlrun.spec.loader import load_spec
-        from dlrun.training.fit import train
 
         try:
+            size_threads(threads)
+            from dlrun.spec.loader import load_spec
+            from dlrun.training.fit import train
+
             spec = load_spec(spec_path, overrides)
             outcome = train(spec, Path(out), overrides, quiet=True, tracking=_tracking(tracking))
             result.update(status=outcome.summary["status"], run_dir=str(outcome.run_dir))
@@ -110,6 +109,21 @@ def _tracking(data: dict | None):
     return Tracking(**data)
 
 
+def died(index: int, how: str) -> dict[str, Any]:
+    """The result of a point whose worker died under it (killed, out of memory, a lost node).
+
+    A crash says nothing about the point, unlike a NaN loss or an invalid spec: `retry` tells
+    `--resume` to train it again.
+    """
+    return {
+        "index": index,
+        "status": "failed",
+        "run_dir": None,
+        "error": f"the worker process training this point died ({how}); `dlrun sweep --resume` trains it again",
+        "retry": True,
+    }
+
+
 def _clear_session() -> None:
     import sys
 
@@ -117,92 +131,21 @@ def _clear_session() -> None:
         sys.modules["keras"].backend.clear_session()
 
 
-def _init_local_worker(events, stop, threads: int) -> None:
-    global _events, _stop
-    _events, _stop = events, stop
-    signal.signal(signal.SIGINT, _on_sigint)
-    size_threads(threads)
-
-
-def _on_sigint(signum, frame) -> None:
-    # Ctrl-C reaches every process of the terminal's group: a worker that is training stops and
-    # keeps its epochs (train() writes status "interrupted"); an idle one ignores it, instead of
-    # dying with a traceback. The driver decides what happens to the sweep.
+def on_interrupt(signum, frame) -> None:
+    """Handle SIGINT in a local worker process (see `dlrun.search.pool`)."""
+    # Ctrl-C reaches every process of the terminal's group, and the driver forwards it too (it may
+    # have come to the driver alone): a worker that is training stops once and keeps its epochs
+    # (train() writes status "interrupted"); an idle one starts nothing more, instead of dying
+    # with a traceback. The driver decides what happens to the sweep.
+    global _interrupted
+    if _interrupted:
+        return  # the second copy of the same Ctrl-C must not interrupt the saving of the first
+    _interrupted = True
     if _training:
         raise KeyboardInterrupt
 
 
 Task = tuple[int, str, list[str], str, dict | None]  # (index, spec path, overrides, out folder, MLflow settings)
-
-
-class LocalExecutor:
-    """Run points in N worker processes (spawned: TensorFlow does not survive a fork)."""
-
-    def __init__(self, jobs: int):
-        self.jobs = jobs
-        self.threads = max(1, cores() // jobs)
-
-    def run(self, tasks: list[Task], on_start: Callable[[int], None]) -> Iterator[dict[str, Any]]:
-        """Yield each point's result as it finishes; on KeyboardInterrupt, stop what has not started."""
-        import multiprocessing
-        import queue
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-        context = multiprocessing.get_context("spawn")
-        events, stop = context.Queue(), context.Event()
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.jobs, len(tasks)),
-            mp_context=context,
-            initializer=_init_local_worker,
-            initargs=(events, stop, self.threads),
-        )
-        pending = set()
-        for task in tasks:
-            future = pool.submit(run_point, *task, self.threads)
-            future.dlrun_index = task[0]  # to name the point if its worker dies
-            pending.add(future)
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                _drain(events, on_start, queue.Empty)
-                for future in done:
-                    yield _result(future)
-            _drain(events, on_start, queue.Empty)
-        except KeyboardInterrupt:
-            stop.set()
-            for future in pending:
-                future.cancel()
-            # Points that were training stop at once (they got the Ctrl-C too) and report it.
-            for future in wait(pending).done:
-                if not future.cancelled():
-                    yield _result(future)
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            events.close()
-
-
-def _drain(events, on_start, empty) -> None:
-    while True:
-        try:
-            kind, index = events.get_nowait()
-        except (empty, OSError, ValueError):
-            return
-        if kind == "start":
-            on_start(index)
-
-
-def _result(future) -> dict[str, Any]:
-    try:
-        return future.result()
-    except Exception as exc:  # the worker process died (killed, out of memory)
-        index = getattr(future, "dlrun_index", -1)
-        return {
-            "index": index,
-            "status": "failed",
-            "run_dir": None,
-            "error": f"the worker process died: {type(exc).__name__}: {exc}",
-        }
 
 
 class RayExecutor:
@@ -245,13 +188,8 @@ class RayExecutor:
                 for ref in done:
                     try:
                         yield ray.get(ref)
-                    except Exception as exc:  # the task's worker died
-                        yield {
-                            "index": refs[ref],
-                            "status": "failed",
-                            "run_dir": None,
-                            "error": f"the Ray task failed: {type(exc).__name__}: {exc}",
-                        }
+                    except Exception as exc:  # the task's worker died, or its node
+                        yield _ray_failure(ray, refs[ref], exc)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -259,6 +197,31 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+def _ray_failure(ray, index: int, exc: Exception) -> dict[str, Any]:
+    """A point whose Ray task raised: its worker or node died (retried by `--resume`), or Ray failed it."""
+    crashes = tuple(
+        getattr(ray.exceptions, name)
+        for name in (
+            "WorkerCrashedError",
+            "OutOfMemoryError",
+            "NodeDiedError",
+            "LocalRayletDiedError",
+            "ObjectLostError",
+        )
+        if hasattr(ray.exceptions, name)
+    )
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, crashes):
+        return died(index, f"Ray: {type(exc).__name__}{': ' + reason if reason else ''}")
+    return {
+        "index": index,
+        "status": "failed",
+        "run_dir": None,
+        "error": f"the Ray task failed: {type(exc).__name__}: {reason}",
+        "retry": False,
+    }
 
 
 def import_ray():

@@ -3,7 +3,8 @@
 A sweep lives in `runs/<name>/sweep-<timestamp>/`: `sweep.json` lists every point (its overrides,
 status and run directory), and each point is a normal run directory below it. The manifest is
 rewritten as each point ends, so an interrupted sweep can be resumed: only points without a
-finished run are trained again.
+finished run are trained again. Resuming first reconciles the manifest with the run directories on
+disk (see `reconcile`), and one driver at a time runs a sweep (the folder's lock, `dlrun.runs.lock`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any
 import yaml
 
 from dlrun.errors import DlrunError, SpecError
-from dlrun.runs import compare, labels
+from dlrun.runs import compare, labels, lock
 from dlrun.runs import layout as runs
 from dlrun.runs.reading import Run, Skipped, load_run, read_summary
 from dlrun.runs.status import FINISHED, Status, status_of
@@ -28,7 +30,11 @@ from dlrun.spec.loader import parse_value
 
 MANIFEST = "sweep.json"
 COMPARE_CSV = "compare.csv"
-KEPT_FAILURES = (Status.FAILED, Status.NAN)  # deterministic (seeded, same spec): resuming would fail again
+KEPT_FAILURES = (Status.FAILED, Status.NAN)
+"""Deterministic (seeded, same spec): resuming would fail again. Except a point whose worker died
+(`retry` in the manifest): a crash says nothing about the point."""
+HALF_WRITTEN = (Status.INCOMPLETE, Status.INTERRUPTED)
+"""Runs that `--resume` deletes (once no live process writes them) and trains again."""
 
 
 # --- axes --------------------------------------------------------------------------------------
@@ -201,20 +207,84 @@ def point_label(point: dict[str, Any], axes: list[str]) -> str:
 
 def needs_run(point: dict[str, Any], sweep_dir: Path) -> bool:
     """Tell whether a point still lacks a finished run (and is not a failure that would repeat)."""
-    if point["status"] in KEPT_FAILURES:
+    if point["status"] in KEPT_FAILURES and not point.get("retry"):
         return False
     if point["status"] in FINISHED and point.get("run_dir"):
-        return not status_of(read_summary(sweep_dir / point["run_dir"])).finished
+        return not _status(sweep_dir / point["run_dir"]).finished
     return True
 
 
-def _discard_unfinished(point: dict[str, Any], sweep_dir: Path) -> None:
-    """Remove the half-written run a stopped point left, so a resumed sweep holds one run per point."""
-    wanted = "".join(f"{o}\n" for o in point["overrides"])
-    for overrides_file in sweep_dir.glob(f"*/*/{runs.OVERRIDES}"):
-        run_dir = overrides_file.parent
-        if overrides_file.read_text(encoding="utf-8") == wanted and not status_of(read_summary(run_dir)).finished:
-            shutil.rmtree(run_dir)
+def reconcile(sweep_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Bring the manifest in line with the run directories on disk; return the points left to train.
+
+    For each point that needs a run: a finished run of it on disk (its worker finished after the
+    driver died) is taken, not trained again; so is a run that ended in NaN or a failure, which would
+    repeat. A half-written run that no live process writes (its lock is gone or stale) is deleted and
+    the point trained again. Nothing is changed while any run of such a point is still being written.
+
+    Raises:
+        DlrunError: a live process still writes a run of a point that needs one.
+    """
+    points = [p for p in manifest["points"] if needs_run(p, sweep_dir)]
+    found, debris = _runs_on_disk(sweep_dir, manifest["points"])
+    busy = [(p, r, h) for p in points for r in found[p["index"]] if (h := lock.holder(r)) and h.alive()]
+    if busy:
+        axes = [axis["path"] for axis in manifest["axes"]]
+        lines = "".join(f"\n  {point_label(p, axes)}: {r} (by {h})" for p, r, h in busy)
+        pids = " ".join(dict.fromkeys(str(h.pid) for _, _, h in busy))
+        raise DlrunError(
+            f"cannot resume {sweep_dir} yet: a live process still writes "
+            f"{'this run' if len(busy) == 1 else f'these {len(busy)} runs'} (a sweep that is still running?):"
+            f"{lines}\nWait for it to end (a run it finishes is then kept, not trained again), or stop it "
+            f"(kill {pids}), then resume again"
+        )
+    for run_dir in debris:  # killed before it wrote which point it is
+        shutil.rmtree(run_dir)
+    todo = []
+    for point in points:
+        for run_dir in found[point["index"]]:
+            if _status(run_dir) in HALF_WRITTEN:
+                shutil.rmtree(run_dir)  # nobody writes it any more
+        kept = sorted(
+            (r for r in found[point["index"]] if r.is_dir()),
+            key=lambda r: (_status(r).finished, r.stat().st_mtime),  # a finished run first, then the newest
+        )
+        if kept:
+            lock.clear_stale(kept[-1])
+            status = _status(kept[-1])
+            error = None if status.finished else f"its run ended with status {status} (found on disk by --resume)"
+            point.update(status=status, run_dir=str(kept[-1].relative_to(sweep_dir)), error=error, retry=False)
+        else:
+            point.update(status=Status.PENDING, run_dir=None, error=None, retry=False)
+            todo.append(point)
+    return todo
+
+
+def _runs_on_disk(sweep_dir: Path, points: list[dict[str, Any]]) -> tuple[dict[int, list[Path]], list[Path]]:
+    """Find each point's run directories (by their overrides.txt), and runs killed before they wrote one.
+
+    The second list holds only runs whose writer is gone: a live one may be about to write its overrides.
+    """
+    index_of = {"".join(f"{o}\n" for o in p["overrides"]): p["index"] for p in points}
+    found: dict[int, list[Path]] = {p["index"]: [] for p in points}
+    debris = []
+    for run_dir in sorted(d for d in sweep_dir.glob("*/*") if d.is_dir()):
+        overrides = run_dir / runs.OVERRIDES
+        if overrides.is_file():
+            index = index_of.get(overrides.read_text(encoding="utf-8"))
+            if index is not None:
+                found[index].append(run_dir)
+        elif (holder := lock.holder(run_dir)) is not None and not holder.alive() and _status(run_dir) in HALF_WRITTEN:
+            debris.append(run_dir)
+    return found, debris
+
+
+def _status(run_dir: Path) -> Status:
+    """A run's status by its summary.json (INCOMPLETE without one, or with a damaged one)."""
+    try:
+        return status_of(read_summary(run_dir))
+    except DlrunError:
+        return Status.INCOMPLETE
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -231,6 +301,8 @@ class SweepResult:
     table: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     interrupted: bool = False
+    exit_code: int = 0
+    """How a stopped sweep exits: 130 after Ctrl-C, 143 after SIGTERM (the shell's 128 + signal)."""
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -265,20 +337,43 @@ def start(spec: Path, grid: Grid, out: Path) -> Path:
 
 
 def execute(
-    sweep_dir: Path, executor, console=None, on_result: Callable[[dict], None] | None = None, tracking=None
+    sweep_dir: Path,
+    executor,
+    console=None,
+    on_result: Callable[[dict], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+    tracking=None,
 ) -> SweepResult:
     """Train every point of a sweep folder that lacks a finished run, then compare the sweep's runs.
 
-    A point whose overrides make an invalid spec is marked failed without starting a worker.
-    On Ctrl-C the manifest keeps every finished point; the rest are left to `--resume`.
-    With `tracking` (a `dlrun.training.tracking.SweepTracking`), each point's run is logged under the sweep's.
+    The manifest is first reconciled with the run directories on disk (`reconcile`); `on_plan` is
+    then told how many points will run. A point whose overrides make an invalid spec is marked
+    failed without starting a worker. On Ctrl-C (or SIGTERM) the manifest keeps every finished
+    point; the rest are left to `--resume`. With `tracking` (a `dlrun.training.tracking.SweepTracking`),
+    each point's run is logged under the sweep's.
 
     Raises:
-        DlrunError: the folder is not a sweep, or its spec changed since the sweep started.
+        DlrunError: the folder is not a sweep, another process runs it, its spec changed since the
+            sweep started, or a live process still writes one of the runs it would train.
     """
+    sweep_dir = Path(sweep_dir)
+    read_manifest(sweep_dir)  # a folder that is not a sweep gets no lock file
+    try:
+        lock.acquire(sweep_dir)
+    except lock.Locked as exc:
+        raise DlrunError(
+            f"{sweep_dir} is being run by another dlrun sweep ({exc.holder}); wait for it to end, "
+            f"or stop it (kill {exc.holder.pid}), then resume it"
+        ) from None
+    try:
+        return _execute(sweep_dir, executor, console, on_result, on_plan, tracking)
+    finally:
+        lock.release(sweep_dir)
+
+
+def _execute(sweep_dir: Path, executor, console, on_result, on_plan, tracking) -> SweepResult:
     from dlrun.spec.loader import load_spec
 
-    sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
     spec = Path(manifest["spec"])
     if not spec.is_file():
@@ -290,11 +385,9 @@ def execute(
         )
     points = manifest["points"]
     axes = [axis["path"] for axis in manifest["axes"]]
-    todo = [p for p in points if needs_run(p, sweep_dir)]
+    todo = reconcile(sweep_dir, manifest)
     tasks = []
     for point in todo:
-        _discard_unfinished(point, sweep_dir)
-        point.update(status=Status.PENDING, run_dir=None, error=None)
         try:
             load_spec(spec, point["overrides"])
         except SpecError as exc:
@@ -303,14 +396,16 @@ def execute(
         logged = tracking.point(point, point_label(point, axes)) if tracking is not None else None
         tasks.append((point["index"], str(spec), point["overrides"], str(sweep_dir), logged))
     runs.write_json(sweep_dir / MANIFEST, manifest)
+    if on_plan is not None:
+        on_plan(len(todo))
 
     display = _Display(console, len(todo), {p["index"]: point_label(p, axes) for p in points})
     for point in todo:
         if point["status"] == Status.FAILED:
             display.finished(point)
-    interrupted = False
-    results = executor.run(tasks, display.started) if tasks else iter(())
-    with display:
+    interrupted, exit_code = False, 0
+    with display:  # SIGTERM arrives as an interrupt with its exit_code (dlrun.cli.common.reported)
+        results = executor.run(tasks, display.started) if tasks else iter(())
         try:
             for result in results:
                 point = points[result["index"]]
@@ -319,13 +414,14 @@ def execute(
                     status=result["status"],
                     error=result["error"],
                     run_dir=str(Path(run_dir).relative_to(sweep_dir)) if run_dir else None,
+                    retry=bool(result.get("retry")),
                 )
                 runs.write_json(sweep_dir / MANIFEST, manifest)
                 display.finished(point)
                 if on_result is not None:
                     on_result(point)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            interrupted, exit_code = True, getattr(exc, "exit_code", 128 + signal.SIGINT)
             for point in points:
                 if point["status"] == Status.PENDING:
                     point["status"] = Status.INTERRUPTED
@@ -333,7 +429,7 @@ def execute(
         finally:
             if hasattr(results, "close"):
                 results.close()  # stops the workers even when the interrupt came between two results
-    result = SweepResult(sweep_dir, manifest, len(todo), interrupted=interrupted)
+    result = SweepResult(sweep_dir, manifest, len(todo), interrupted=interrupted, exit_code=exit_code)
     result.columns, result.table, result.skipped = table(sweep_dir, manifest)
     return result
 
@@ -358,7 +454,9 @@ def table(sweep_dir: Path, manifest: dict[str, Any]) -> tuple[list[str], list[di
         try:
             loaded.append(load_run(run_dir))
         except DlrunError as exc:
-            skipped.append(Skipped(run_dir, str(exc)))
+            without_run.append(point)  # a half-written run (its worker died): the point's row says so
+            if point["status"] in FINISHED:
+                skipped.append(Skipped(run_dir, str(exc)))
     columns, rows = compare.rows(loaded) if loaded else (["run", "status"], [])
     axes = [axis["path"] for axis in manifest["axes"]]
     if loaded:
@@ -448,7 +546,8 @@ def make_executor(kind: str, jobs: int | None, address: str | None, points: int)
     Raises:
         DlrunError: an unknown executor, --address without Ray, or Ray not installed.
     """
-    from dlrun.search.executors import LocalExecutor, RayExecutor, cores, import_ray
+    from dlrun.search.executors import RayExecutor, cores, import_ray
+    from dlrun.search.pool import LocalExecutor
 
     if jobs is not None and jobs < 1:
         raise DlrunError(f"--jobs {jobs}: expected 1 or more parallel runs")

@@ -20,7 +20,7 @@ from dlrun.data.prepare import Prepared, prepare
 from dlrun.data.preprocess import task_of
 from dlrun.errors import DataError, DlrunError, TrainingError
 from dlrun.model import check_output_width
-from dlrun.runs import layout
+from dlrun.runs import layout, lock
 from dlrun.runs.history import History, read_history
 from dlrun.runs.status import Status
 from dlrun.spec import names
@@ -76,6 +76,7 @@ def train(
     finally:
         if tracker is not None:
             tracker.finish()  # whatever the status: MLflow records failed and interrupted runs too
+        lock.release(run_dir)
 
 
 def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None) -> Path:
@@ -85,6 +86,7 @@ def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None
     """
     run_dir = layout.new_run_dir(out, spec.name)
     try:
+        lock.acquire(run_dir)  # before any file: `sweep --resume` never deletes a run a live process writes
         layout.write_text(run_dir / layout.CONFIG, yaml.safe_dump(spec.resolved(), sort_keys=False))
         if overrides:
             layout.write_text(run_dir / layout.OVERRIDES, "".join(f"{o}\n" for o in overrides))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlrun.errors import DlrunError
-from dlrun.runs import layout
+from dlrun.runs import layout, lock
 from dlrun.runs.history import complete_lines, trim_history
 from dlrun.runs.reading import flatten, read_summary
 from dlrun.runs.status import Status, status_of
@@ -78,13 +78,17 @@ def resume(plan: Resumption, console=None, quiet: bool = False, checkpoint_every
     spec, run_dir = plan.spec, plan.run_dir
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
-    layout.remove_stale_temporaries(run_dir)  # a kill -9 during a write leaves its temporary file
-    trim_history(run_dir / layout.HISTORY, plan.state.epochs_done if plan.state is not None else 0)
-    # What the stopped run wrote at its end describes the stopped run: gone until this one ends.
-    for name in (layout.SUMMARY, layout.MODEL):
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / layout.PLOTS, ignore_errors=True)
-    return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, plan.state, checkpoint_every))
+    lock.acquire(run_dir)  # another process still training this run (or resuming it) is refused
+    try:
+        lock.remove_stale_temporaries(run_dir)  # a kill -9 during a write leaves its temporary file
+        trim_history(run_dir / layout.HISTORY, plan.state.epochs_done if plan.state is not None else 0)
+        # What the stopped run wrote at its end describes the stopped run: gone until this one ends.
+        for name in (layout.SUMMARY, layout.MODEL):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / layout.PLOTS, ignore_errors=True)
+        return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, plan.state, checkpoint_every))
+    finally:
+        lock.release(run_dir)
 
 
 def _read_start(run_dir: Path) -> dict:

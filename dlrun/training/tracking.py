@@ -31,6 +31,7 @@ from dlrun import __version__
 from dlrun.errors import DlrunError
 from dlrun.runs import layout
 from dlrun.runs.history import NOT_QUANTITIES
+from dlrun.runs.lock import LOCK
 from dlrun.runs.reading import flatten, read_config, read_summary, run_label
 from dlrun.runs.status import FINISHED, Status, status_of
 
@@ -418,7 +419,8 @@ class RunTracker:
         self._flush()
         self.client.log_metrics(self.run_id, summary_metrics(summary))
         self.client.set_tags(self.run_id, {"dlrun.status": str(status)})
-        self.client.log_files(self.run_id, sorted(self.run_dir.iterdir()))
+        kept = [path for path in sorted(self.run_dir.iterdir()) if path.name != LOCK]  # the writer's, not the run's
+        self.client.log_files(self.run_id, kept)
         self.client.end(self.run_id, mlflow_status(status))
 
 
