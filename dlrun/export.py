@@ -1,13 +1,17 @@
 """`dlrun export`: a trained run as a TensorFlow SavedModel that takes raw feature columns by name.
 
-The `serving_default` signature takes one 1-D tensor per feature column: a numeric column as float64
-(NaN for a missing cell), a categorical or date column as a string (a missing cell is an empty string
-or any of `NA_VALUES`). Its graph applies the run's fitted `Preprocessing` with plain TensorFlow ops
-that follow the same rules as `Preprocessing.apply`, op for op (imputation, scaling in float64, one-hot
-with unseen categories as zeros, date parts read as `kinds.parse_date` reads them), calls the model and
-returns what `dlrun predict` writes: `prediction` (regression), `probability` and `label` (binary),
-`probabilities` and `label` (multi-class). A row that `predict` cannot encode (an empty cell in a
-column whose strategy is drop_rows or error, an infinite number) gets NaN and an empty label.
+The `serving_default` signature takes one 1-D tensor per feature column (the target, dropped columns
+and the weight column are none): a numeric column as float64 (NaN for a missing cell), a categorical or
+date column as a string, its cell's text. Its graph applies the run's fitted `Preprocessing` with plain
+TensorFlow ops that follow the same rules as `Preprocessing.apply`, op for op, under the run's own CSV
+options: missing cells are the run's missing texts (`csvfile.missing_texts`) and, in a numeric column,
+the numbers among them (`csvfile.missing_numbers`); a non-finite number is an error or a missing cell as
+`data.csv.infinite` says; a category is the cell's text, spaces stripped (`preprocess.category_keys`);
+then imputation, scaling in float64, one-hot with unseen categories as zeros, date parts read as
+`kinds.parse_date` reads them. It calls the model and returns what `dlrun predict` writes: `prediction`
+(regression), `probability` and `label` (binary), `probabilities` and `label` (multi-class). A row that
+`predict` cannot encode (a gap in a column whose strategy is drop_rows or error, a non-finite number
+under `infinite: error`) gets NaN and an empty label.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlrun.data.csvfile import NA_VALUES
-from dlrun.data.kinds import CATEGORICAL, DATE, ISO_DATE, NUMERIC, number_pattern
+from dlrun.data.csvfile import csv_options, missing_numbers, missing_texts
+from dlrun.data.kinds import CATEGORICAL, DATE, ISO_DATE, LARGEST, NUMERIC
 from dlrun.data.preprocess import Column, Preprocessing
 from dlrun.errors import DataError
+from dlrun.spec.models import CsvOptions
 
 SIGNATURE = "serving_default"
 INFO = "assets.extra/dlrun_export.json"
@@ -45,6 +51,10 @@ _DIRECTIVES = {
     "%": (None, "%"),
 }
 _CUMULATIVE_DAYS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+_SPACE = "[" + "".join(f"\\x{{{code:x}}}" for code in range(0x3001) if chr(code).isspace()) + "]"
+"""The spaces `str.strip` takes off (and so pandas' `.str.strip()`, and strptime's whitespace): tabs, line
+breaks, U+001C-U+001F, no-break and other Unicode spaces, none above U+3000 (a test checks). RE2's `\\s`
+and `tf.strings.strip` know only the ASCII ones."""
 
 
 @dataclass
@@ -159,7 +169,7 @@ def date_regex(format: str | None, column: str = "") -> tuple[str, dict[str, tup
             pattern += regex
             index += 2
         elif char.isspace():
-            pattern += r"\s+"
+            pattern += _SPACE + "+"
             while index < len(format) and format[index].isspace():
                 index += 1
         else:
@@ -180,11 +190,20 @@ def _refuse_format(format: str, column: str, directive: str, twice: bool) -> Non
 # --- the graph: raw columns -> model inputs ------------------------------------------------------------
 
 
-def _missing(text):
-    """Return where stripped cells mean "missing" (`NA_VALUES`)."""
+def strip(x):
+    """Return string cells without leading and trailing spaces, as `str.strip` takes them off."""
     import tensorflow as tf
 
-    return tf.reduce_any(tf.equal(text[:, None], tf.constant(sorted(NA_VALUES))[None, :]), axis=1)
+    return tf.strings.regex_replace(x, f"^{_SPACE}+|{_SPACE}+$", "")
+
+
+def _among(x, values, dtype):
+    """Return where a 1-D tensor's elements equal one of `values` (a sorted constant baked into the graph)."""
+    import tensorflow as tf
+
+    if not values:
+        return tf.zeros_like(x, tf.bool)
+    return tf.reduce_any(tf.equal(x[:, None], tf.constant(sorted(values), dtype)[None, :]), axis=1)
 
 
 def _scaled(column: Column, values, gaps):
@@ -200,75 +219,60 @@ def _scaled(column: Column, values, gaps):
     return (values - column.offset) / column.divisor, usable
 
 
-def numeric_inputs(column: Column, x):
-    """Return a numeric column's model input ([N, 1], float32) and which rows are usable."""
-    import tensorflow as tf
+def numeric_inputs(column: Column, x, options: CsvOptions | dict | None = None):
+    """Return a numeric column's model input ([N, 1], float32) and which rows are usable.
 
-    infinite = tf.math.is_inf(x)
-    values, usable = _scaled(column, tf.where(infinite, tf.zeros_like(x), x), tf.math.is_nan(x))
-    return tf.cast(values, tf.float32)[:, None], usable & ~infinite
-
-
-def categorical_inputs(column: Column, x, decimal: str = "."):
-    """Return a categorical column's one-hot inputs ([N, categories], float32) and which rows are usable.
-
-    Keys follow `preprocess.category_keys`: stripped text. In a column of number categories a number
-    matches by value (`3`, `3.0` and `03` are category "3"), and in a column of True/False its spellings
-    match (`true`, `TRUE`), as when pandas reads such a column as numbers or booleans.
+    A gap is NaN or one of the run's missing numbers (`csvfile.missing_numbers`: `-999.0` under
+    `na_values: [-999]`). A non-finite number (an infinity, or beyond float32's range as `kinds.LARGEST`
+    says) makes the row unusable, or is a gap with `data.csv.infinite: missing`, as `to_numbers` has it.
     """
     import tensorflow as tf
 
-    text = tf.strings.strip(x)
-    missing = _missing(text)
+    options = csv_options(options)
+    gaps = tf.math.is_nan(x) | _among(x, missing_numbers(options), tf.float64)
+    infinite = (tf.abs(x) > LARGEST) & ~gaps
+    if options.infinite == "missing":
+        gaps, infinite = gaps | infinite, tf.zeros_like(infinite)
+    values, usable = _scaled(column, tf.where(gaps | infinite, tf.zeros_like(x), x), gaps)
+    return tf.cast(values, tf.float32)[:, None], usable & ~infinite
+
+
+def categorical_inputs(column: Column, x, options: CsvOptions | dict | None = None):
+    """Return a categorical column's one-hot inputs ([N, categories], float32) and which rows are usable.
+
+    A cell is its text, spaces stripped, as `preprocess.category_keys` keys it: `007`, `7` and `7.0` are
+    three categories and `true` is not `True`; a missing text of the run's (`csvfile.missing_texts`) is
+    a gap. Any other text is an unseen category: all zeros.
+    """
+    import tensorflow as tf
+
+    text = strip(x)
+    missing = _among(text, missing_texts(csv_options(options)), tf.string)
     if column.fill_value is None:
         usable = ~missing
     else:
         usable = tf.ones_like(missing)
         text = tf.where(missing, tf.constant(str(column.fill_value)), text)
-    categories = column.categories
-    if categories and set(categories) <= {"True", "False"}:
-        for key in ("True", "False"):
-            text = tf.where(tf.equal(text, key.lower()) | tf.equal(text, key.upper()), tf.constant(key), text)
-    hit = tf.equal(text[:, None], tf.constant(categories, tf.string)[None, :])
-    values = _number_categories(categories)
-    if values is not None:
-        is_number = tf.strings.regex_full_match(text, number_pattern(decimal).pattern)
-        written = tf.strings.regex_replace(text, ",", ".") if decimal == "," else text
-        number = tf.strings.to_number(tf.where(is_number, written, "0"), tf.float64)
-        hit |= is_number[:, None] & tf.equal(number[:, None], tf.constant(values, tf.float64)[None, :])
+    hit = tf.equal(text[:, None], tf.constant(column.categories, tf.string)[None, :])
     return tf.cast(hit, tf.float32), usable
 
 
-def _number_categories(categories: list[str]) -> list[float] | None:
-    """Return the categories' values when every one is a number as `category_keys` writes numbers."""
-    values = []
-    for category in categories:
-        try:
-            value = float(category)
-        except ValueError:
-            return None
-        if category != (str(int(value)) if value.is_integer() else repr(value)):
-            return None
-        values.append(value)
-    return values or None
-
-
-def date_fields(x, format: str | None):
+def date_fields(x, format: str | None, na: Collection[str]):
     """Read date cells in the graph: each field as int64 (strptime's defaults where absent), and which are dates.
 
-    A cell is a date when its stripped text matches the pattern in full and the fields make a real
-    date and time (`datetime` would accept them): month 1-12, a day of that month, hour < 24, minute
-    and second < 60, year >= 1.
+    A cell is a date when its stripped text is not one of the missing texts `na` (`csvfile.missing_texts`),
+    matches the pattern in full, and its fields make a real date and time (`datetime` would accept them):
+    month 1-12, a day of that month, hour < 24, minute and second < 60, year >= 1.
     """
     import tensorflow as tf
 
     pattern, groups = date_regex(format)
-    text = tf.strings.strip(x)
-    matched = tf.strings.regex_full_match(text, pattern)
+    text = strip(x)
+    matched = tf.strings.regex_full_match(text, pattern) & ~_among(text, na, tf.string)
     rewrite = ",".join(f"\\{groups[f][0]}" if f in groups else "" for f in _FIELDS)
     canonical = tf.strings.regex_replace(text, f"^(?:{pattern})$", rewrite)
     cells = tf.strings.split(tf.where(matched, canonical, "," * (len(_FIELDS) - 1)), ",")
-    cells = tf.strings.strip(cells.to_tensor(default_value="", shape=[None, len(_FIELDS)]))
+    cells = strip(cells.to_tensor(default_value="", shape=[None, len(_FIELDS)]))
     fields = {}
     for index, name in enumerate(_FIELDS):
         cell = cells[:, index]
@@ -327,11 +331,11 @@ def date_part_values(fields) -> dict[str, Any]:
     return {name: tf.cast(value, tf.float64) for name, value in parts.items()}
 
 
-def date_inputs(column: Column, x):
+def date_inputs(column: Column, x, options: CsvOptions | dict | None = None):
     """Return a date column's part inputs ([N, parts], float32) and which rows are usable."""
     import tensorflow as tf
 
-    fields, is_date = date_fields(x, column.format)
+    fields, is_date = date_fields(x, column.format, missing_texts(csv_options(options)))
     values = date_part_values(fields)
     inputs, usable = [], tf.ones_like(is_date)
     for part in column.parts:
@@ -349,11 +353,11 @@ def model_inputs(pre: Preprocessing, inputs: dict[str, Any], names: dict[str, st
     for column in pre.columns:
         x = inputs[names[column.name]]
         if column.kind == NUMERIC:
-            encoded, fine = numeric_inputs(column, x)
+            encoded, fine = numeric_inputs(column, x, pre.options)
         elif column.kind == CATEGORICAL:
-            encoded, fine = categorical_inputs(column, x, pre.decimal)
+            encoded, fine = categorical_inputs(column, x, pre.options)
         else:
-            encoded, fine = date_inputs(column, x)
+            encoded, fine = date_inputs(column, x, pre.options)
         parts.append(encoded)
         usable = fine if usable is None else usable & fine
     return tf.concat(parts, axis=1), usable
@@ -434,7 +438,20 @@ def _info(run_dir, pre: Preprocessing, names: dict[str, str], threshold: float) 
         "classes": [str(c) for c in pre.classes] if pre.classes else None,
         "labels": [str(label) for label in (pre.labels or [0, 1])] if pre.task == "binary" else None,
         "threshold": threshold if pre.task == "binary" else None,
-        "missing": "numbers: NaN; strings: '' or any of " + ", ".join(repr(v) for v in sorted(NA_VALUES) if v),
+        "missing": _missing_info(pre.options),
+    }
+
+
+def _missing_info(options: CsvOptions) -> dict[str, Any]:
+    """Return what the graph takes for a missing cell, and for a non-finite number, under the run's CSV options."""
+    numbers = ", ".join(repr(v) for v in sorted(missing_numbers(options)))
+    return {
+        "numbers": "NaN" + (f", or a number equal to one of {numbers}" if numbers else ""),
+        "strings": sorted(missing_texts(options)),  # after stripping spaces
+        "infinite": {
+            "error": "an infinite number, or one beyond float32's range, leaves its row without a prediction",
+            "missing": "an infinite number, or one beyond float32's range, is a missing cell",
+        }[options.infinite],
     }
 
 

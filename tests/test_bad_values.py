@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlrun.cli import app
-from dlrun.data.csvfile import missing_texts, read_csv, read_header
+from dlrun.data.csvfile import missing_numbers, missing_texts, read_csv, read_header
 from dlrun.data.kinds import infer_kind, is_infinite
 from dlrun.data.prepare import prepare
 from dlrun.errors import DataError
@@ -159,6 +159,16 @@ def test_na_values_add_markers_and_keep_default_na_false_keeps_na_as_a_value():
     assert {"", "NA", "?", "-999", "-999.0"} <= missing_texts({"na_values": ["?", -999]})
     kept = missing_texts({"keep_default_na": False, "na_values": [" ? "]})
     assert kept == {"", "?"}  # an empty cell is always missing
+
+
+def test_missing_numbers_are_those_pandas_matches_by_value_in_a_number_column(tmp_path):
+    options = {"na_values": ["?", -999, "1e400", "1_000"]}
+    assert missing_numbers(options) == {-999.0, float("inf"), 1000.0} and missing_numbers({}) == set()
+    cells = ["-999", "-999.00", "-9.99e2", "-998", "inf", "-inf", "1000", "1000.5", "?", "5"]
+    (tmp_path / "n.csv").write_text("n\n" + "\n".join(cells) + "\n", encoding="utf-8")
+    read = read_csv(tmp_path / "n.csv", options)["n"].to_numpy("float64")
+    as_numbers = pd.to_numeric(pd.Series(cells), errors="coerce").to_numpy("float64")
+    assert np.isnan(read).tolist() == [np.isnan(v) or v in missing_numbers(options) for v in as_numbers]
 
 
 def test_a_category_called_na_is_kept_by_every_reader_and_by_predict(tmp_path):

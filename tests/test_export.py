@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlrun.cli import app
+from dlrun.data.csvfile import missing_texts
 from dlrun.data.preprocess import Column, Preprocessing, date_values
 from dlrun.errors import DataError
 from dlrun.export import INFO, check_exportable, date_regex, input_names
@@ -41,13 +42,18 @@ for case in json.loads(sys.argv[1]):
             inputs[name] = tf.constant(column.to_numpy(str))
     outputs = serve(**inputs)
     results = {k: v.numpy().astype(str) if v.dtype == tf.string else v.numpy() for k, v in outputs.items()}
+    results["inputs"] = np.array(sorted(inputs))
     np.savez(case["result"], **results)
 assert "dlrun" not in sys.modules, "the export must be usable without dlrun"
 """
 
 
 def _mixed(rows: int, seed: int, new: bool = False) -> pd.DataFrame:
-    """Numbers with gaps, categories (text, integer codes, booleans), ISO datetimes and d/m/Y dates."""
+    """Numbers with gaps, categories (text, integer codes, booleans), ISO datetimes, d/m/Y dates, weights.
+
+    The new rows hold what the run's `data.csv` makes missing (`na_values` -999, `?` and 1900-01-01 as
+    written; -999 by value in a number column; non-finite numbers with `infinite: missing`).
+    """
     rng = np.random.default_rng(seed)
     when = np.datetime64("1962-01-01T00:00") + rng.integers(0, 70 * 365 * 1440, rows).astype("timedelta64[m]")
     born = np.datetime64("1950-01-01") + rng.integers(0, 50 * 365, rows).astype("timedelta64[D]")
@@ -56,13 +62,14 @@ def _mixed(rows: int, seed: int, new: bool = False) -> pd.DataFrame:
             "age": rng.normal(40, 10, rows).round(1),
             "income": rng.normal(50, 5, rows).round(2),
             "city": rng.choice(["Paris", "Rome", "Oslo"], rows).astype(object),
-            "code": rng.integers(1, 4, rows).astype(float),
+            "code": rng.integers(1, 4, rows).astype(object),
             "flag": rng.choice(["True", "False"], rows).astype(object),
             "signed up": [str(t).replace("T", " ") for t in when],
             "born": [pd.Timestamp(d).strftime("%d/%m/%Y") for d in born],
         }
     )
     frame["price"] = frame["age"] * 2 + (frame["city"] == "Rome") * 10 + rng.normal(0, 1, rows)
+    frame["weight"] = rng.uniform(0.5, 2.0, rows).round(2)
     frame.loc[[3, 17], "age"] = np.nan
     frame.loc[[5], "income"] = np.nan
     frame.loc[[8], "city"] = np.nan
@@ -71,12 +78,14 @@ def _mixed(rows: int, seed: int, new: bool = False) -> pd.DataFrame:
     if new:
         frame.loc[[0, 1], "city"] = ["Lima", " Oslo "]  # unseen: all zeros; spaces around a known one
         frame["income"] = frame["income"].astype(object)
-        frame.loc[[2], "income"] = "NA"
-        frame["code"] = frame["code"].astype(object)
-        frame.loc[[4, 6], "code"] = ["2.0", "03"]  # numbers: the categories 2 and 3, as pandas reads them
-        frame.loc[[7, 10], "flag"] = ["true", "FALSE"]
+        frame.loc[[2, 19, 20], "income"] = ["NA", "-999.00", "-9.99e2"]  # pandas' marker; na_values -999 by value
+        frame["age"] = frame["age"].astype(object)
+        frame.loc[[21, 22, 23], "age"] = ["inf", "1e400", "-1e39"]  # infinite: missing, so the mean
+        frame.loc[[24], "city"] = " ? "  # na_values
+        frame.loc[[4, 6, 19], "code"] = ["2.0", "03", " 2 "]  # the text is the category: 2.0 and 03 are unseen
+        frame.loc[[7, 10], "flag"] = ["true", "FALSE"]  # unseen too: not the text True or False
         frame.loc[[12, 13, 14], "signed up"] = ["2023-02-29 10:00", "1969-12-31 23:59", "2024-02-29T00:01:30Z"]
-        frame.loc[[15], "signed up"] = ""
+        frame.loc[[15, 25], "signed up"] = ["", "1900-01-01"]  # na_values: missing, though a date
         frame.loc[[16, 18], "born"] = ["31/02/2001", "29/02/2000"]
     return frame
 
@@ -110,6 +119,8 @@ def exported(tmp_path_factory) -> dict:
             "validation_split": 0.25,
             "scale": "standard",
             "missing": "mean",
+            "weight_column": "weight",
+            "csv": {"na_values": ["-999", "?", "1900-01-01"], "infinite": "missing"},
             "columns": {
                 "code": {"kind": "categorical", "missing": "most_frequent"},
                 "income": {"scale": "minmax", "missing": "constant", "fill_value": -1},
@@ -181,8 +192,13 @@ def test_mixed_columns_with_gaps_unseen_categories_and_dates_answer_as_predict(e
     expected = _numbers(predicted, ["prediction"])[:, 0]
     np.testing.assert_allclose(served["prediction"], expected, atol=1e-6, rtol=0)
     assert np.isnan(expected).sum() == 2 and np.isnan(served["prediction"][[11, 16]]).all()  # drop_rows gaps
-    assert "2 rows left without a prediction" in case["predict"].output and "city 1" in case["predict"].output
+    assert "2 rows left without a prediction" in case["predict"].output
+    assert all(
+        f"{column} {count}" in case["predict"].output for column, count in (("city", 1), ("code", 2), ("flag", 2))
+    )
     inputs = {i["column"]: (i["input"], i["dtype"]) for i in case["info"]["inputs"]}
+    assert sorted(served["inputs"]) == sorted(i for i, _ in inputs.values()) and "weight" not in inputs
+    assert "?" in case["info"]["missing"]["strings"] and "-999.0" in case["info"]["missing"]["numbers"]
     assert inputs["signed up"] == ("signed_up", "string") and inputs["age"] == ("age", "float64")
     assert "'signed up' -> signed_up" in case["export"].output
 
@@ -211,12 +227,18 @@ def test_date_parts_in_the_graph_match_parse_date():
         " 1/ 3/2024",
         "30/02/2024",
         "3.1.2024 T1:2:3.4",
+        "\xa02024-03-02\u3000",  # Unicode spaces around: stripped as str.strip does
+        "4.1.2024\xa0\x0bt1:2:3.4\x1c",  # and matched by a space in the format as strptime's \\s+ does
+        "2000-01-01",  # na_values below: missing though a date
+        "02/01/2000",
+        "?",
     ]
+    na = missing_texts({"na_values": ["2000-01-01", "02/01/2000", "?"]})
     for format, written in formats.items():
         numbers = rng.integers([0, 1, 0, 0, 0, 0], [10000, 14, 33, 25, 61, 62], size=(300, 6))
         cells = odd + [written.format(Y=Y, m=m, d=d, y=Y % 100, H=H, M=M, S=S) for Y, m, d, H, M, S in numbers.tolist()]
-        expected, _ = date_values(pd.Series(cells, dtype=object), format, parts)
-        fields, is_date = date_fields(np.array(cells, dtype=object), format)
+        expected, _ = date_values(pd.Series(cells, dtype=object), format, parts, na)
+        fields, is_date = date_fields(np.array(cells, dtype=object), format, na)
         values = date_part_values(fields)
         assert is_date.numpy().tolist() == (~np.isnan(expected["year"])).tolist(), format
         assert is_date.numpy().sum() > 50, format
@@ -236,20 +258,76 @@ def test_strptime_patterns_are_cpythons():
         assert (pattern if pattern.startswith("(") or directive == "%" else f"({pattern})") == theirs, directive
 
 
-def test_categories_match_as_predict_keys_them():
-    from dlrun.export import categorical_inputs, numeric_inputs
+def _as_predict_reads(folder, cells: list[str], options: dict, kind: str) -> pd.DataFrame:
+    """Return a column of cells as `dlrun predict` reads it: written to a CSV, read with the run's options."""
+    pre = Preprocessing(["c"], "t", [Column("c", kind)], csv=options)
+    path = folder / "cells.csv"
+    pd.DataFrame({"c": cells}).to_csv(path, index=False)
+    return next(pre.read_chunks(path, None))
 
-    codes = Column("code", "categorical", "most_frequent", "2", categories=["1", "10", "2", "2.5"])
-    onehot, usable = categorical_inputs(codes, np.array(["1", "1.0", " 01 ", "+10", "2.50", "x", "NA", "", "1e1"]))
-    assert onehot.numpy().argmax(axis=1).tolist() == [0, 0, 0, 1, 3, 0, 2, 2, 1]
-    assert onehot.numpy().sum(axis=1).tolist() == [1, 1, 1, 1, 1, 0, 1, 1, 1] and usable.numpy().all()
+
+def test_categories_match_as_predict_keys_them(tmp_path):
+    """A category is the cell's text, spaces stripped: `2.0`, `02` and `true` are unseen; gaps are the run's."""
+    from dlrun.export import categorical_inputs
+
+    cells = ["1", "2", "2.0", "02", " 10 ", "1e1", "2.5", "2.50", "True", "true", "TRUE", "x", "\xa02\u3000"]
+    cells += ["", "NA", "null", "?", "-999", "-999.0", "-999.00"]
+    codes = Column("c", "categorical", "most_frequent", "2", categories=["1", "10", "2", "2.5", "NA", "True"])
+    found = {}
+    for name, options in {
+        "default": {},
+        "na_values": {"na_values": ["?", -999]},
+        "only na_values": {"na_values": ["?"], "keep_default_na": False},
+    }.items():
+        frame = _as_predict_reads(tmp_path, cells, options, "categorical")
+        pre = Preprocessing(["c"], "t", [codes], csv=options)
+        onehot, usable = categorical_inputs(codes, np.array(cells, dtype=object), options)
+        np.testing.assert_array_equal(onehot.numpy(), pre.inputs(frame), err_msg=name)
+        assert usable.numpy().all()
+        found[name] = onehot.numpy().argmax(axis=1) - (onehot.numpy().sum(axis=1) == 0) * 10
+    fill, unseen = 2, -10  # the fill value's category; no category at all
+    first = [0, 2, unseen, unseen, 1, unseen, 3, unseen, 5, unseen, unseen, unseen, 2]
+    assert found["na_values"].tolist() == first + [fill] * 6 + [unseen]  # -999.00: text, not the number -999
+    assert found["default"][14:].tolist() == [fill, fill] + [unseen] * 4  # NA, null; ?, -999 are categories
+    assert found["only na_values"][[13, 14, 15, 16]].tolist() == [fill, 4, unseen, fill]  # NA is a category then
     flags = Column("flag", "categorical", "error", categories=["False", "True"])
-    onehot, usable = categorical_inputs(flags, np.array(["true", "FALSE", "True", "yes", "null"]))
-    assert onehot.numpy().tolist() == [[0, 1], [1, 0], [0, 1], [0, 0], [0, 0]]
-    assert usable.numpy().tolist() == [True, True, True, True, False]  # strategy error: no prediction
-    age = Column("age", "numeric", "drop_rows", scale="standard", offset=40.0, divisor=10.0)
-    values, usable = numeric_inputs(age, np.array([50.0, np.nan, np.inf]))
-    assert values.numpy()[0, 0] == np.float32(1.0) and usable.numpy().tolist() == [True, False, False]
+    onehot, usable = categorical_inputs(flags, np.array(["true", "FALSE", "True", "yes", "null", "n/a"]))
+    assert onehot.numpy().tolist() == [[0, 0], [0, 0], [0, 1], [0, 0], [0, 0], [0, 0]]
+    assert usable.numpy().tolist() == [True, True, True, True, False, False]  # strategy error: no prediction
+
+
+def test_numbers_match_as_predict_reads_them(tmp_path):
+    """Missing numbers by value (na_values -999 is -999.00 too), and non-finite ones as `data.csv.infinite` says."""
+    from dlrun.export import numeric_inputs
+
+    cells = ["1.5", "-999", "-999.00", "-9.99e2", "-998", "?", "NA", "", "inf", "-Infinity", "1e400", "-1e39", "3e38"]
+    x = pd.to_numeric(pd.Series(cells, dtype=str), errors="coerce").to_numpy("float64")  # what a client sends
+    age = Column("c", "numeric", "mean", 40.0, scale="standard", offset=40.0, divisor=10.0)
+    options = {"na_values": ["-999", "?"], "infinite": "missing"}
+    frame = _as_predict_reads(tmp_path, cells, options, "numeric")
+    values, usable = numeric_inputs(age, x, options)
+    np.testing.assert_array_equal(values.numpy(), Preprocessing(["c"], "t", [age], csv=options).inputs(frame))
+    assert usable.numpy().all() and (values.numpy()[1:12, 0] == 0).tolist() == [True] * 3 + [False] + [True] * 7
+
+    options = {"na_values": ["-999", "?"]}  # infinite: error, so predict refuses the file; the export, the rows
+    with pytest.raises(DataError, match="non-finite numbers"):
+        Preprocessing(["c"], "t", [age], csv=options).inputs(_as_predict_reads(tmp_path, cells, options, "numeric"))
+    values, usable = numeric_inputs(age, x, options)
+    assert (~usable.numpy()).nonzero()[0].tolist() == [8, 9, 10, 11]
+    assert values.numpy()[[0, 1, 12], 0].tolist() == [np.float32(-3.85), 0, np.float32((3e38 - 40) / 10)]
+    strict = Column("c", "numeric", "drop_rows", scale="standard", offset=40.0, divisor=10.0)
+    values, usable = numeric_inputs(strict, x, {"infinite": "missing"})  # -999 is a number here
+    assert (~usable.numpy()).nonzero()[0].tolist() == [5, 6, 7, 8, 9, 10, 11]
+    assert values.numpy()[1, 0] == np.float32(-103.9)
+
+
+def test_spaces_are_stripped_as_str_strip_strips_them():
+    from dlrun.export import strip
+
+    spaces = [chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()]
+    assert max(map(ord, spaces)) <= 0x3000  # what _SPACE is built from
+    cells = np.array([f"{s}a{s}b{s}" for s in spaces + ["\u200b", "_"]], dtype=object)
+    assert [cell.decode() for cell in strip(cells).numpy()] == [cell.strip() for cell in cells]
 
 
 def test_binary_labels_follow_the_threshold():

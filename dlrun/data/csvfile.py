@@ -84,6 +84,23 @@ def _missing_texts(na_values: tuple[str, ...], keep_default_na: bool) -> frozens
     return frozenset(texts)
 
 
+def missing_numbers(options: CsvOptions | dict | None) -> frozenset[float]:
+    """Return the numbers that mean "missing" in a column pandas reads as numbers, under the spec's CSV options.
+
+    pandas compares such a cell by value with every missing text that Python's `float` reads (NaN aside),
+    so with `na_values: [-999]` the cells `-999`, `-999.00` and `-9.99e2` are all missing.
+    """
+    numbers = set()
+    for text in missing_texts(options):
+        try:
+            number = float(text)
+        except ValueError:
+            continue
+        if not math.isnan(number):
+            numbers.add(number)
+    return frozenset(numbers)
+
+
 def is_missing(cell: str, na: Collection[str] = NA_VALUES) -> bool:
     """Tell whether a cell's text means "missing": in `na` (from `missing_texts`) after stripping spaces."""
     return cell.strip() in na
