@@ -149,8 +149,9 @@ def test_a_distribution_on_the_command_line_is_named_by_its_set(tmp_path, experi
     path = write_spec(tmp_path, experiment)
     with pytest.raises(SpecError, match=r"--set model.layers\[1\].rate=float\(0,2\): .*its high end 2"):
         load_spec(path, [], ["model.layers[1].rate=float(0,2)"], check_search=True)
-    with pytest.raises(SpecError, match=r"--set training.epochs=int\(2,1\): .*low 2 should be below high 1"):
+    with pytest.raises(SpecError, match=r"--set training.epochs=int\(2,1\): .*low 2 should be below high 1") as error:
         load_spec(path, [], ["training.epochs=int(2,1)"])
+    assert "is for `dlrun tune`" not in str(error.value)  # it is a distribution; only its range is wrong
 
 
 def test_one_value_for_a_searched_path_takes_it_out_of_the_search(tmp_path, experiment):

@@ -121,7 +121,12 @@ def write_figures(study, tune_dir: Path, metric: str, seed: int, with_importance
         figures = [(HISTORY_PNG, lambda: drawing.plot_optimization_history(study, target_name=metric))]
         if with_importances:
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
-            figures.append((IMPORTANCES_PNG, lambda: drawing.plot_param_importances(study, evaluator=evaluator)))
+            figures.append(
+                (
+                    IMPORTANCES_PNG,
+                    lambda: drawing.plot_param_importances(study, evaluator=evaluator, target_name=metric),
+                )
+            )
         for name, draw in figures:
             axes = draw()
             figure = axes.figure

@@ -277,7 +277,14 @@ def validate(source: Source) -> Spec:
     except ValidationError as exc:
         problems = [_problem(source, error) for error in exc.errors()]
         for problem in problems:
-            if problem.where.startswith("--set ") and looks_like_distribution(problem.where.partition("=")[2]):
+            given = problem.where.partition("=")[2]
+            if (
+                problem.where.startswith("--set ")
+                and looks_like_distribution(given)
+                and not problem.path.startswith("search")
+            ):
+                # a distribution given where one value is needed (train --set); a search entry's own problem
+                # (`search.PATH`) is about the distribution, not about giving one
                 problem.message += " (a distribution like loguniform(1e-4, 1e-1) is for `dlrun tune`; give one value)"
         raise SpecError(f"invalid spec {source.path or ''}".strip(), problems) from None
 
