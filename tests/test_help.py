@@ -22,6 +22,7 @@ COMMANDS = [
     ["diff"],
     ["diagnose"],
     ["sweep"],
+    ["tune"],
     ["export"],
 ]
 COMMANDS += [["predict"], ["evaluate"], ["config"], ["config", "show"], ["schema"], []]

@@ -38,6 +38,7 @@ PANELS = {
     "diff": "Runs",
     "diagnose": "Runs",
     "sweep": "Search",
+    "tune": "Search",
     "predict": "Using a run",
     "evaluate": "Using a run",
     "export": "Using a run",

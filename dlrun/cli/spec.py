@@ -19,14 +19,18 @@ def validate(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The experiment's YAML spec.")],
     overrides: SetOption = None,
 ) -> None:
-    """Check a spec, its CSV header and its columns' kinds, and print the layer stack (no TensorFlow, instant)."""
+    """Check a spec, its CSV header and its columns' kinds, and print the layer stack (no TensorFlow, instant).
+
+    A `search:` section (and `--set PATH=DIST`) is checked as `dlrun tune` would search it.
+    """
     from dlrun.data.files import read_header
     from dlrun.data.kinds import CATEGORICAL, DATE, column_kinds, select_features
     from dlrun.model import describe
     from dlrun.spec.loader import load_spec
+    from dlrun.spec.space import split_sets
 
     with reported():
-        loaded = load_spec(spec, overrides)
+        loaded = load_spec(spec, *split_sets(overrides or []), check_search=True)
         header = read_header(loaded.data.path, loaded.data.csv)
         features = select_features(header, loaded.data, loaded.data.path)
         for other in (loaded.data.validation_path, loaded.data.test_path):
@@ -48,6 +52,8 @@ def validate(
             markup=False,
             soft_wrap=True,
         )
+    if loaded.search:
+        _print_search(loaded.search)
     if categorical:
         out.print(
             f"note: {', '.join(categorical)} {'are' if len(categorical) > 1 else 'is'} categorical: one-hot "
@@ -58,6 +64,15 @@ def validate(
         out.print(f"Total params: at least {sum(r.params for r in rows):,}. Spec {spec} is valid.", markup=False)
     else:
         out.print(f"Total params: {sum(r.params for r in rows):,}. Spec {spec} is valid.", markup=False)
+
+
+def _print_search(search: dict) -> None:
+    """List what `dlrun tune` would search, one distribution a line."""
+    from dlrun.spec.space import distribution_text
+
+    out.print(f"search ({len(search)} for dlrun tune; train uses the values above):", markup=False)
+    for path, distribution in search.items():
+        out.print(f"  {path}: {distribution_text(distribution.model_dump())}", markup=False, soft_wrap=True)
 
 
 def _count(n: int, noun: str) -> str:
@@ -100,14 +115,15 @@ def config_show(
     spec: Annotated[Path, typer.Argument(metavar="SPEC", help="The experiment's YAML spec.")],
     overrides: SetOption = None,
 ) -> None:
-    """Print the spec with every default filled in, as YAML that trains to the same result."""
+    """Print the spec with every default filled in, as YAML that trains to the same result (search: included)."""
     import yaml
 
     from dlrun.spec.loader import load_spec
+    from dlrun.spec.space import split_sets
 
     with reported():
-        loaded = load_spec(spec, overrides)
-    print(yaml.safe_dump(loaded.resolved(), sort_keys=False), end="")
+        loaded = load_spec(spec, *split_sets(overrides or []))
+    print(yaml.safe_dump(loaded.resolved(search=True), sort_keys=False), end="")
 
 
 @command()

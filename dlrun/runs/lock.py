@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dlrun.errors import DlrunError
 
@@ -52,6 +53,11 @@ class Locked(DlrunError):
         self.holder = holder
 
 
+def this_process() -> dict[str, Any]:
+    """Name this process as a lock does: its pid, host and start time (`Holder`'s fields)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
+
+
 def holder(folder: Path) -> Holder | None:
     """Read the lock of `folder`: None when it has none, or when the file is unreadable (a lock is written whole)."""
     path = Path(folder) / LOCK
@@ -69,7 +75,7 @@ def acquire(folder: Path) -> None:
         Locked: a live process (or one on another host) holds the folder's lock.
     """
     path = Path(folder) / LOCK
-    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_time(os.getpid())}
+    mine = this_process()
     for _ in range(3):
         if _create(path, mine):
             return

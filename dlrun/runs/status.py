@@ -14,6 +14,8 @@ class Status(str, Enum):
     """Stopped by early stopping."""
     INTERRUPTED = "interrupted"
     """Stopped by Ctrl-C or SIGTERM; every finished epoch is kept."""
+    PRUNED = "pruned"
+    """Stopped by `dlrun tune`'s pruner: a trial that looked worse than the others at the same epoch."""
     NAN = "nan"
     """The loss became NaN or infinite; training stopped there."""
     FAILED = "failed"

@@ -61,9 +61,19 @@ def size_threads(threads: int) -> None:
 
 
 def run_point(
-    index: int, spec_path: str, overrides: list[str], out: str, tracking: dict | None, threads: int
+    index: int,
+    spec_path: str,
+    overrides: list[str],
+    out: str,
+    tracking: dict | None,
+    threads: int,
+    callbacks: Callable[[], list] | None = None,
 ) -> dict[str, Any]:
     """Train one point of a sweep into `out` and say how it went; log it to MLflow as `tracking` says, if given.
+
+    Args:
+        callbacks: Makes more Keras callbacks for the fit (a tune trial's pruning), called once
+            TensorFlow's thread pools are sized; what it raises fails the point like any error.
 
     Returns:
         {"index", "status" (completed / early-stopped / nan / interrupted / failed), "run_dir" (or
@@ -84,7 +94,8 @@ def run_point(
             from dlrun.training.fit import train
 
             spec = load_spec(spec_path, overrides)
-            outcome = train(spec, Path(out), overrides, quiet=True, tracking=_tracking(tracking))
+            extra = callbacks() if callbacks is not None else None
+            outcome = train(spec, Path(out), overrides, quiet=True, tracking=_tracking(tracking), callbacks=extra)
             result.update(status=outcome.summary["status"], run_dir=str(outcome.run_dir))
         except TrainingError as exc:
             result.update(status=exc.status, error=str(exc))
@@ -146,6 +157,38 @@ def on_interrupt(signum, frame) -> None:
 
 
 Task = tuple[int, str, list[str], str, dict | None]  # (index, spec path, overrides, out folder, MLflow settings)
+Work = Callable[..., dict[str, Any]]
+"""What a worker does with a task: `run_point(*task, threads)` for a sweep; a tune trial's function likewise."""
+Tasks = list[Task] | Callable[[], Task | None]
+"""The tasks to run: a list (a sweep's points), or a function asked for the next one whenever a worker is
+free, returning None when there is none for now (a tune's trials: asked one by one, after the last result)."""
+
+
+class TaskQueue:
+    """The tasks an executor has yet to start, from a list or a function asked when a worker is free."""
+
+    def __init__(self, tasks: Tasks):
+        self._next_task = tasks if callable(tasks) else iter(list(tasks)).__next__
+        self._ahead: Task | None = None
+        self._closed = False
+
+    def peek(self) -> Task | None:
+        """Return the next task without taking it (asks the function for one if none is waiting); None if none."""
+        if self._ahead is None and not self._closed:
+            try:
+                self._ahead = self._next_task()
+            except StopIteration:
+                self._ahead = None
+        return self._ahead
+
+    def pop(self) -> Task | None:
+        """Take the next task (None if none)."""
+        task, self._ahead = self.peek(), None
+        return task
+
+    def close(self) -> None:
+        """Start nothing more: the task waiting is dropped, and the function is not asked again."""
+        self._closed, self._ahead = True, None
 
 
 class RayExecutor:
@@ -155,13 +198,17 @@ class RayExecutor:
     system), and have dlrun installed; run directories are written there by the tasks.
     """
 
-    def __init__(self, jobs: int | None, address: str | None):
+    def __init__(self, jobs: int | None, address: str | None, work: Work = run_point):
         self.jobs = jobs
         self.address = address
         self.threads = 1 if address else max(1, cores() // (jobs or cores()))
+        self.work = work
 
-    def run(self, tasks: list[Task], on_start: Callable[[int], None]) -> Iterator[dict[str, Any]]:
-        """Yield each point's result as it finishes; on KeyboardInterrupt, cancel the rest."""
+    def run(self, tasks: Tasks, on_start: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+        """Yield each point's result as it finishes; on KeyboardInterrupt, cancel the rest.
+
+        As many tasks are submitted as Ray has CPUs for (`--jobs` locally); each result makes room for the next.
+        """
         ray = import_ray()
         from dlrun.errors import DlrunError
 
@@ -177,21 +224,30 @@ class RayExecutor:
                     f"cannot start or reach Ray at {self.address or 'a new local instance'}: {exc} "
                     "(check --address: ray://HOST:10001, auto, or leave it out to start Ray locally)"
                 ) from None
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
-        refs = {remote.remote(*task, self.threads): task[0] for task in tasks}
-        for index in refs.values():
-            on_start(index)  # Ray schedules them; the display counts them as submitted
-        pending = list(refs)
+        remote = ray.remote(num_cpus=1, max_retries=0)(self.work)
+        slots = self.jobs if self.jobs and not self.address else max(1, int(ray.cluster_resources().get("CPU", 1)))
+        queue = TaskQueue(tasks)
+        refs: dict[Any, int] = {}
+
+        def submit() -> None:
+            while len(refs) < slots and (task := queue.pop()) is not None:
+                refs[remote.remote(*task, self.threads)] = task[0]
+                on_start(task[0])  # Ray schedules it; the display counts it as submitted
+
         try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            submit()
+            while refs:
+                done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
                 for ref in done:
+                    index = refs.pop(ref)
                     try:
                         yield ray.get(ref)
                     except Exception as exc:  # the task's worker died, or its node
-                        yield _ray_failure(ray, refs[ref], exc)
+                        yield _ray_failure(ray, index, exc)
+                submit()
         except KeyboardInterrupt:
-            for ref in pending:
+            queue.close()
+            for ref in refs:
                 ray.cancel(ref, force=True)
             raise
         finally:

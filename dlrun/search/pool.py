@@ -20,11 +20,10 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dlrun.search.executors import Task, cores, died, on_interrupt, run_point, size_threads
+from dlrun.search.executors import Task, TaskQueue, Tasks, Work, cores, died, on_interrupt, run_point, size_threads
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WATCH_SECONDS = 0.5
@@ -35,37 +34,38 @@ STOP_SECONDS = 60.0
 class LocalExecutor:
     """Run points in N worker processes on this machine, each with its share of the cores."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, work: Work = run_point):
         self.jobs = jobs
         self.threads = max(1, cores() // jobs)
+        self.work = work
 
-    def run(self, tasks: list[Task], on_start: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+    def run(self, tasks: Tasks, on_start: Callable[[int], None]) -> Iterator[dict[str, Any]]:
         """Yield each point's result as it finishes (a dead worker's point as failed, with `retry`).
 
+        `tasks` is a list, or a function asked for the next task whenever a worker is free (see `TaskQueue`).
         On KeyboardInterrupt, nothing else starts: the runs in progress stop and keep their epochs,
         their results are yielded, then the interrupt is raised again.
         """
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
-        queue = deque(tasks)
-        size = min(self.jobs, len(tasks))
+        queue = TaskQueue(tasks)
         workers: list[_Worker] = []
         retired: list[_Worker] = []
 
         def staff() -> None:
             """Give every idle worker a point, hire replacements for dead ones, let go of the rest."""
             for worker in [w for w in workers if w.task is None]:
-                if queue:
-                    if not worker.give(queue[0]):
+                if (task := queue.peek()) is not None:
+                    if not worker.give(task):
                         continue  # it died since its last result: the point stays queued for its replacement
-                    queue.popleft()
+                    queue.pop()
                 else:
                     worker.retire()
                     workers.remove(worker)
                     retired.append(worker)
-            while queue and len(workers) < size:
-                workers.append(_Worker(context, self.threads, queue.popleft()))
+            while len(workers) < self.jobs and (task := queue.pop()) is not None:
+                workers.append(_Worker(context, self.threads, task, self.work))
 
         try:
             staff()
@@ -74,7 +74,7 @@ class LocalExecutor:
                     yield from _results(workers, on_start)
                     staff()
             except KeyboardInterrupt:
-                queue.clear()
+                queue.close()
                 for worker in workers:
                     worker.interrupt()  # it may have come to the driver alone (kill -INT, a scheduler)
                 while workers:
@@ -127,10 +127,10 @@ def _stop(workers: list[_Worker]) -> None:
 class _Worker:
     """The driver's side of one worker process: its pipe, and the point it holds."""
 
-    def __init__(self, context, threads: int, task: Task):
+    def __init__(self, context, threads: int, task: Task, work: Work = run_point):
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=worker_main, args=(child, os.getpid(), threads), name="dlrun-sweep-worker", daemon=True
+            target=worker_main, args=(child, os.getpid(), threads, work), name="dlrun-sweep-worker", daemon=True
         )
         self.process.start()
         child.close()
@@ -187,8 +187,8 @@ class _Worker:
 # --- inside a worker process ------------------------------------------------------------------
 
 
-def worker_main(conn, parent: int, threads: int) -> None:
-    """Train the points the driver sends over `conn`, one at a time, until it sends None or is gone."""
+def worker_main(conn, parent: int, threads: int, work: Work = run_point) -> None:
+    """Train the points the driver sends over `conn` with `work`, one at a time, until it sends None or is gone."""
     die_with(parent)
     if hasattr(os, "setpgrp"):
         # Out of the terminal's process group: a Ctrl-C reaches the driver alone, which passes one on to
@@ -202,7 +202,7 @@ def worker_main(conn, parent: int, threads: int) -> None:
     try:
         while (task := conn.recv()) is not None:
             conn.send(("started", task[0]))
-            conn.send(("result", run_point(*task, threads)))
+            conn.send(("result", work(*task, threads)))
     except (EOFError, OSError):
         pass  # the driver is gone (and this process with it, see die_with)
 

@@ -26,7 +26,7 @@ from dlrun.runs import compare, labels, lock
 from dlrun.runs import layout as runs
 from dlrun.runs.reading import Run, Skipped, load_run, read_summary
 from dlrun.runs.status import FINISHED, Status, status_of
-from dlrun.spec.loader import parse_value
+from dlrun.spec.yamltext import parse_value, split_values, value_text
 
 MANIFEST = "sweep.json"
 COMPARE_CSV = "compare.csv"
@@ -38,26 +38,6 @@ HALF_WRITTEN = (Status.INCOMPLETE, Status.INTERRUPTED)
 
 
 # --- axes --------------------------------------------------------------------------------------
-
-
-def split_values(text: str) -> list[str]:
-    """Split `0.01,0.001` at top-level commas only: `[a,b],[a,c]` is two values, `'x,y'` one."""
-    values: list[str] = []
-    depth, quote, start = 0, "", 0
-    for position, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            values.append(text[start:position].strip())
-            start = position + 1
-    values.append(text[start:].strip())
-    return values
 
 
 def parse_axis(option: str) -> tuple[str, list[str]]:
@@ -104,25 +84,11 @@ def read_axes_file(path: Path) -> list[tuple[str, list[str]]]:
         values = value if isinstance(value, list) else [value]
         if not values:
             raise SpecError(f"{path}: {key}: the list of values is empty")
-        texts = [_value_text(v) for v in values]
+        texts = [value_text(v) for v in values]
         if len(set(texts)) != len(texts):
             raise SpecError(f"{path}: {key}: a value is listed twice; list each value once")
         axes.append((str(key), texts))
     return axes
-
-
-def _value_text(value: Any) -> str:
-    """Write a YAML value back as override text that reads as the same value."""
-    if isinstance(value, str) and "," not in value and _safe_scalar(value):
-        return value
-    return json.dumps(value)  # JSON is YAML, and quotes what needs quoting
-
-
-def _safe_scalar(text: str) -> bool:
-    try:
-        return parse_value(text) == text
-    except yaml.YAMLError:
-        return False
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import types
 from dataclasses import dataclass, field
@@ -13,131 +14,26 @@ from pydantic import BaseModel, ValidationError
 
 from dlrun.errors import Problem, SpecError
 from dlrun.spec import names
-from dlrun.spec.models import DEFAULT_OPTIMIZER, LAYER_TYPES, KerasMetric, KerasOptimizer, KerasSchedule, Spec
-
-Loc = tuple  # a path into the data: ("model", "layers", 2, "rate")
-
-
-MAX_ALIAS_NODES = 10_000
-"""Nodes that aliases may add to a document when expanded. A spec that shares a layer or two adds tens; a
-billion-laughs document (aliases of aliases, nine deep) adds a billion, which every walk of the data
-(positions, validation, config.yaml) would visit."""
-MAX_DEPTH = 100
-"""Nesting a document may reach, its aliases expanded; a spec is about six levels deep."""
-
-
-class YAMLLimitError(yaml.MarkedYAMLError):
-    """A document whose aliases expand past `MAX_ALIAS_NODES`, nest past `MAX_DEPTH`, or refer to themselves."""
-
-
-class SpecLoader(yaml.SafeLoader):
-    """Safe YAML, reading `1e-3` as a number: YAML 1.1 wants `1.0e-3`, and people write `1e-3`.
-
-    Aliases are counted as they are composed, each by the size of the node it repeats (measured once),
-    so a document that would expand past `MAX_ALIAS_NODES` or `MAX_DEPTH` stops at the alias that
-    crosses the line, before anything walks the expanded data.
-    """
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._expanded = 0
-        self._depth = 0
-        self._open: list[str | None] = []  # anchors of the nodes being composed: an alias of one is a cycle
-        self._sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth), aliases expanded
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            node = self.anchors.get(event.anchor)
-            if node is not None:
-                self._count_alias(event, node)
-            return super().compose_node(parent, index)
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            raise YAMLLimitError(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
-        self._open.append(getattr(event, "anchor", None))
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._open.pop()
-            self._depth -= 1
-
-    def construct_object(self, node, deep=False):
-        """Build a value; one whose explicit tag it does not fit (`!!float data`) is a YAML error at its place."""
-        try:
-            return super().construct_object(node, deep)
-        except yaml.YAMLError:
-            raise
-        except Exception as exc:  # PyYAML's own constructors raise ValueError, TypeError, binascii.Error, ...
-            value = node.value if isinstance(node, yaml.ScalarNode) else type(node).__name__.replace("Node", "").lower()
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{value!r} cannot be read as {node.tag.replace('tag:yaml.org,2002:', '!!')} ({exc}); remove the tag "
-                "or fix the value",
-                node.start_mark,
-            ) from None
-
-    def _count_alias(self, event, node) -> None:
-        if event.anchor in self._open:
-            raise YAMLLimitError(
-                problem=f"alias *{event.anchor} repeats a node that contains it (a structure without end); "
-                "write the value out instead",
-                problem_mark=event.start_mark,
-            )
-        nodes, depth = self._size(node)
-        self._expanded += nodes
-        if self._expanded > MAX_ALIAS_NODES:
-            raise YAMLLimitError(
-                problem=f"aliases expand to more than {MAX_ALIAS_NODES:,} values by alias *{event.anchor} (aliases "
-                "of aliases, like a billion-laughs document); a spec shares a few values with anchors, not more",
-                problem_mark=event.start_mark,
-            )
-        if self._depth + depth > MAX_DEPTH:
-            raise YAMLLimitError(
-                problem=f"alias *{event.anchor} nests the document more than {MAX_DEPTH} levels deep",
-                problem_mark=event.start_mark,
-            )
-
-    def _size(self, node) -> tuple[int, int]:
-        """Return how many nodes `node` holds, and how deep, its aliases expanded (measured once per node)."""
-        known = self._sizes.get(id(node))
-        if known is not None:
-            return known
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
-            children = [child for pair in node.value for child in pair]
-        else:
-            children = []
-        sizes = [self._size(child) for child in children]
-        found = (1 + sum(n for n, _ in sizes), 1 + max((d for _, d in sizes), default=0))
-        self._sizes[id(node)] = found
-        return found
-
-
-SpecLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+from dlrun.spec.models import (
+    DEFAULT_OPTIMIZER,
+    LAYER_TYPES,
+    SEARCH_TYPES,
+    KerasMetric,
+    KerasOptimizer,
+    KerasSchedule,
+    Spec,
+)
+from dlrun.spec.space import looks_like_distribution
+from dlrun.spec.yamltext import (  # noqa: F401 (re-exported: where the YAML rules were first)
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    SpecLoader,
+    YAMLLimitError,
+    parse_value,
+    value_text,
 )
 
-
-def parse_value(text: str):
-    """Read one `--set` value as YAML: `5`, `0.01`, `1e-3`, `[a, b]`, `{patience: 2}`.
-
-    Raises:
-        yaml.YAMLError: the text is not valid YAML.
-    """
-    if not text.strip():
-        return None
-    try:
-        return yaml.load(text, Loader=SpecLoader)
-    except YAMLLimitError as exc:  # the caller names the file or the override; this names the place in it
-        mark = exc.problem_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if "\n" in text.strip() else ""
-        raise YAMLLimitError(problem=exc.problem + where, problem_mark=mark) from None
+Loc = tuple  # a path into the data: ("model", "layers", 2, "rate")
 
 
 @dataclass
@@ -331,8 +227,17 @@ def apply_overrides(source: Source, overrides: list[str]) -> None:
 # --- loading and error translation -------------------------------------------------------------
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+def load_spec(
+    path: str | Path, overrides: list[str] | None = None, search: list[str] | None = None, check_search: bool = False
+) -> Spec:
     """Read, override and validate a spec file; fill in the name and make data paths absolute.
+
+    An override of a path that `search:` holds fixes that path: it leaves the search.
+
+    Args:
+        search: `PATH=DIST` texts from `dlrun tune --set`, added to (or replacing entries of) `search:`.
+        check_search: Also check that the spec stays valid at the ends of every range and at every
+            choice of `search:` (`validate` and `tune` do; `train` ignores the search).
 
     Raises:
         SpecError: anything wrong with the file or the overrides, every problem at once.
@@ -350,7 +255,11 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
             f"found {type(source.data).__name__}{hint}"
         )
     apply_overrides(source, overrides or [])
+    _fix_searched(source, overrides or [])
+    _add_search(source, search or [])
     spec = validate(source)
+    if check_search and spec.search:
+        _check_search(source, spec)
     if spec.name is None:
         spec.name = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem) or "run"
     base = path.resolve().parent
@@ -367,7 +276,88 @@ def validate(source: Source) -> Spec:
         return Spec.model_validate(source.data)
     except ValidationError as exc:
         problems = [_problem(source, error) for error in exc.errors()]
+        for problem in problems:
+            given = problem.where.partition("=")[2]
+            if (
+                problem.where.startswith("--set ")
+                and looks_like_distribution(given)
+                and not problem.path.startswith("search")
+            ):
+                # a distribution given where one value is needed (train --set); a search entry's own problem
+                # (`search.PATH`) is about the distribution, not about giving one
+                problem.message += " (a distribution like loguniform(1e-4, 1e-1) is for `dlrun tune`; give one value)"
         raise SpecError(f"invalid spec {source.path or ''}".strip(), problems) from None
+
+
+# --- the search space (dlrun tune) ------------------------------------------------------------
+
+
+def _fix_searched(source: Source, overrides: list[str]) -> None:
+    """Drop from `search:` each path that an override sets to one value."""
+    search = source.data.get("search")
+    if not isinstance(search, dict):
+        return
+    fixed = {parse_override_path(text.partition("=")[0].strip()) for text in overrides}
+    for key in [k for k in search if isinstance(k, str) and _loc_of(k) in fixed]:
+        del search[key]
+
+
+def _add_search(source: Source, texts: list[str]) -> None:
+    """Add `PATH=DIST` texts to `search:`, remembering the `--set` each came from (errors name it)."""
+    for text in texts:
+        path, _, distribution = text.partition("=")
+        if not isinstance(source.data.get("search"), dict):
+            source.data["search"] = {}
+        source.data["search"][path.strip()] = distribution.strip()
+        source.overrides[("search", path.strip())] = text
+
+
+def _loc_of(path: str) -> Loc | None:
+    try:
+        return parse_override_path(path)
+    except SpecError:
+        return None
+
+
+def _check_search(source: Source, spec: Spec) -> None:
+    """Check every `search:` path, and the spec at the ends of each range and at each choice.
+
+    Raises:
+        SpecError: a path that is not one, or a value of a distribution that makes the spec invalid; each
+            problem at the search entry (its file:line:col, or the `--set` it came from).
+    """
+    problems = []
+    rest = {key: value for key, value in source.data.items() if key != "search"}
+    for path, distribution in spec.search.items():
+        loc = ("search", path)
+        if _loc_of(path) is None:
+            message = (
+                f"{path!r} is not a spec path; write it as --set does, like training.epochs or model.layers[1].rate"
+            )
+            problems.append(Problem(_dotted(loc), message, *_where(source, loc)))
+            continue
+        for value, which in _samples(distribution):
+            trial = Source(copy.deepcopy(rest), source.path, source.lines)
+            override = f"{path}={value_text(value)}"
+            try:
+                apply_overrides(trial, [override])
+                validate(trial)
+            except SpecError as exc:
+                first = exc.problems[0] if exc.problems else Problem("", str(exc))
+                detail = f"{first.path}: {first.message}" if first.path else first.message
+                detail = detail.removeprefix(f"--set {override!r}: ")
+                message = f"{which} {value_text(value)} makes the spec invalid: {detail}"
+                problems.append(Problem(_dotted(loc), message, *_where(source, loc)))
+                break
+    if problems:
+        raise SpecError(f"invalid search in {source.path}", problems)
+
+
+def _samples(distribution) -> list[tuple[Any, str]]:
+    """Return the values that stand for a distribution in checks: a range's ends, every choice."""
+    if distribution.type == "choice":
+        return [(value, f"choice {i + 1},") for i, value in enumerate(distribution.choices)]
+    return [(distribution.low, "its low end"), (distribution.high, "its high end")]
 
 
 @dataclass(frozen=True)
@@ -391,6 +381,7 @@ _UNIONS = (
     _Union("name", "optimizer", tuple(names.OPTIMIZERS), DEFAULT_OPTIMIZER, KerasOptimizer, names.OPTIMIZERS),
     _Union("name", "learning-rate schedule", tuple(names.SCHEDULES), None, KerasSchedule, names.SCHEDULES),
     _Union("name", "metric", tuple(names.METRICS), None, KerasMetric, names.METRIC_ARGUMENTS),
+    _Union("type", "distribution", SEARCH_TYPES),
 )
 
 
@@ -466,8 +457,14 @@ def _data_loc(data: Any, loc: tuple) -> Loc:
         elif isinstance(node, list) and isinstance(step, int) and step < len(node):
             out.append(step)
             node = node[step]
-        elif isinstance(step, str) and (isinstance(node, dict) and _is_tag(node, step) or step[:1].isupper()):
-            continue  # a union's tag ("dense", "adam", "Number") or a model's name, not a key of the user's
+        elif isinstance(step, str) and (
+            isinstance(node, dict)
+            and _is_tag(node, step)
+            or step[:1].isupper()
+            or isinstance(node, str)
+            and step in SEARCH_TYPES
+        ):
+            continue  # a union's tag ("dense", "adam", "Number"), a model's name, or a distribution's type in its text
         else:
             out.append(step)
             node = None

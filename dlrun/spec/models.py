@@ -27,7 +27,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from dlrun.spec import names
+from dlrun.spec import names, space
+from dlrun.spec.yamltext import value_text
 
 
 class StrictModel(BaseModel):
@@ -1173,16 +1174,20 @@ class TrainingSpec(StrictModel):
                 {"detail": f"metric {metric.name!r} reads {reads}, but {why}: use {', '.join(fits)}"},
             )
 
+    def directions(self) -> dict[str, str | None]:
+        """Return each quantity training logs (loss and the metrics' columns, each also as val_), and
+        whether lower (min) or higher (max) is better; None where the metric's name does not tell."""
+        base = {"loss": "min", **{metric.column_name: metric.direction for metric in self.metrics}}
+        return base | {f"val_{name}": direction for name, direction in base.items()}
+
     def _resolve_monitor(self, section: str) -> None:
         """Check that a callback's monitor will be logged, and decide its mode where it is auto."""
         watcher = getattr(self, section)
         if watcher is None:
             return
-        directions = {"loss": "min", **{metric.column_name: metric.direction for metric in self.metrics}}
-        base = watcher.monitor.removeprefix("val_")
-        if base not in directions:
-            quantities = list(directions)
-            choices = quantities + [f"val_{q}" for q in quantities]
+        directions = self.directions()
+        if watcher.monitor not in directions:
+            choices = list(directions)
             guess = names.closest(watcher.monitor, choices)
             raise PydanticCustomError(
                 "unknown_monitor",
@@ -1194,7 +1199,7 @@ class TrainingSpec(StrictModel):
                 },
             )
         if watcher.mode == "auto":
-            if directions[base] is None:
+            if directions[watcher.monitor] is None:
                 raise PydanticCustomError(
                     "monitor_mode",
                     "{detail}",
@@ -1203,7 +1208,7 @@ class TrainingSpec(StrictModel):
                         f"set {section}.mode to min or max"
                     },
                 )
-            watcher.mode = directions[base]
+            watcher.mode = directions[watcher.monitor]
 
 
 # --- tracking ---------------------------------------------------------------------------------
@@ -1232,6 +1237,99 @@ TrackingSection = Annotated[
 """Where the run is logged besides its run directory: `mlflow`, or {backend: mlflow, uri: ..., experiment: ...}."""
 
 
+# --- search space (dlrun tune) ---------------------------------------------------------------
+
+
+def _search_error(detail: str) -> PydanticCustomError:
+    return PydanticCustomError("search_range", "{detail}", {"detail": detail})
+
+
+class FloatSearch(StrictModel):
+    """Any number from low to high (Optuna's suggest_float): `float(0, 0.5)`, `loguniform(1e-4, 1e-1)`."""
+
+    type: Literal["float"]
+    """float: a real number."""
+    low: float
+    """The smallest value tried."""
+    high: float
+    """The largest value tried."""
+    log: bool = False
+    """Sample on a log scale, as learning rates are (low must be above 0)."""
+    step: Annotated[float, Field(gt=0)] | None = None
+    """Only low, low + step, low + 2 step, ... up to high; absent: any number."""
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> FloatSearch:
+        _check_range(self.low, self.high, self.log, self.step, "float")
+        return self
+
+
+class IntSearch(StrictModel):
+    """A whole number from low to high (Optuna's suggest_int): `int(4, 256, log)`, `int(1, 9, step=2)`."""
+
+    type: Literal["int"]
+    """int: a whole number."""
+    low: int
+    """The smallest value tried."""
+    high: int
+    """The largest value tried."""
+    step: Annotated[int, Field(gt=0)] = 1
+    """Only low, low + step, ... up to high."""
+    log: bool = False
+    """Sample on a log scale, as layer widths often are (low must be 1 or more)."""
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> IntSearch:
+        _check_range(self.low, self.high, self.log, None if self.step == 1 else self.step, "int")
+        return self
+
+
+class ChoiceSearch(StrictModel):
+    """One of a list of values (Optuna's suggest_categorical): `choice(32, 64, 256)`, any YAML values, layer lists."""
+
+    type: Literal["choice"]
+    """choice: one of the listed values."""
+    choices: Annotated[list[Any], Field(min_length=1)]
+    """The values tried: numbers, names, lists (a whole `model.layers`), mappings."""
+
+    @field_validator("choices")
+    @classmethod
+    def _distinct(cls, choices: list[Any]) -> list[Any]:
+        texts = [value_text(choice) for choice in choices]
+        twice = sorted({text for text in texts if texts.count(text) > 1})
+        if twice:
+            raise _search_error(f"{', '.join(twice)} listed more than once; list each value once")
+        return choices
+
+
+def _check_range(low: float, high: float, log: bool, step: float | None, kind: str) -> None:
+    if not low < high:
+        raise _search_error(f"low {low!r} should be below high {high!r}; swap them, or set the path to one value")
+    if log and step is not None:
+        raise _search_error("log and step cannot both be given (Optuna samples one or the other): drop one")
+    if log and low <= 0:
+        least = "1" if kind == "int" else "a small positive number like 1e-5"
+        raise _search_error(f"a log scale needs low above 0, received {low!r}: start at {least}")
+    if step is not None and (high - low) / step < 1 - 1e-9:
+        raise _search_error(f"step {step!r} is larger than the range {low!r} to {high!r}: use a smaller step")
+
+
+def _search_shorthand(value: Any) -> Any:
+    """Read grammar text (`loguniform(1e-4, 1e-1)`) and bare lists (a choice) as the mapping form."""
+    try:
+        return space.expand(value)
+    except ValueError as exc:
+        raise PydanticCustomError("search_text", "{detail}", {"detail": str(exc)}) from None
+
+
+SearchDistribution = Annotated[
+    Annotated[FloatSearch | IntSearch | ChoiceSearch, Field(discriminator="type")],
+    BeforeValidator(_search_shorthand, json_schema_input_type=str | list[Any] | FloatSearch | IntSearch | ChoiceSearch),
+]
+"""A distribution of `dlrun tune`: text like `loguniform(1e-4, 1e-1)`, a list (a choice), or a mapping with `type`."""
+SEARCH_TYPES = ("float", "int", "choice")
+
+
 # --- the whole spec ---------------------------------------------------------------------------
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -1252,6 +1350,9 @@ class Spec(StrictModel):
     """Optimizer, loss, metrics, epochs and early stopping."""
     tracking: TrackingSection | None = None
     """Also log the run to MLflow (like --track mlflow): `mlflow` or {uri, experiment}; absent: not tracked."""
+    search: dict[str, SearchDistribution] | None = None
+    """What `dlrun tune` searches: spec paths (as `--set` writes them) mapped to distributions, like
+    `training.optimizer.learning_rate: loguniform(1e-4, 1e-1)`; `train` ignores it."""
 
     @field_validator("name")
     @classmethod
@@ -1317,6 +1418,17 @@ class Spec(StrictModel):
         stop = self.training.early_stopping
         return (stop.monitor, stop.mode) if stop else ("val_loss", "min")
 
-    def resolved(self) -> dict[str, Any]:
-        """Return the spec as plain data with every default filled in (no `tracking` key when the spec has none)."""
-        return self.model_dump(mode="json", exclude={"tracking"} if self.tracking is None else None)
+    def resolved(self, search: bool = False) -> dict[str, Any]:
+        """Return the spec as plain data with every default filled in (no `tracking` key when the spec has none).
+
+        Args:
+            search: Keep the `search:` section (`dlrun config show`); a run's config.yaml records what
+                trained, without it.
+        """
+        exclude = {"tracking"} if self.tracking is None else set()
+        if not search or self.search is None:
+            exclude.add("search")
+        data = self.model_dump(mode="json", exclude=exclude)
+        if "search" in data:
+            data["search"] = {path: {k: v for k, v in d.items() if v is not None} for path, d in data["search"].items()}
+        return data

@@ -49,6 +49,7 @@ def train(
     quiet: bool = False,
     checkpoint_every: float | None = None,
     tracking=None,
+    callbacks: list | None = None,
 ) -> Outcome:
     """Train the spec's model and fill a new run directory under `out`.
 
@@ -57,6 +58,8 @@ def train(
 
     Args:
         tracking: where to log the run as well (`dlrun.training.tracking.Tracking`), or None.
+        callbacks: More Keras callbacks, called after dlrun's own (a trial's pruning); one that stops
+            training may say why in a `stop_status` attribute (a `Status` word), which becomes the run's.
 
     Raises:
         DataError: the CSV cannot be used as the spec says.
@@ -70,7 +73,7 @@ def train(
     check_devices(spec.training)
     run_dir = start_run(spec, data, Path(out), overrides)
     tracker = tracking.start(spec, run_dir, overrides) if tracking is not None else None
-    extra = [tracker.callback()] if tracker else []
+    extra = ([tracker.callback()] if tracker else []) + (callbacks or [])
     try:
         return Outcome(run_dir, fit(spec, data, run_dir, console, quiet, None, checkpoint_every, extra))
     finally:
@@ -221,6 +224,9 @@ def _final_status(status: Status, history: History, callbacks: Callbacks) -> Sta
         return Status.NAN
     if status == Status.COMPLETED and callbacks.early is not None and callbacks.early.stopped_epoch > 0:
         return Status.EARLY_STOPPED
+    stopped = next((c.stop_status for c in callbacks.all if getattr(c, "stop_status", None)), None)
+    if status == Status.COMPLETED and stopped is not None:
+        return Status(stopped)  # another callback stopped training and said why (dlrun tune's pruner)
     return status
 
 
@@ -284,7 +290,7 @@ def _finish(
             raise
         exc = DlrunError(f"{exc}; and before that: {_failure_text(failure, run_dir)}")
         raise exc from None
-    if status.finished or status == Status.NAN:  # nothing to resume: a NaN would come back
+    if status.finished or status in (Status.NAN, Status.PRUNED):  # nothing to resume: a NaN would come back
         (run_dir / layout.CHECKPOINT).unlink(missing_ok=True)
     _raise_unfinished(status, failure, len(history), run_dir, exit_code)
     return summary

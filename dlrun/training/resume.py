@@ -119,6 +119,12 @@ def _check_status(run_dir: Path) -> None:
             f"{run_dir} has finished ({status} after {summary.get('epochs_run')} of {summary.get('epochs')} "
             "epochs): there is nothing to resume. To train longer, start a new run with more training.epochs"
         )
+    if status == Status.PRUNED:
+        raise DlrunError(
+            f"{run_dir} was pruned by dlrun tune after {summary.get('epochs_run')} epochs (it looked worse than the "
+            "other trials at that epoch) and keeps no checkpoint; to train it to the end, start a new run: "
+            f"dlrun train {run_dir / layout.CONFIG}"
+        )
     if status == Status.NAN:
         raise DlrunError(
             f"{run_dir} ended with a NaN loss at epoch {summary.get('epochs_run')}; resuming would repeat it. "

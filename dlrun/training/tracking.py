@@ -58,7 +58,7 @@ METRICS_PER_BATCH = 1000
 FLUSH_EVERY_S = 5.0
 """Epoch metrics go to MLflow in one batch at most this often, so short epochs are not slowed (see RunTracker)."""
 _NOT_A_NAME = re.compile(r"[^\w./\- ]")  # MLflow names: word characters, '.', '/', '-', ' ' (':' not on Windows)
-MLFLOW_STATUS = {Status.NAN: "FAILED", Status.FAILED: "FAILED", Status.INTERRUPTED: "KILLED"}
+MLFLOW_STATUS = {Status.NAN: "FAILED", Status.FAILED: "FAILED", Status.INTERRUPTED: "KILLED", Status.PRUNED: "KILLED"}
 """MLflow's run status for each dlrun status that did not finish (finished ones are FINISHED)."""
 
 
