@@ -93,7 +93,7 @@ def make_callbacks(
     every = EVERY_S if checkpoint_every is None else checkpoint_every
     checkpoint = Checkpoint(run_dir, training.epochs, early, stop_request, resumed, every, plateau)
     callbacks = [
-        _learning_rate_log(keras),
+        _learning_rate_log(keras, fixed=training.optimizer.schedule is None and plateau is None),
         keras.callbacks.TerminateOnNaN(),
         *([early] if early else []),
         *([plateau] if plateau else []),
@@ -108,16 +108,29 @@ def make_callbacks(
     return Callbacks(callbacks, early, checkpoint, plateau)
 
 
-def _learning_rate_log(keras):
+def _learning_rate_log(keras, fixed: bool):
     """Build a callback that adds the optimizer's learning rate to each epoch's logs (and so to history.csv).
 
     It is the rate at the epoch's end: a schedule's value at the step reached, or the number
     ReduceLROnPlateau is about to lower (it logs that same number before lowering it).
+
+    Args:
+        fixed: Neither a schedule nor ReduceLROnPlateau changes the rate during the run: it is read
+            once, as training begins (after a resume restored it), and an epoch's rate can be logged
+            after later epochs ran (`dlrun.training.loop` replays epochs).
     """
 
     class LearningRateLog(keras.callbacks.Callback):
+        replayable = fixed
+
+        def on_train_begin(self, logs=None):
+            self.rate = self._read() if fixed else None
+
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
-                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                logs["learning_rate"] = self._read() if self.rate is None else self.rate
+
+        def _read(self) -> float:
+            return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     return LearningRateLog()
