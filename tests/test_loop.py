@@ -36,6 +36,14 @@ REPLAYED = {"01_single_neuron", "02_deep_network", "03_sgd_adam_mae"}
 
 
 @pytest.fixture(autouse=True)
+def no_plots(monkeypatch) -> None:
+    """Skip the PNGs (about half a second a run; tests/test_plot.py covers them): the runs compare their numbers."""
+    from dlrun.runs import plot
+
+    monkeypatch.setattr(plot, "write_run_plots", lambda *args, **kwargs: [])
+
+
+@pytest.fixture(autouse=True)
 def calls(monkeypatch) -> list[int]:
     """Let a call run as many epochs as it may, whatever the machine's speed; return the epochs each call ran."""
     monkeypatch.setattr(loops, "CALL_S", 3600.0)
@@ -132,18 +140,45 @@ def nan_spec(folder: Path, learning_rate: float, epochs: int = 30) -> Path:
     return write_spec(folder, data)
 
 
-@pytest.mark.parametrize("learning_rate, epoch", [(1e12, 1), (0.05, 4)], ids=["first-call", "replayed"])
-def test_a_nan_loss_stops_at_its_batch_as_terminate_on_nan_does(tmp_path, monkeypatch, calls, learning_rate, epoch):
+@pytest.mark.parametrize(
+    "learning_rate, epoch, sliced",
+    [(1e12, 1, False), (0.05, 4, False), (0.05, 4, True)],
+    ids=["first", "replayed", "sliced"],
+)
+def test_a_nan_loss_stops_at_its_batch_as_terminate_on_nan_does(
+    tmp_path, monkeypatch, calls, learning_rate, epoch, sliced
+):
     # TerminateOnNaN checks the loss after every batch; model.fit hands it the logs of every
     # execution, so fit is run here with one step per execution, the contract the lean loop keeps.
     monkeypatch.setattr(fit_module, "MAX_STEPS_PER_EXECUTION", 1)
+    if sliced:  # every epoch counts as long: after the first two, calls of one batch
+        monkeypatch.setattr(loops, "SLICE_S", 0.0)
     spec = nan_spec(tmp_path, learning_rate)
     fitted = train_with(spec, tmp_path / "fit", "fit", expect_error=True)
     lean = train_with(spec, tmp_path / "lean", "auto", expect_error=True)
     summary = assert_same_run(fitted, lean)
     history = pd.read_csv(lean / layout.HISTORY)
     assert summary["status"] == "nan" and len(history) == epoch and not np.isfinite(history["loss"].iloc[-1])
-    assert calls == ([1] if epoch == 1 else [1, 3])  # the second call stopped at the NaN epoch, the fourth
+    # Whole epochs per call: the first, then (replayed) epochs 2 to 4, where the NaN stopped the call;
+    # sliced: the first (which built the graph) and the second (timed on its own), then slices
+    assert calls == ([1] if epoch == 1 else [1, 1] if sliced else [1, 3])
+
+
+def test_long_epochs_run_in_slices_of_batches_as_model_fit_does(tmp_path, monkeypatch, calls):
+    # Every epoch counts as long: from the third on, one batch a call; a second Ctrl-C never waits for an epoch
+    monkeypatch.setattr(loops, "SLICE_S", 0.0)
+    parts = []
+    original = loops._Epochs._train_part
+
+    def train_part(self, train, limit):
+        parts.append(limit)
+        return original(self, train, limit)
+
+    monkeypatch.setattr(loops._Epochs, "_train_part", train_part)
+    spec = overfitting_spec(tmp_path, early_stopping={"patience": 3, "restore_best_weights": True})
+    summary = assert_same_run(train_with(spec, tmp_path / "fit", "fit"), train_with(spec, tmp_path / "lean", "auto"))
+    assert summary["status"] == "early-stopped" and len(parts) == 1  # traced once, for calls of any length
+    assert calls == [1, 1]  # whole epochs: the first, which built the graph, and the second, timed on its own
 
 
 class Killed(BaseException):

@@ -45,6 +45,10 @@ from dlrun.spec.models import TrainingSpec
 CALL_S = 0.25
 """Epochs per call grow until a call takes about this long: progress, checkpoints and Ctrl-C wait no longer."""
 MAX_EPOCHS_PER_CALL = 1000
+UNROLLED = 8
+"""A validation pass of at most this many batches is that many steps in the graph, not a loop."""
+SLICE_S = 1.0
+"""An epoch longer than this runs in calls of about this long, so a second Ctrl-C stops training within it."""
 _BATCH_HOOKS = (
     "on_batch_begin",
     "on_batch_end",
@@ -145,14 +149,14 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
     )
     model.stop_training = False
     callback_list.on_train_begin()
-    epochs = _Epochs(model, datasets, loop.stop_on_nan)  # traced here, as fit traces in its first epoch
-    logs, epoch, per_call = None, first, 1
-    while epoch < last and not model.stop_training:
-        count = min(per_call, last - epoch)
+    epochs = _Epochs(model, datasets, loop.stop_on_nan, loop.replay)  # traced here, as fit traces in its first epoch
+    logs, epoch, per_call, sliced, probe = None, first, 1, None, False
+    while epoch < last:
+        count = 1 if sliced or probe else min(per_call, last - epoch)
         if count == 1:  # the callbacks see the epoch begin before it runs, as in fit
             callback_list.on_epoch_begin(epoch)
         started = time.perf_counter()
-        results = epochs.run(count)
+        results = epochs.run(count) if sliced is None else epochs.run_sliced(sliced)
         loop.epochs_per_call = max(loop.epochs_per_call, len(results))
         _set_weights_at(callbacks, epoch + len(results) - 1 if count > 1 else None)
         for offset, row in enumerate(results):
@@ -161,10 +165,20 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
             logs = _end_epoch(callback_list, epochs, epoch + offset, row, loop.stop_on_nan)
             if model.stop_training:
                 break
+        if model.stop_training:
+            break
+        traced = epoch == first  # the first call also built the graph
         epoch += len(results)
-        if loop.replay:
-            per_epoch = (time.perf_counter() - started) / len(results)
-            per_call = max(1, min(MAX_EPOCHS_PER_CALL, int(CALL_S / max(per_epoch, 1e-6))))
+        per_epoch = (time.perf_counter() - started) / len(results)
+        if sliced is None and per_epoch > SLICE_S:
+            if traced:  # time one more epoch, without the graph's building, before slicing
+                probe = True
+            else:
+                sliced = max(1, int((epochs.steps + epochs.valid_steps) * SLICE_S / per_epoch))
+        else:
+            probe = False
+            if loop.replay:
+                per_call = max(1, min(MAX_EPOCHS_PER_CALL, int(CALL_S / max(per_epoch, 1e-6))))
     _set_weights_at(callbacks, None)
     if isinstance(model.optimizer, keras.optimizers.Optimizer) and last > 0:
         model.optimizer.finalize_variable_values(model.trainable_weights)
@@ -196,9 +210,13 @@ def _set_weights_at(callbacks: list, epoch: int | None) -> None:
 
 
 class _Epochs:
-    """The compiled call: `run(n)` trains and validates n epochs and returns one row of results per epoch."""
+    """The compiled call: `run(n)` trains and validates n epochs and returns one row of results per epoch.
 
-    def __init__(self, model, datasets, stop_on_nan: bool):
+    The graph is as plain as the run allows: a pass of one batch is one step, a few validation
+    batches are steps in a row, and only a run that may replay has a loop over epochs.
+    """
+
+    def __init__(self, model, datasets, stop_on_nan: bool, several: bool = False):
         import tensorflow as tf
 
         self.model = model
@@ -216,6 +234,7 @@ class _Epochs:
         """Each part's (name, shape, dtype) of the results, in order; known once the call is traced."""
         self._counts: dict[int, Any] = {}
         self._concrete = None
+        self._parts = None
         self._train_step = self._step(model.train_step)
         self._test_step = self._step(model.test_step)
         # Traced first, on their own: they build the metrics and the optimizer (as fit's first step
@@ -223,7 +242,8 @@ class _Epochs:
         self._train_step.get_concrete_function(train.element_spec)
         if self.validates:
             self._test_step.get_concrete_function(datasets.valid.element_spec)
-        self._call = tf.function(self._epochs, reduce_retracing=True, autograph=False)
+        self.several = several
+        self._call = tf.function(self._epochs if several else self._epoch, reduce_retracing=True, autograph=False)
 
     def _step(self, step):
         """Wrap a step as fit does: under the model's strategy, in a `tf.function` with the model's `jit_compile`."""
@@ -239,13 +259,41 @@ class _Epochs:
 
     def run(self, count: int) -> np.ndarray:
         """Train and validate `count` epochs (fewer when the loss turns NaN); return their rows of results."""
+        arguments = (self.train, self.valid, self._count(count)) if self.several else (self.train, self.valid)
+        if self._concrete is None:  # called directly, a traced function skips matching its arguments every call
+            self._concrete = self._call.get_concrete_function(*arguments)
+        return self._concrete(*arguments).numpy()  # the one host sync
+
+    def run_sliced(self, batches: int) -> np.ndarray:
+        """Train and validate one epoch in calls of at most `batches` batches; return its row of results."""
+        import tensorflow as tf
+
+        if self._parts is None:
+            self._parts = (
+                tf.function(self._train_part, autograph=False).get_concrete_function(self.train, self._count(1)),
+                tf.function(self._valid_part, autograph=False).get_concrete_function(self.valid, self._count(1))
+                if self.validates
+                else None,
+            )
+        train_part, valid_part = self._parts
+        self.model.reset_metrics()  # as fit does before each epoch
+        done, finite = 0, True
+        while done < self.steps and finite:
+            trained = train_part(self.train, self._count(min(batches, self.steps - done))).numpy()
+            done, finite = done + int(trained[-2]), bool(trained[-1])
+        validated = np.zeros(0)
+        if self.validates:
+            self.model.reset_metrics()
+            for at in range(0, self.valid_steps, batches):
+                validated = valid_part(self.valid, self._count(min(batches, self.valid_steps - at))).numpy()
+        return np.concatenate([trained[:-2], validated, [done]])[None]
+
+    def _count(self, count: int):
         import tensorflow as tf
 
         if count not in self._counts:
             self._counts[count] = tf.constant(count, tf.int32)
-        if self._concrete is None:  # called directly, a traced function skips matching its arguments every call
-            self._concrete = self._call.get_concrete_function(self.train, self.valid, self._counts[count])
-        return self._concrete(self.train, self.valid, self._counts[count]).numpy()  # the one host sync
+        return self._counts[count]
 
     def split(self, row: np.ndarray) -> tuple[dict[str, Any], dict[str, Any], int]:
         """Return an epoch's training logs, validation logs (names without val_) and training batches run."""
@@ -260,38 +308,33 @@ class _Epochs:
             parts[part] = logs
         return parts["train"], parts["valid"], int(row[at])
 
+    def _one_epoch(self, train, valid):
+        """Train and validate one epoch in the graph; return its row of results and whether its loss stayed finite."""
+        import tensorflow as tf
+
+        self.model.reset_metrics()
+        done, finite = self._train_batches(train, self.steps)
+        values = self._results("train")
+        if self.validates:
+            self.model.reset_metrics()
+            self._valid_batches(valid, self.valid_steps)
+            values += self._results("valid")
+        values.append(tf.cast(tf.reshape(done, [1]), tf.float64))
+        return tf.concat(values, 0), finite
+
+    def _epoch(self, train, valid):
+        """One epoch, as a row of rows (the shape `_epochs` returns)."""
+        import tensorflow as tf
+
+        return tf.expand_dims(self._one_epoch(train, valid)[0], 0)
+
     def _epochs(self, train, valid, count):
         """Run up to `count` epochs in the graph; stack each epoch's training and validation results."""
         import tensorflow as tf
 
-        model = self.model
-
-        def train_batch(done, finite):
-            logs = self._train_step(train.get_next())
-            if self.stop_on_nan and "loss" in logs:  # TerminateOnNaN's check, after every batch
-                finite = tf.math.is_finite(logs["loss"])
-            with tf.control_dependencies(tf.nest.flatten(logs)):
-                return done + 1, tf.identity(finite)
-
-        def valid_batch(done):
-            logs = self._test_step(valid.get_next())
-            with tf.control_dependencies(tf.nest.flatten(logs)):
-                return (done + 1,)
-
         def epoch(index, rows, going):
-            model.reset_metrics()
-            done, finite = tf.while_loop(
-                lambda done, finite: tf.logical_and(done < self.steps, finite),
-                train_batch,
-                (tf.constant(0), tf.constant(True)),
-            )
-            values = self._results("train")
-            if self.validates:
-                model.reset_metrics()
-                tf.while_loop(lambda done: done < self.valid_steps, valid_batch, (tf.constant(0),))
-                values += self._results("valid")
-            values.append(tf.cast(tf.reshape(done, [1]), tf.float64))
-            return index + 1, rows.write(index, tf.concat(values, 0)), finite
+            row, finite = self._one_epoch(train, valid)
+            return index + 1, rows.write(index, row), finite
 
         rows = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
         _, rows, _ = tf.while_loop(
@@ -300,6 +343,53 @@ class _Epochs:
             (tf.constant(0), rows, tf.constant(True)),
         )
         return rows.stack()
+
+    def _train_batches(self, train, limit):
+        """Train on up to `limit` batches, fewer when the loss turns NaN or infinite; return (batches, finite)."""
+        import tensorflow as tf
+
+        def train_batch(done, finite):
+            logs = self._train_step(train.get_next())
+            if self.stop_on_nan and "loss" in logs:  # TerminateOnNaN's check, after every batch
+                finite = tf.math.is_finite(logs["loss"])
+            with tf.control_dependencies(tf.nest.flatten(logs)):
+                return done + 1, tf.identity(finite)
+
+        if isinstance(limit, int) and limit == 1:  # nothing after the batch to skip: no loop
+            return train_batch(tf.constant(0), tf.constant(True))
+        return tf.while_loop(
+            lambda done, finite: tf.logical_and(done < limit, finite),
+            train_batch,
+            (tf.constant(0), tf.constant(True)),
+        )
+
+    def _valid_batches(self, valid, limit) -> None:
+        import tensorflow as tf
+
+        def valid_batch(done):
+            logs = self._test_step(valid.get_next())
+            with tf.control_dependencies(tf.nest.flatten(logs)):
+                return (done + 1,)
+
+        if isinstance(limit, int) and limit <= UNROLLED:  # steps in a row cost less than a loop's frames
+            for _ in range(limit):
+                valid_batch(0)
+            return
+        tf.while_loop(lambda done: done < limit, valid_batch, (tf.constant(0),))
+
+    def _train_part(self, train, limit):
+        """A slice of a long epoch's training pass: its results so far, the batches run, whether the loss is finite."""
+        import tensorflow as tf
+
+        done, finite = self._train_batches(train, limit)
+        return tf.concat([*self._results("train"), tf.cast(tf.stack([done, tf.cast(finite, tf.int32)]), tf.float64)], 0)
+
+    def _valid_part(self, valid, limit):
+        """A slice of a long epoch's validation pass: its results so far."""
+        import tensorflow as tf
+
+        self._valid_batches(valid, limit)
+        return tf.concat(self._results("valid"), 0)
 
     def _results(self, part: str) -> list:
         """Return the model's metric results as flat float64 tensors; note their names, shapes and dtypes."""
