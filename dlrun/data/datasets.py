@@ -90,21 +90,29 @@ def fit_datasets(
 def _shuffled(parts: tuple, batch_size: int, seed: int, first_epoch: int):
     """Return endless training batches, each epoch in an order drawn from (seed, epoch) alone.
 
-    A stateless shuffle of the row indices per epoch, then one gather per batch: `tf.data`'s
-    `shuffle(reshuffle_each_iteration=True)` would make epoch k's order depend on the k-1 before it.
+    A stateless shuffle of the row indices per epoch, cut into the epoch's batches, then one gather
+    per batch: `tf.data`'s `shuffle(reshuffle_each_iteration=True)` would make epoch k's order
+    depend on the k-1 before it. Each epoch's indices are one [steps, batch_size] matrix (the last
+    batch padded) with each batch's length beside it, unbatched: no dataset is built per epoch,
+    which on one batch an epoch would cost more than the math.
     """
     import tensorflow as tf
 
     tensors = tuple(tf.constant(part) for part in parts)
-    rows = tf.range(len(parts[0]), dtype=tf.int64)
+    count = len(parts[0])
+    steps = math.ceil(count / batch_size)
+    rows = tf.range(count, dtype=tf.int64)
     seed = tf.constant(seed % 2**63, tf.int64)
+    lengths = tf.constant([min(batch_size, count - step * batch_size) for step in range(steps)], tf.int64)
 
     def one_epoch(epoch):
         order = tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([seed, epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        return tf.reshape(tf.pad(order, [[0, steps * batch_size - count]]), [steps, batch_size]), lengths
 
-    epochs = tf.data.Dataset.range(first_epoch, 2**62)
-    return epochs.flat_map(one_epoch).map(lambda index: tuple(tf.gather(t, index) for t in tensors))
+    def gather(index, length):
+        return tuple(tf.gather(t, index[:length]) for t in tensors)
+
+    return tf.data.Dataset.range(first_epoch, 2**62).map(one_epoch).unbatch().map(gather)
 
 
 def test_dataset(data: Prepared, batch_size: int) -> tuple[Any, int]:

@@ -1058,6 +1058,10 @@ class TrainingSpec(StrictModel):
     tensorboard: TensorBoard = None
     """Write TensorBoard logs into the run's tensorboard/ folder: true, or a mapping of the callback's options."""
 
+    loop: Literal["auto", "fit"] = "auto"
+    """auto: dlrun's lean loop (one compiled call per epoch, with model.fit's numbers and callbacks) wherever it
+    supports the run, else model.fit (summary.json's loop says which ran, and why); fit: always model.fit."""
+
     distribute: Literal["mirrored"] | None = None
     """mirrored: train on several devices of this machine (`tf.distribute.MirroredStrategy`), every visible GPU
     or `devices`; batch_size is then the global batch, split between them. Absent: one device."""

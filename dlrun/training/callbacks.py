@@ -92,8 +92,11 @@ def make_callbacks(
     board = keras.callbacks.TensorBoard(log_dir=str(run_dir / TENSORBOARD), **board.model_dump()) if board else None
     every = EVERY_S if checkpoint_every is None else checkpoint_every
     checkpoint = Checkpoint(run_dir, training.epochs, early, stop_request, resumed, every, plateau)
+    rate_log = _learning_rate_log(keras)
+    # Neither a schedule nor ReduceLROnPlateau changes the rate: it may be logged after later epochs ran
+    rate_log.replayable = training.optimizer.schedule is None and plateau is None
     callbacks = [
-        _learning_rate_log(keras),
+        rate_log,
         keras.callbacks.TerminateOnNaN(),
         *([early] if early else []),
         *([plateau] if plateau else []),
@@ -113,11 +116,23 @@ def _learning_rate_log(keras):
 
     It is the rate at the epoch's end: a schedule's value at the step reached, or the number
     ReduceLROnPlateau is about to lower (it logs that same number before lowering it).
+
+    Its `replayable` is set (by `make_callbacks`) when neither a schedule nor ReduceLROnPlateau changes
+    the rate during the run: it is then read once, as training begins (after a resume restored it),
+    and an epoch's rate can be logged after later epochs ran (`dlrun.training.loop` replays epochs).
     """
 
     class LearningRateLog(keras.callbacks.Callback):
+        replayable = False
+
+        def on_train_begin(self, logs=None):
+            self.rate = self._read() if self.replayable else None
+
         def on_epoch_end(self, epoch, logs=None):
             if logs is not None:
-                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                logs["learning_rate"] = self._read() if self.rate is None else self.rate
+
+        def _read(self) -> float:
+            return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     return LearningRateLog()

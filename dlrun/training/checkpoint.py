@@ -184,7 +184,15 @@ class Checkpoint(keras.callbacks.Callback):
     Place it after `CSVLogger` (a checkpoint never counts an epoch history.csv does not hold yet) and
     after `EarlyStopping` and `ReduceLROnPlateau` (whose counters it saves, and restores after their
     `on_train_begin` resets them).
+
+    A loop that runs several epochs per call and replays their ends afterwards (`dlrun.training.loop`)
+    sets `weights_at`: a save, or a stop asked for, waits for the epoch whose end the model is at.
     """
+
+    @property
+    def replayable(self) -> bool:
+        """It may be handed epochs that ended before the model's (see `weights_at`), unless asked to save every one."""
+        return self.every_s > 0
 
     def __init__(
         self,
@@ -211,6 +219,8 @@ class Checkpoint(keras.callbacks.Callback):
         self.saved_epoch: int | None = resumed.epoch if resumed else None
         self.interrupted = False
         """A stop request ended training before its last epoch."""
+        self.weights_at: int | None = None
+        """The epoch whose end the model's variables are at, while earlier epochs are replayed; None: the one ending."""
         self._wall_before = resumed.wall if resumed else 0.0
         self._started = self._last_save = time.monotonic()
 
@@ -226,6 +236,8 @@ class Checkpoint(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             return  # TerminateOnNaN ends the run; the last checkpoint stays the last good state
         self.last_epoch = epoch
+        if self.weights_at is not None and epoch < self.weights_at:
+            return  # the model is already past this epoch: nothing of it can be saved
         ending = bool(self.model.stop_training) or epoch + 1 >= self.epochs
         if self.stop.requested and not ending:
             self.model.stop_training = True

@@ -27,6 +27,7 @@ from dlrun.spec import names
 from dlrun.spec.models import KerasMetric, Spec
 from dlrun.training.callbacks import Callbacks, make_callbacks, require_tensorboard
 from dlrun.training.devices import check_devices, loss_scaled, precision, replicas, strategy
+from dlrun.training.loop import Loop, choose, fit_lean
 from dlrun.training.summary import build_summary
 from dlrun.versions import versions
 
@@ -144,11 +145,16 @@ def fit(
     with stop_requests() as stop:
         callbacks = make_callbacks(training, run_dir, console, quiet, stop, resumed, checkpoint_every)
         callbacks.all += extra_callbacks or []  # last: they see the logs the others completed (learning_rate)
-        status, failure = _run_fit(model, datasets, callbacks, first, last)
+        loop = choose(training, data.stream is not None, callbacks.all)
+        status, failure = _run_fit(model, datasets, callbacks, first, last, loop)
         history = _logged(run_dir)
         status = _final_status(status, history, callbacks)
         held = _held_epoch(model, callbacks, failure)
-        facts = {"steps_per_epoch": datasets.steps, "class_weight": weights_by_label(weights, data.preprocessing)}
+        facts = {
+            "steps_per_epoch": datasets.steps,
+            "class_weight": weights_by_label(weights, data.preprocessing),
+            "loop": loop.to_dict(),
+        }
         return _finish(spec, data, run_dir, model, history, status, failure, callbacks, held, stop.exit_code, facts)
 
 
@@ -190,25 +196,19 @@ def keras_metric(keras, metric: KerasMetric, task: str):
     return getattr(keras.metrics, class_name)(name=metric.column_name, **metric.kwargs())
 
 
-def _run_fit(model, datasets, callbacks: Callbacks, first: int, last: int) -> tuple[Status, BaseException | None]:
-    """Call `model.fit` for epochs `first` to `last` (0-based, `last` excluded); turn how it ended into a status.
+def _run_fit(
+    model, datasets, callbacks: Callbacks, first: int, last: int, loop: Loop
+) -> tuple[Status, BaseException | None]:
+    """Train epochs `first` to `last` (0-based, `last` excluded) with the chosen loop; turn how it ended into a status.
 
     An interrupt or an error inside fit becomes a status, since history.csv holds every epoch. A
     `KeyboardInterrupt` (a second Ctrl-C: the first one stops at the epoch's end) is returned as the failure.
     """
     try:
-        model.fit(
-            datasets.train,
-            validation_data=datasets.valid,
-            initial_epoch=first,
-            epochs=last,
-            steps_per_epoch=datasets.steps,
-            validation_steps=datasets.valid_steps,
-            callbacks=callbacks.all,
-            class_weight=datasets.class_weight,
-            shuffle=False,
-            verbose=0,
-        )
+        if loop.kind == "lean":
+            fit_lean(model, datasets, callbacks.all, first, last, loop)
+        else:
+            _keras_fit(model, datasets, callbacks, first, last)
     except KeyboardInterrupt as exc:
         return Status.INTERRUPTED, exc
     except Exception as exc:  # a Keras or TensorFlow error mid-fit: keep the epochs, report it in one line
@@ -216,6 +216,22 @@ def _run_fit(model, datasets, callbacks: Callbacks, first: int, last: int) -> tu
     finally:
         callbacks.stop_displays()
     return (Status.INTERRUPTED if callbacks.checkpoint.interrupted else Status.COMPLETED), None
+
+
+def _keras_fit(model, datasets, callbacks: Callbacks, first: int, last: int) -> None:
+    """Call `model.fit` on the datasets for epochs `first` to `last`."""
+    model.fit(
+        datasets.train,
+        validation_data=datasets.valid,
+        initial_epoch=first,
+        epochs=last,
+        steps_per_epoch=datasets.steps,
+        validation_steps=datasets.valid_steps,
+        callbacks=callbacks.all,
+        class_weight=datasets.class_weight,
+        shuffle=False,
+        verbose=0,
+    )
 
 
 def _final_status(status: Status, history: History, callbacks: Callbacks) -> Status:

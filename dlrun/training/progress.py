@@ -35,6 +35,9 @@ def progress_callback(epochs: int, console: Console | None = None, done: int = 0
 class EpochProgress(keras.callbacks.Callback):
     """Show epochs done out of `epochs` (`done` already, for a resumed run), with the latest loss and val_loss."""
 
+    replayable = True
+    """It reads only the logs, so a loop may hand it epochs after they ran (`dlrun.training.loop`)."""
+
     def __init__(self, epochs: int, console: Console | None = None, done: int = 0):
         super().__init__()
         self.progress = Progress(
@@ -65,6 +68,9 @@ class EpochLines(keras.callbacks.Callback):
     Every epoch of a run of up to `EVERY_EPOCH_UP_TO` epochs gets a line; longer runs get the first
     epoch, then one line when at least `EVERY_S` seconds passed since the last, and the last epoch.
     """
+
+    replayable = True
+    """It reads only the logs, so a loop may hand it epochs after they ran (`dlrun.training.loop`)."""
 
     def __init__(self, epochs: int, console: Console | None = None, every_s: float = EVERY_S):
         super().__init__()

@@ -133,7 +133,7 @@ def _check_status(run_dir: Path) -> None:
 
 
 def _check_spec(run_dir: Path, spec: Spec, started: dict) -> None:
-    now, then = flatten(spec.resolved()), flatten(started)
+    now, then = flatten(spec.resolved()), flatten(_with_defaults(started))
     changed = [key for key in dict.fromkeys([*then, *now]) if now.get(key) != then.get(key)]
     if changed:
         shown = "; ".join(f"{key}: {then.get(key)!r} -> {now.get(key)!r}" for key in changed[:3])
@@ -143,6 +143,20 @@ def _check_spec(run_dir: Path, spec: Spec, started: dict) -> None:
             "train the spec it started with. Undo the change, or train the new spec as a new run: "
             f"dlrun train {run_dir / layout.CONFIG}"
         )
+
+
+def _with_defaults(started: dict) -> dict:
+    """Return the spec a run started with, completed with the defaults of options dlrun gained since.
+
+    An older dlrun that lacked an option trained as its default does (`training.loop: auto`, say), so
+    an option missing from start.json is no change; one that no longer validates is compared as written.
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Spec.model_validate(started).resolved()
+    except ValidationError:
+        return started
 
 
 def _check_history(run_dir: Path, epochs: int) -> None:

@@ -32,6 +32,7 @@ def build_summary(
     model_epoch: int | None,
     steps_per_epoch: int | None = None,
     class_weight: dict[str, float] | None = None,
+    loop: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return summary.json's content for a run that ended with `status`.
 
@@ -41,6 +42,7 @@ def build_summary(
             (after an immediate interrupt, the last checkpoint's).
         steps_per_epoch: optimizer steps (batches) per epoch, the unit of a learning-rate schedule's steps.
         class_weight: each class's weight by its label, as training used them (balanced ones computed).
+        loop: which loop trained (`dlrun.training.loop.Loop.to_dict`): lean or fit, and why.
     """
     monitor, mode = spec.monitor
     stop = spec.training.early_stopping
@@ -68,6 +70,7 @@ def build_summary(
         "seed": spec.seed,
         "steps_per_epoch": steps_per_epoch,
         "class_weight": class_weight,
+        "loop": loop,
         "rows": dict(data.rows),
         "dropped_rows": dict(data.dropped),
         "unseen_categories": data.unseen,

@@ -373,6 +373,8 @@ class RunTracker:
         tracker = self
 
         class MlflowLog(keras.callbacks.Callback):
+            replayable = True  # it reads only the logs (dlrun.training.loop)
+
             def on_epoch_end(self, epoch, logs=None):
                 tracker.log_epoch(epoch + 1, logs or {})
 

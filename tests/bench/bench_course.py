@@ -1,23 +1,34 @@
-"""Per-epoch time of the course's way (plain Keras on pandas DataFrames) against dlrun, for lessons 06 and 04.
+"""Per-epoch time of the course's way (plain Keras on DataFrames), `model.fit` on cached datasets, and dlrun.
 
-Each lesson trains its bundled config both ways with the same seed, split, scaling, model, optimizer,
-loss and early stopping, the course's side written as the course's notes write it. Prints, per lesson,
-each one's milliseconds per epoch (medians of alternating rounds), their ratio, and both best val_loss.
+Each lesson trains its bundled config every way with the same seed, split, scaling, model, optimizer,
+loss and early stopping, the course's side written as the course's notes write it. In alternating
+rounds it times:
 
-- Lesson 06: one batch holds every training row, so an epoch is one step and batch order cannot
-  matter: dlrun must match the course's best val_loss within 1e-3, at most 0.2x its time per epoch.
-- Lesson 04: a 512-512-512 network on two batches an epoch, where the order of the rows matters:
-  seeded Keras reuses one shuffle order every epoch on NumPy and DataFrame input, dlrun reshuffles
-  every epoch, so the best val_loss differs by seed noise (`--seeds 10 --repeats 1` compares the
-  means); the ratio says what dlrun's pipeline costs when the math is heavier.
+- course: `model.fit` on pandas DataFrames, EarlyStopping its only callback;
+- model.fit: the same Keras model fitted on dlrun's cached `tf.data` datasets, EarlyStopping its only callback;
+- dlrun (fit): dlrun with `training.loop: fit`, i.e. `model.fit` with dlrun's callbacks (the loop before the lean one);
+- dlrun: dlrun as it trains by default (the lean loop where it applies; summary.json's `loop` says which).
 
+Two numbers per way: all-in (wall time over epochs, the first epoch's graph tracing included) and
+steady (epochs 2 on, timed at each epoch's end). Medians of the rounds; the spread (min-max) beside.
+
+- Lesson 06 (configs/06: 398 training rows, batch 512): one batch an epoch, so batch order cannot
+  matter. Targets: dlrun <= 1.0 ms per epoch, <= 0.03x the course's, best val_loss within 1e-3 of it.
+- Lesson 04 (configs/04: 512-512-512, batch 256): two batches an epoch, where the order matters:
+  seeded Keras reuses one shuffle order every epoch on DataFrames, dlrun reshuffles every epoch, so
+  the best val_loss differs by seed noise (`--seeds 10 --repeats 1` compares the means). Target:
+  dlrun <= 0.1x the course's time per epoch.
+- Compute-bound (`--lessons compute`, generated here: 100k rows x 11 features, 3x512 with dropout and
+  batch normalization, batch 512): the math dominates. Target: dlrun <= 1.0x model.fit (steady).
 
 With `--against REV` it instead times dlrun as it is in this tree against dlrun at a git revision
 (say the commit before a change), each in fresh processes, rounds alternating: the per-epoch time
 of epochs 2 on (the first traces the graph), medians, and their ratio. Target for a change that
 adds work to every epoch (checkpoints, say): a ratio of at most 1.10.
 
-    .venv/bin/python tests/bench/bench_course.py [--repeats 3] [--lessons 06,04] [--seeds 1]
+The machine is shared: run it when `uptime`'s load is low, and read the spread.
+
+    .venv/bin/python tests/bench/bench_course.py [--repeats 3] [--lessons 06,04,compute] [--seeds 1]
     .venv/bin/python tests/bench/bench_course.py --against main [--repeats 5]
 """
 
@@ -33,12 +44,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
 
 from dlrun.backend import import_keras
+from dlrun.data.datasets import fit_datasets
 from dlrun.data.prepare import prepare
 from dlrun.spec.loader import load_spec
-from dlrun.training.fit import train
+from dlrun.training import fit as fit_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "configs" / "06_binary_classification.yaml"
@@ -57,6 +71,8 @@ keras = import_keras()
 ends = []
 
 class Timer(keras.callbacks.Callback):
+    replayable = True  # it reads the clock, not the model
+
     def on_epoch_end(self, epoch, logs=None):
         ends.append(time.perf_counter())
 
@@ -111,20 +127,44 @@ LESSONS = {
 }
 
 
-def course_way(spec, make_model) -> tuple[float, int, float]:
-    """Train as the course writes it; return (ms per epoch, epochs, best val_loss)."""
+def timer(keras, ends: list[float]):
+    """A callback noting when each epoch ends (it reads the clock only, so the lean loop may replay it)."""
+
+    class Timer(keras.callbacks.Callback):
+        replayable = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(time.perf_counter())
+
+    return Timer()
+
+
+def steady_ms(ends: list[float]) -> float:
+    """Milliseconds per epoch from the end of the first epoch (its tracing left out) to the end of the last."""
+    return 1000 * (ends[-1] - ends[0]) / max(len(ends) - 1, 1)
+
+
+def early_stopping(keras, spec):
+    stop = spec.training.early_stopping
+    if stop is None:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            min_delta=stop.min_delta, patience=stop.patience, restore_best_weights=stop.restore_best_weights
+        )
+    ]
+
+
+def course_way(spec, make_model, data) -> tuple[float, float, int, float]:
+    """Train as the course writes it; return (all-in ms per epoch, steady ms per epoch, epochs, best val_loss)."""
     keras = import_keras()
-    data = prepare(spec.data, spec.seed, spec.training.loss)
     names = data.preprocessing.features
     x_train, x_valid = pd.DataFrame(data.x_train, columns=names), pd.DataFrame(data.x_valid, columns=names)
     y_train, y_valid = pd.Series(data.y_train), pd.Series(data.y_valid)
 
     keras.utils.set_random_seed(spec.seed)
     model = make_model(keras, len(names))
-    stop = spec.training.early_stopping
-    early_stopping = keras.callbacks.EarlyStopping(
-        min_delta=stop.min_delta, patience=stop.patience, restore_best_weights=stop.restore_best_weights
-    )
+    ends: list[float] = []
     started = time.perf_counter()
     history = model.fit(
         x_train,
@@ -132,54 +172,198 @@ def course_way(spec, make_model) -> tuple[float, int, float]:
         validation_data=(x_valid, y_valid),
         batch_size=spec.training.batch_size,
         epochs=spec.training.epochs,
-        callbacks=[early_stopping],
+        callbacks=[*early_stopping(keras, spec), timer(keras, ends)],
         verbose=0,
     )
     elapsed = time.perf_counter() - started
     epochs = len(history.history["loss"])
-    return 1000 * elapsed / epochs, epochs, min(history.history["val_loss"])
+    return 1000 * elapsed / epochs, steady_ms(ends), epochs, min(history.history["val_loss"])
 
 
-def dlrun_way(spec, out: Path) -> tuple[float, int, float]:
-    """Train through dlrun; return (ms per epoch, epochs, best val_loss)."""
-    summary = train(spec, out, quiet=True).summary
-    history = pd.read_csv(out / spec.name / sorted(p.name for p in (out / spec.name).iterdir())[-1] / "history.csv")
-    return 1000 * summary["wall_time_s"] / summary["epochs_run"], summary["epochs_run"], history["val_loss"].min()
+def keras_fit_way(spec, make_model, data) -> tuple[float, float, int, float]:
+    """Fit the same Keras model on dlrun's cached datasets with `model.fit`, EarlyStopping its only callback."""
+    keras = import_keras()
+    keras.utils.set_random_seed(spec.seed)
+    training = spec.training
+    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed)
+    model = make_model(keras, data.preprocessing.width)
+    ends: list[float] = []
+    started = time.perf_counter()
+    history = model.fit(
+        datasets.train,
+        validation_data=datasets.valid,
+        epochs=training.epochs,
+        steps_per_epoch=datasets.steps,
+        validation_steps=datasets.valid_steps,
+        callbacks=[*early_stopping(keras, spec), timer(keras, ends)],
+        shuffle=False,  # the dataset shuffles itself
+        verbose=0,
+    )
+    elapsed = time.perf_counter() - started
+    epochs = len(history.history["loss"])
+    return 1000 * elapsed / epochs, steady_ms(ends), epochs, min(history.history["val_loss"])
 
 
-def bench(lesson: str, repeats: int, seeds: int) -> float:
-    """Run one lesson both ways in alternating rounds, print the medians; return the time ratio dlrun/course.
+def dlrun_way(spec, out: Path, loop: str) -> tuple[float, float, int, float]:
+    """Train through dlrun with `training.loop` set; return as `course_way` does (all-in: summary's wall time)."""
+    keras = import_keras()
+    ends: list[float] = []
+    original = fit_module.make_callbacks
 
-    With several seeds (each also splitting the rows differently), the best val_loss is their mean.
-    """
+    def timed(*args, **kwargs):
+        made = original(*args, **kwargs)
+        made.all.append(timer(keras, ends))
+        return made
+
+    fit_module.make_callbacks = timed
+    try:
+        spec = spec.model_copy(update={"training": spec.training.model_copy(update={"loop": loop})})
+        outcome = fit_module.train(spec, out, quiet=True)
+    finally:
+        fit_module.make_callbacks = original
+    summary = outcome.summary
+    history = pd.read_csv(outcome.run_dir / "history.csv")
+    epochs = summary["epochs_run"]
+    way = f"{summary['loop']['kind']} loop"
+    return 1000 * summary["wall_time_s"] / epochs, steady_ms(ends), epochs, history["val_loss"].min(), way
+
+
+WAYS = ("course (Keras on DataFrames)", "model.fit on cached tf.data", "dlrun, training.loop: fit", "dlrun")
+
+
+def alternate(ways: dict, repeats: int, seeds: list[int]) -> dict[str, list]:
+    """Run every way once per round and seed, in turn; return each way's results."""
+    results: dict[str, list] = {name: [] for name in ways}
+    for seed in seeds:
+        for _ in range(repeats):
+            for name, way in ways.items():
+                results[name].append((seed, *way(seed)))
+    return results
+
+
+def report(results: dict[str, list], over: str) -> dict[str, float]:
+    """Print each way's medians and spread; return each way's steady ms per epoch."""
+    steady = {}
+    for name, runs in results.items():
+        total = [r[1] for r in runs]
+        step = [r[2] for r in runs]
+        epochs = statistics.median(r[3] for r in runs)
+        best = statistics.mean({r[0]: r[4] for r in runs}.values())
+        loop = f"  ({runs[0][5]})" if len(runs[0]) > 5 else ""
+        steady[name] = statistics.median(step)
+        print(
+            f"  {name + ':':31s}all-in {statistics.median(total):7.2f} ms/epoch ({min(total):.2f}-{max(total):.2f})"
+            f"  steady {steady[name]:7.2f} ({min(step):.2f}-{max(step):.2f})  epochs {epochs:5.0f}"
+            f"  best val_loss {best:.6f}{over}{loop}"
+        )
+    return steady
+
+
+def bench(lesson: str, repeats: int, seeds: int) -> dict[str, float]:
+    """Run one lesson every way in alternating rounds, print the medians; return dlrun's ratios to the others."""
     config, make_model = LESSONS[lesson]
     base = load_spec(CONFIGS / config)
-    course, ours = [], []
     with tempfile.TemporaryDirectory() as out:
-        dlrun_way(base, Path(out))  # warm up TensorFlow's one-time costs for both
-        for seed in range(base.seed, base.seed + seeds):
-            spec = base.model_copy(update={"seed": seed})
-            for _ in range(repeats):
-                course.append((seed, *course_way(spec, make_model)))
-                ours.append((seed, *dlrun_way(spec, Path(out))))
-    course_ms = statistics.median(c[1] for c in course)
-    dlrun_ms = statistics.median(o[1] for o in ours)
-    course_best = statistics.mean({c[0]: c[3] for c in course}.values())
-    dlrun_best = statistics.mean({o[0]: o[3] for o in ours}.values())
-    over = f", mean of {seeds} seeds" if seeds > 1 else ""
-    print(f"lesson {lesson} ({config}):")
-    for name, ms, runs, best in (
-        ("course (Keras on DataFrames)", course_ms, course, course_best),
-        ("dlrun (cached tf.data)", dlrun_ms, ours, dlrun_best),
-    ):
-        epochs = statistics.median(r[2] for r in runs)
-        print(f"  {name + ':':30s}{ms:7.2f} ms/epoch  epochs {epochs:6.0f}  best val_loss {best:.6f}{over}")
+        prepared = {}
+
+        def data_of(seed):
+            if seed not in prepared:
+                spec = spec_of(seed)
+                prepared[seed] = prepare(spec.data, spec.seed, spec.training.loss)
+            return prepared[seed]
+
+        def spec_of(seed):
+            return base.model_copy(update={"seed": seed})
+
+        ways = {
+            WAYS[0]: lambda seed: course_way(spec_of(seed), make_model, data_of(seed)),
+            WAYS[1]: lambda seed: keras_fit_way(spec_of(seed), make_model, data_of(seed)),
+            WAYS[2]: lambda seed: dlrun_way(spec_of(seed), Path(out), "fit"),
+            WAYS[3]: lambda seed: dlrun_way(spec_of(seed), Path(out), "auto"),
+        }
+        for way in ways.values():  # warm up TensorFlow's one-time costs for every way
+            way(base.seed)
+        results = alternate(ways, repeats, list(range(base.seed, base.seed + seeds)))
+    print(f"lesson {lesson} ({config}), {repeats} rounds x {seeds} seeds, load average {os.getloadavg()[0]:.1f}:")
+    steady = report(results, f", mean of {seeds} seeds" if seeds > 1 else "")
+    course_best = statistics.mean({r[0]: r[4] for r in results[WAYS[0]]}.values())
+    dlrun_best = statistics.mean({r[0]: r[4] for r in results[WAYS[3]]}.values())
     difference = abs(course_best - dlrun_best)
     if lesson == "06":
         print(f"  best val_loss difference: {difference:.2e} (target <= 1e-3: one batch an epoch, order cannot matter)")
     else:
         print(f"  best val_loss difference: {difference:.3g} (no target: the batch order differs, see the docstring)")
-    return dlrun_ms / course_ms
+    total = {name: statistics.median(r[1] for r in runs) for name, runs in results.items()}
+    return {
+        "ms": steady[WAYS[3]],
+        "ms all-in": total[WAYS[3]],
+        "course": total[WAYS[3]] / total[WAYS[0]],
+        "course steady": steady[WAYS[3]] / steady[WAYS[0]],
+        "model.fit": steady[WAYS[3]] / steady[WAYS[1]],
+        "dlrun fit": steady[WAYS[3]] / steady[WAYS[2]],
+    }
+
+
+def compute_bound(repeats: int, epochs: int) -> dict[str, float]:
+    """Time dlrun against `model.fit` where the math dominates: 100k x 11, 3x512 with dropout and batch norm."""
+    keras = import_keras()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100_000, 11)).astype("float32")
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(11)])
+    frame["y"] = x @ rng.normal(size=11) + np.sin(3 * x[:, 0]) + rng.normal(scale=0.1, size=len(x))
+    hidden = [
+        layer
+        for _ in range(3)
+        for layer in (
+            {"type": "dense", "units": 512, "activation": "relu"},
+            {"type": "dropout", "rate": 0.3},
+            {"type": "batch_normalization"},
+        )
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        frame.to_csv(folder / "data.csv", index=False)
+        spec_data = {
+            "name": "compute",
+            "data": {"path": "data.csv", "target": "y", "validation_split": 0.2, "scale": "standard"},
+            "model": {"layers": [*hidden, {"type": "dense", "units": 1}]},
+            "training": {"optimizer": "adam", "loss": "mae", "batch_size": 512, "epochs": epochs},
+        }
+        (folder / "compute.yaml").write_text(yaml.safe_dump(spec_data, sort_keys=False))
+        spec = load_spec(folder / "compute.yaml")
+        data = prepare(spec.data, spec.seed, spec.training.loss)
+
+        def keras_fit(seed):
+            keras.utils.set_random_seed(spec.seed)
+            datasets = fit_datasets(data, spec.training.batch_size, True, spec.seed)
+            model = fit_module.compile_model(spec, data.preprocessing.width)
+            ends: list[float] = []
+            started = time.perf_counter()
+            history = model.fit(
+                datasets.train,
+                validation_data=datasets.valid,
+                epochs=epochs,
+                steps_per_epoch=datasets.steps,
+                validation_steps=datasets.valid_steps,
+                callbacks=[timer(keras, ends)],
+                shuffle=False,
+                verbose=0,
+            )
+            elapsed = 1000 * (time.perf_counter() - started) / epochs
+            return elapsed, steady_ms(ends), epochs, min(history.history["val_loss"])
+
+        ways = {
+            WAYS[1]: keras_fit,
+            WAYS[2]: lambda seed: dlrun_way(spec, folder / "runs", "fit"),
+            WAYS[3]: lambda seed: dlrun_way(spec, folder / "runs", "auto"),
+        }
+        results = alternate(ways, repeats, [spec.seed])
+    print(
+        f"compute-bound (100k x 11, 3x512 dropout+BN, batch 512, {epochs} epochs), {repeats} rounds, load average "
+        f"{os.getloadavg()[0]:.1f}:"
+    )
+    steady = report(results, "")
+    return {"model.fit": steady[WAYS[3]] / steady[WAYS[1]], "dlrun fit": steady[WAYS[3]] / steady[WAYS[2]]}
 
 
 def timed_run(tree: Path, out: Path) -> dict:
@@ -214,19 +398,35 @@ def against(revision: str, repeats: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; medians are reported")
-    parser.add_argument("--lessons", default="06,04", help="comma-separated: 06, 04")
+    parser.add_argument("--lessons", default="06,04,compute", help="comma-separated: 06, 04, compute")
     parser.add_argument(
         "--seeds", type=int, default=1, help="seeds per lesson, from the config's; best val_loss is their mean"
     )
+    parser.add_argument("--compute-epochs", type=int, default=3, help="epochs of the compute-bound run")
     parser.add_argument("--against", metavar="REV", help="time this tree's dlrun against a git revision's")
     args = parser.parse_args()
     if args.against:
         against(args.against, args.repeats)
         return
-    ratios = {lesson: bench(lesson, args.repeats, args.seeds) for lesson in args.lessons.split(",")}
-    for lesson, ratio in ratios.items():
-        target = " (target <= 0.2)" if lesson == "06" else ""
-        print(f"ratio dlrun/course, lesson {lesson}: {ratio:.3f}{target}")
+    for lesson in args.lessons.split(","):
+        if lesson == "compute":
+            ratios = compute_bound(args.repeats, args.compute_epochs)
+            print(f"ratio dlrun/model.fit, compute-bound, steady: {ratios['model.fit']:.3f} (target <= 1.0)")
+            print(f"ratio dlrun/dlrun with training.loop: fit, compute-bound, steady: {ratios['dlrun fit']:.3f}")
+            continue
+        ratios = bench(lesson, args.repeats, args.seeds)
+        if lesson == "06":
+            print(
+                f"dlrun, lesson 06: {ratios['ms']:.2f} ms/epoch steady, {ratios['ms all-in']:.2f} all-in "
+                "(target <= 1.0)"
+            )
+        target = {"06": " (target <= 0.03)", "04": " (target <= 0.1)"}.get(lesson, "")
+        print(
+            f"ratio dlrun/course, lesson {lesson}: {ratios['course']:.3f} all-in{target}, "
+            f"{ratios['course steady']:.3f} steady"
+        )
+        print(f"ratio dlrun/model.fit on cached tf.data, lesson {lesson}, steady: {ratios['model.fit']:.3f}")
+        print(f"ratio dlrun/dlrun with training.loop: fit, lesson {lesson}, steady: {ratios['dlrun fit']:.3f}")
 
 
 if __name__ == "__main__":
