@@ -41,7 +41,9 @@ def sweep_seconds(code: Path, jobs: int, epochs: int | None) -> tuple[float, flo
             command += ["--set", f"training.epochs={epochs}"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        # cwd: `python -m` puts the working folder first on sys.path, ahead of PYTHONPATH: a neutral one
+        # makes each side import the checkout it names, not the one the benchmark was started from.
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=out)
         seconds = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)  # workers count: the driver reaped them
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
