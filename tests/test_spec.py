@@ -218,6 +218,20 @@ def test_override_of_bare_optimizer_name(tmp_path):
     assert (spec.training.optimizer.name, spec.training.optimizer.learning_rate) == ("sgd", 0.5)
 
 
+def test_a_number_between_dots_indexes_a_list_as_hydra_reads_it(tmp_path):
+    path = write_spec(tmp_path, binary_spec())
+    spec = load_spec(path, ["model.layers.0.units=7", "training.class_weight.1=5"])
+    assert spec.model.layers[0].units == 7  # `layers.0` was "model.layers.0 does not exist (the list has 3 items)"
+    assert spec.training.class_weight == {"1": 5.0}  # a mapping's key stays a key
+    with pytest.raises(SpecError, match=r"model\.layers\[7\] does not exist"):
+        load_spec(path, ["model.layers.7.units=3"])
+    searched = load_spec(path, search=["model.layers.0.units=int(2,8)"], check_search=True)
+    assert list(searched.search) == ["model.layers.0.units"]
+    path = write_spec(tmp_path, binary_spec() | {"search": {"model.layers.0.units": "int(2,8)"}})
+    fixed = load_spec(path, ["model.layers[0].units=4"])  # one value for a searched path takes it out
+    assert not fixed.search and fixed.model.layers[0].units == 4
+
+
 def test_override_errors_name_the_override(binary_experiment):
     (problem,) = problems_of(binary_experiment, ["model.layers[1].rate=0.5"])
     assert problem.where == "--set model.layers[1].rate=0.5" and "unknown key 'rate'" in problem.message

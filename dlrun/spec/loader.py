@@ -170,6 +170,24 @@ def parse_override_path(text: str) -> Loc:
     return tuple(loc)
 
 
+def resolve_path(data: Any, loc: Loc) -> Loc:
+    """Read a number step between dots as a list index where the spec has a list there, as Hydra does:
+    `model.layers.0.units` is `model.layers[0].units`. Elsewhere it stays a key (`class_weight.1`)."""
+    resolved: list = []
+    node = data
+    for step in loc:
+        if isinstance(node, list) and isinstance(step, str) and step.isdigit():
+            step = int(step)
+        resolved.append(step)
+        if isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+        elif isinstance(node, dict):
+            node = node.get(step)
+        else:
+            node = None
+    return tuple(resolved)
+
+
 def apply_overrides(source: Source, overrides: list[str]) -> None:
     """Apply `PATH=VALUE` overrides to the spec data; VALUE is read as YAML (`5`, `0.01`, `[a, b]`).
 
@@ -180,7 +198,7 @@ def apply_overrides(source: Source, overrides: list[str]) -> None:
         path_text, sep, value_text = text.partition("=")
         if not sep:
             raise SpecError(f"--set {text!r}: expected PATH=VALUE, like training.epochs=5")
-        loc = parse_override_path(path_text.strip())
+        loc = resolve_path(source.data, parse_override_path(path_text.strip()))
         try:
             value = parse_value(value_text)
         except yaml.YAMLError as exc:
@@ -297,8 +315,9 @@ def _fix_searched(source: Source, overrides: list[str]) -> None:
     search = source.data.get("search")
     if not isinstance(search, dict):
         return
-    fixed = {parse_override_path(text.partition("=")[0].strip()) for text in overrides}
-    for key in [k for k in search if isinstance(k, str) and _loc_of(k) in fixed]:
+    fixed = {resolve_path(source.data, parse_override_path(text.partition("=")[0].strip())) for text in overrides}
+    searched = {key: _loc_of(key) for key in search if isinstance(key, str)}
+    for key in [k for k, loc in searched.items() if loc is not None and resolve_path(source.data, loc) in fixed]:
         del search[key]
 
 
