@@ -462,3 +462,26 @@ def test_date_options_are_checked_with_the_spec(tmp_path, column, words):
     data["data"]["columns"] = {"when": column}
     with pytest.raises(SpecError, match=re.escape(words)):
         load_spec(write_spec(tmp_path, data))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_row_that_drop_rows_leaves_out_is_not_read_in_memory_as_when_streamed(tmp_path, streaming):
+    # The found-by-fuzzing case: the one non-number target is on a row whose feature gap drops it. In memory
+    # the whole column used to be judged first: "holds text like '0'", while a stream trained.
+    rows = [f"{i},{i % 2},{i * 0.5}" for i in range(8)] + ["3,,#N/A"]
+    spec = spec_for(
+        tmp_path,
+        text="x,c,y\n" + "\n".join(rows) + "\n",
+        target="y",
+        missing="drop_rows",
+        validation_split=0.25,
+        streaming=streaming,
+        chunk_rows=4,
+        csv={"keep_default_na": False},
+    )
+    spec.training.loss = "mae"
+    data = prepare(spec.data, spec.seed, "mae")
+    assert data.preprocessing.target == "y"
+    (tmp_path / "data.csv").write_text("x,c,y\n" + "\n".join(rows[:4] + ["3,1,abc", "4,0,n/a"]) + "\n")
+    with pytest.raises(DataError, match=r"holds (text like )?'abc'"):  # the example is a cell that is not a number
+        prepare(spec.data, spec.seed, "mae")

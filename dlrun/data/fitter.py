@@ -218,9 +218,11 @@ def check_target(frame, spec: DataSpec, task: str, source: str) -> None:
     if task == "regression" and present.dtype.kind not in "biuf":
         text = present.astype("string").str.strip()
         numbers = text.str.fullmatch(number_pattern(spec.csv.decimal)) | text.str.fullmatch(INFINITY)
-        if numbers.fillna(False).mean() < MOSTLY:  # a few odd cells are named with their line when converted
+        numbers = numbers.fillna(False).to_numpy(dtype=bool)
+        if numbers.mean() < MOSTLY:  # a few odd cells are named with their line when converted
+            example = present[~numbers].iloc[0]  # a cell that is not a number
             raise DataError(
-                f"data.target: column {spec.target!r} in {source} holds text like {present.iloc[0]!r}; the loss "
+                f"data.target: column {spec.target!r} in {source} holds text like {example!r}; the loss "
                 "needs numbers. For class labels use loss: sparse_categorical_crossentropy with a softmax output "
                 "layer (or binary_crossentropy for two classes)"
             )

@@ -47,8 +47,9 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
         return prepare_streaming(spec, seed, loss)
     columns = plan_columns(spec, loss)
     frame = read_frame(spec.path, spec.csv, columns.text_columns)
-    check_target(frame, spec, columns.task, spec.path)
     keep, dropped = keep_rows(frame, spec.target, columns.drop_rows, spec.csv, columns.task)
+    # the rows training reads, as a stream checks them: a row that drop_rows leaves out is never read
+    check_target(frame[keep] if keep.any() else frame, spec, columns.task, spec.path)
     frame = frame[keep]
     sha = {spec.path: file_sha256(spec.path)}
     parts = {"train": frame}
