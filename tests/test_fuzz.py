@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -48,6 +48,7 @@ FUZZ = settings(
 PANDAS_MARKERS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"}
 PANDAS_MARKERS |= {"<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}  # pandas' documented list
 NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 INFINITE_WORD = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -101,13 +102,14 @@ def is_infinite(text: str) -> bool:
 
 
 def physical_lines(header: list[str], body: list[list[str]], sep: str, quote: str) -> list[int]:
-    """The line each data row starts on, counting the line breaks inside quoted cells."""
-    line = 1 + sum(cell.count("\n") + cell.count("\r") for cell in header)
+    """The line each data row starts on, counting the line breaks inside quoted cells as an editor does
+    (\r\n, \r and \n are one break each: a hunt found a cell holding \r\n counted twice)."""
+    line = 1 + sum(len(LINE_BREAK.findall(cell)) for cell in header)
     starts = []
     for row in body:
         line += 1
         starts.append(line)
-        line += sum(cell.count("\n") for cell in row) + sum(cell.count("\r") for cell in row)
+        line += sum(len(LINE_BREAK.findall(cell)) for cell in row)
     return starts
 
 
@@ -137,6 +139,9 @@ def tables(draw):
 
 @FUZZ
 @given(tables(), st.booleans(), st.lists(st.sampled_from(["?", "-999", "x"]), max_size=2))
+@example(  # found by a hunt: a quoted \r\n is one line break
+    table=(["a", "b"], [["0", "\r\n"], ["0", "0"]], ",", '"', "\r\n", False, None), keep_default_na=False, na_values=[]
+)
 def test_csv_reader_returns_what_was_written_or_one_clean_error(table, keep_default_na, na_values):
     header, body, sep, quote, terminator, bom, ragged = table
     # A row cut to no fields is a blank line, a lone field of spaces a line of spaces: no rows, to pandas
@@ -202,6 +207,14 @@ c_cells = st.one_of(markers, st.sampled_from(["007", "7", "true", "True", "1.0",
     st.lists(st.sampled_from(["?", "-999"]), max_size=2, unique=True),
     st.sampled_from(["error", "mean", "drop_rows"]),
     st.sampled_from([None, 2, 5]),
+)
+@example(  # found by a hunt: the text target is on a row that drop_rows leaves out
+    body=[("0", "", "0")] * 3 + [("0", "", "#N/A"), ("0", "#N/A", "0")],
+    infinite="error",
+    keep_default_na=False,
+    na_values=[],
+    missing="drop_rows",
+    chunk_rows=None,
 )
 def test_prepare_turns_cells_into_the_right_inputs_or_one_clean_error(
     body, infinite, keep_default_na, na_values, missing, chunk_rows
