@@ -43,16 +43,24 @@ def no_plots(monkeypatch) -> None:
     monkeypatch.setattr(plot, "write_run_plots", lambda *args, **kwargs: [])
 
 
+class Calls(list):
+    """The epochs each call ran, and the executors that ran the calls ("" is TensorFlow's default)."""
+
+    executors: set[str]
+
+
 @pytest.fixture(autouse=True)
-def calls(monkeypatch) -> list[int]:
+def calls(monkeypatch) -> Calls:
     """Let a call run as many epochs as it may, whatever the machine's speed; return the epochs each call ran."""
     monkeypatch.setattr(loops, "CALL_S", 3600.0)
-    ran: list[int] = []
+    ran = Calls()
+    ran.executors = set()
     original = loops._Epochs.run
 
     def run(self, count):
         results = original(self, count)
         ran.append(len(results))
+        ran.executors.add(self.executor)
         return results
 
     monkeypatch.setattr(loops._Epochs, "run", run)
@@ -103,6 +111,9 @@ def test_every_example_trains_as_model_fit_does(config, shuffle, tmp_path, calls
     # One call per epoch with early stopping, a schedule or ReduceLROnPlateau; else the first epoch
     # (which traces the graph), then the other two in one call, replayed to the callbacks.
     assert calls == ([1, 2] if config.stem in REPLAYED else [1, 1, 1])
+    # One batch an epoch and a small model (configs/06): each call's few tiny ops run on one thread
+    one_batch = config.stem == "06_binary_classification"
+    assert calls.executors == ({"SINGLE_THREADED_EXECUTOR"} if one_batch else {""})
 
 
 def overfitting_spec(folder: Path, **training) -> Path:

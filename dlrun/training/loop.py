@@ -50,6 +50,8 @@ CALL_S = 0.25
 MAX_EPOCHS_PER_CALL = 1000
 UNROLLED = 8
 """A validation pass of at most this many batches is that many steps in the graph, not a loop."""
+SMALL_MODEL = 10_000
+"""A model of at most this many weights, trained one batch an epoch, runs its call on one thread (see `_Epochs`)."""
 SLICE_S = 1.0
 """An epoch longer than this runs in calls of about this long, so a second Ctrl-C stops training within it."""
 _BATCH_HOOKS = (
@@ -277,6 +279,11 @@ class _Epochs:
         if self.validates:
             self._test_step.get_concrete_function(datasets.valid.element_spec)
         self.several = several
+        # A call of a few microsecond ops (no loop) spends more handing them between threads than running
+        # them: TensorFlow's single-threaded executor runs it in order on the calling thread, each op the same
+        # kernel as before (a loop or bigger ops run slower that way: measured on configs/04 and replayed calls)
+        one_pass = not several and self.steps == 1 and datasets.valid_steps <= UNROLLED
+        self.executor = "SINGLE_THREADED_EXECUTOR" if one_pass and model.count_params() <= SMALL_MODEL else ""
         self.returns_weights = returns_weights
         self.weights: list | None = None
         """The model's weights (`model.weights`' values) at the end of the last call, when `returns_weights`."""
@@ -300,12 +307,16 @@ class _Epochs:
 
     def run(self, count: int) -> np.ndarray:
         """Train and validate `count` epochs (fewer when the loss turns NaN); return their rows of results."""
+        from tensorflow.python.eager import context
+
         arguments = (self._count(count),) if self.several else ()
         if self._concrete is None:  # called directly, a traced function skips matching its arguments every call
             self._concrete = self._call.get_concrete_function(*arguments)
+        with context.function_executor_type(self.executor):
+            results = self._concrete(*arguments)
         if not self.returns_weights:
-            return self._concrete(*arguments).numpy()  # the one host sync
-        rows, self.weights = self._concrete(*arguments)
+            return results.numpy()  # the one host sync
+        rows, self.weights = results
         return rows.numpy()
 
     def run_sliced(self, batches: int) -> np.ndarray:
