@@ -43,16 +43,24 @@ def no_plots(monkeypatch) -> None:
     monkeypatch.setattr(plot, "write_run_plots", lambda *args, **kwargs: [])
 
 
+class Calls(list):
+    """The epochs each call ran, and the executors that ran the calls ("" is TensorFlow's default)."""
+
+    executors: set[str]
+
+
 @pytest.fixture(autouse=True)
-def calls(monkeypatch) -> list[int]:
+def calls(monkeypatch) -> Calls:
     """Let a call run as many epochs as it may, whatever the machine's speed; return the epochs each call ran."""
     monkeypatch.setattr(loops, "CALL_S", 3600.0)
-    ran: list[int] = []
+    ran = Calls()
+    ran.executors = set()
     original = loops._Epochs.run
 
     def run(self, count):
         results = original(self, count)
         ran.append(len(results))
+        ran.executors.add(self.executor)
         return results
 
     monkeypatch.setattr(loops._Epochs, "run", run)
@@ -103,6 +111,9 @@ def test_every_example_trains_as_model_fit_does(config, shuffle, tmp_path, calls
     # One call per epoch with early stopping, a schedule or ReduceLROnPlateau; else the first epoch
     # (which traces the graph), then the other two in one call, replayed to the callbacks.
     assert calls == ([1, 2] if config.stem in REPLAYED else [1, 1, 1])
+    # One batch an epoch and a small model (configs/06): each call's few tiny ops run on one thread
+    one_batch = config.stem == "06_binary_classification"
+    assert calls.executors == ({"SINGLE_THREADED_EXECUTOR"} if one_batch else {""})
 
 
 def overfitting_spec(folder: Path, **training) -> Path:
@@ -116,11 +127,50 @@ def overfitting_spec(folder: Path, **training) -> Path:
     return write_spec(folder, data)
 
 
-def test_early_stopping_stops_at_the_same_epoch_and_restores_the_same_weights(tmp_path):
+def test_early_stopping_stops_at_the_same_epoch_and_restores_the_same_weights(tmp_path, monkeypatch):
     spec = overfitting_spec(tmp_path, early_stopping={"patience": 4, "restore_best_weights": True})
-    summary = assert_same_run(train_with(spec, tmp_path / "fit", "fit"), train_with(spec, tmp_path / "lean", "auto"))
+    fitted = train_with(spec, tmp_path / "fit", "fit")
+    # Early stopping copies the weights the epoch's call returned, not the model's variables one eager read each
+    reads = []
+    original = keras.Model.get_weights
+    monkeypatch.setattr(keras.Model, "get_weights", lambda self: reads.append(1) or original(self))
+    lean = train_with(spec, tmp_path / "lean", "auto")
+    assert reads == []
+    monkeypatch.undo()
+    summary = assert_same_run(fitted, lean)
     assert summary["status"] == "early-stopped" and summary["epochs_run"] < 200
     assert summary["model_epoch"] == summary["best_epoch"] < summary["epochs_run"]
+
+
+def test_held_weights_serve_get_weights_until_set_weights_and_leave_no_trace():
+    from dlrun.training.epoch_ends import HeldWeights
+
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
+    before = model.get_weights()
+    held = HeldWeights(model)
+    held.install()
+    held.held = [np.full_like(w, 7.0) for w in before]
+    served = model.get_weights()
+    assert all((w == 7.0).all() for w in served) and not np.shares_memory(served[0], held.held[0])
+    model.set_weights([np.full_like(w, 3.0) for w in before])  # a callback's change: read from the model again
+    assert held.held is None and all((w == 3.0).all() for w in model.get_weights())
+    held.remove()
+    assert "get_weights" not in vars(model) and "set_weights" not in vars(model)
+
+
+def test_a_monitor_compares_as_keras_ops_do_without_an_eager_op():
+    from dlrun.training.epoch_ends import _Float32Compare
+
+    ops = keras.ops
+    # float64 neighbours that are one float32 (0.1 + 1e-12), far apart, equal, zeros of both signs,
+    # a subnormal float32 (TensorFlow flushes it to zero), NaN, infinity, and the min_delta subtraction
+    values = [0.1, 0.1 + 1e-12, 0.1 - 1e-12, 0.2, 1e-40, 1.2e-38, 0.0, -0.0, float("nan"), float("inf"), 0.6931 - 0.001]
+    for op in (ops.less, ops.greater):
+        compare = _Float32Compare(op)
+        for a in values:
+            for b in values:
+                assert compare(a, b) == bool(op(a, b)), (op, a, b)
+        assert compare(np.float64(0.1 + 1e-12), 0.1) == bool(op(np.float64(0.1 + 1e-12), 0.1))  # not two floats
 
 
 def nan_spec(folder: Path, learning_rate: float, epochs: int = 30) -> Path:

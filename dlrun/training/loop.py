@@ -23,7 +23,10 @@ The callbacks are the same objects fit would get, driven through a `keras.callba
 with fit's `logs`, params and History, in fit's order: `on_train_begin`, then per epoch
 `on_epoch_begin`, `on_test_begin`/`on_test_end` (the validation logs), `on_epoch_end`; `on_train_end`.
 A callback that acts after every batch cannot be driven this way, so such a run trains with
-`model.fit` (`choose` says why), as do streamed data and several devices.
+`model.fit` (`choose` says why), as do streamed data and several devices. The epoch ends cost no
+eager TensorFlow work (`dlrun.training.epoch_ends`): the logs are Python floats already, monitors
+compare in numpy, and early stopping's copy of the best weights is the call's own output. The
+compiled call captures the iterators rather than taking them as arguments, so calling it matches none.
 
 Several epochs per call: when no callback can stop training early or read the model mid-run (no
 early stopping, ReduceLROnPlateau, learning-rate schedule, TensorBoard), calls run as many epochs as
@@ -47,6 +50,8 @@ CALL_S = 0.25
 MAX_EPOCHS_PER_CALL = 1000
 UNROLLED = 8
 """A validation pass of at most this many batches is that many steps in the graph, not a loop."""
+SMALL_MODEL = 10_000
+"""A model of at most this many weights, trained one batch an epoch, runs its call on one thread (see `_Epochs`)."""
 SLICE_S = 1.0
 """An epoch longer than this runs in calls of about this long, so a second Ctrl-C stops training within it."""
 _BATCH_HOOKS = (
@@ -142,15 +147,39 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
     An exception inside (a callback's, a KeyboardInterrupt) leaves as it would leave fit.
     """
     from dlrun.backend import import_keras
+    from dlrun.training.epoch_ends import EpochCallbacks, HeldWeights
 
     keras = import_keras()
-    callback_list = keras.callbacks.CallbackList(
+    callback_list = EpochCallbacks(
         callbacks, add_history=True, add_progbar=False, verbose=0, epochs=last, steps=datasets.steps, model=model
     )
     model.stop_training = False
     callback_list.on_train_begin()
-    epochs = _Epochs(model, datasets, loop.stop_on_nan, loop.replay)  # traced here, as fit traces in its first epoch
-    logs, epoch, per_call, sliced, probe = None, first, 1, None, False
+    held = HeldWeights(model) if _copies_weights(keras, callbacks) else None
+    # traced here, as fit traces in its first epoch
+    epochs = _Epochs(model, datasets, loop.stop_on_nan, loop.replay, returns_weights=held is not None)
+    if held is not None:
+        held.install()
+    try:
+        _run_epochs(model, callbacks, callback_list, epochs, first, last, loop, held)
+    finally:
+        if held is not None:
+            held.remove()
+    if isinstance(model.optimizer, keras.optimizers.Optimizer) and last > 0:
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+    callback_list.on_train_end(logs=epochs.last_logs)
+
+
+def _copies_weights(keras, callbacks: list) -> bool:
+    """Whether a callback copies the model's weights at epoch ends: early stopping that restores the best ones."""
+    return any(isinstance(c, keras.callbacks.EarlyStopping) and c.restore_best_weights for c in callbacks)
+
+
+def _run_epochs(model, callbacks, callback_list, epochs: _Epochs, first: int, last: int, loop: Loop, held) -> None:
+    """Run the calls of epochs `first` to `last` and hand each epoch's end to the callbacks; stop when one asks."""
+    from dlrun.training.epoch_ends import fast_monitors
+
+    epoch, per_call, sliced, probe = first, 1, None, False
     while epoch < last:
         count = 1 if sliced or probe else min(per_call, last - epoch)
         if count == 1:  # the callbacks see the epoch begin before it runs, as in fit
@@ -162,9 +191,17 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
         for offset, row in enumerate(results):
             if count > 1:
                 callback_list.on_epoch_begin(epoch + offset)
-            logs = _end_epoch(callback_list, epochs, epoch + offset, row, loop.stop_on_nan)
+            if held is not None and offset == len(results) - 1 and sliced is None:
+                held.held = epochs.weights  # the model holds the weights this call returned
+            try:
+                epochs.last_logs = _end_epoch(callback_list, epochs, epoch + offset, row, loop.stop_on_nan)
+            finally:
+                if held is not None:
+                    held.held = None
             if model.stop_training:
                 break
+        if epoch == first:
+            fast_monitors(callbacks)  # each monitor has chosen its comparison at the first epoch's end
         if model.stop_training:
             break
         traced = epoch == first  # the first call also built the graph
@@ -180,9 +217,6 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
             if loop.replay:
                 per_call = max(1, min(MAX_EPOCHS_PER_CALL, int(CALL_S / max(per_epoch, 1e-6))))
     _set_weights_at(callbacks, None)
-    if isinstance(model.optimizer, keras.optimizers.Optimizer) and last > 0:
-        model.optimizer.finalize_variable_values(model.trainable_weights)
-    callback_list.on_train_end(logs=logs)
 
 
 def _end_epoch(callback_list, epochs: _Epochs, epoch: int, row: np.ndarray, stop_on_nan: bool) -> dict[str, Any]:
@@ -216,7 +250,7 @@ class _Epochs:
     batches are steps in a row, and only a run that may replay has a loop over epochs.
     """
 
-    def __init__(self, model, datasets, stop_on_nan: bool, several: bool = False):
+    def __init__(self, model, datasets, stop_on_nan: bool, several: bool = False, returns_weights: bool = False):
         import tensorflow as tf
 
         self.model = model
@@ -230,6 +264,8 @@ class _Epochs:
             train = train.map(make_class_weight_map_fn(datasets.class_weight)).prefetch(tf.data.AUTOTUNE)
         self.train = iter(train)  # one iterator for the whole run, as fit keeps with steps_per_epoch
         self.valid = iter(datasets.valid) if self.validates else None  # a pass per epoch: read from its start
+        self.last_logs: dict[str, Any] | None = None
+        """The logs of the last epoch handed to the callbacks (what `on_train_end` gets, as in fit)."""
         self.layout: dict[str, list] = {}
         """Each part's (name, shape, dtype) of the results, in order; known once the call is traced."""
         self._counts: dict[int, Any] = {}
@@ -243,7 +279,19 @@ class _Epochs:
         if self.validates:
             self._test_step.get_concrete_function(datasets.valid.element_spec)
         self.several = several
-        self._call = tf.function(self._epochs if several else self._epoch, reduce_retracing=True, autograph=False)
+        # A call of a few microsecond ops (no loop) spends more handing them between threads than running
+        # them: TensorFlow's single-threaded executor runs it in order on the calling thread, each op the same
+        # kernel as before (a loop or bigger ops run slower that way: measured on configs/04 and replayed calls)
+        one_pass = not several and self.steps == 1 and datasets.valid_steps <= UNROLLED
+        self.executor = "SINGLE_THREADED_EXECUTOR" if one_pass and model.count_params() <= SMALL_MODEL else ""
+        self.returns_weights = returns_weights
+        self.weights: list | None = None
+        """The model's weights (`model.weights`' values) at the end of the last call, when `returns_weights`."""
+        # The iterators are captured, not passed: a call with no arguments (or one count) skips matching them
+        if several:
+            self._call = tf.function(lambda count: self._epochs(self.train, self.valid, count), autograph=False)
+        else:
+            self._call = tf.function(lambda: self._epoch(self.train, self.valid), autograph=False)
 
     def _step(self, step):
         """Wrap a step as fit does: under the model's strategy, in a `tf.function` with the model's `jit_compile`."""
@@ -259,10 +307,17 @@ class _Epochs:
 
     def run(self, count: int) -> np.ndarray:
         """Train and validate `count` epochs (fewer when the loss turns NaN); return their rows of results."""
-        arguments = (self.train, self.valid, self._count(count)) if self.several else (self.train, self.valid)
+        from tensorflow.python.eager import context
+
+        arguments = (self._count(count),) if self.several else ()
         if self._concrete is None:  # called directly, a traced function skips matching its arguments every call
             self._concrete = self._call.get_concrete_function(*arguments)
-        return self._concrete(*arguments).numpy()  # the one host sync
+        with context.function_executor_type(self.executor):
+            results = self._concrete(*arguments)
+        if not self.returns_weights:
+            return results.numpy()  # the one host sync
+        rows, self.weights = results
+        return rows.numpy()
 
     def run_sliced(self, batches: int) -> np.ndarray:
         """Train and validate one epoch in calls of at most `batches` batches; return its row of results."""
@@ -303,7 +358,7 @@ class _Epochs:
             for name, shape, dtype in self.layout.get(part, []):
                 size = int(np.prod(shape))
                 value = row[at : at + size].astype(dtype)
-                logs[name] = value.reshape(shape) if shape else value[0]
+                logs[name] = value.reshape(shape) if shape else float(value[0])  # a float, as fit's logs hold
                 at += size
             parts[part] = logs
         return parts["train"], parts["valid"], int(row[at])
@@ -326,7 +381,7 @@ class _Epochs:
         """One epoch, as a row of rows (the shape `_epochs` returns)."""
         import tensorflow as tf
 
-        return tf.expand_dims(self._one_epoch(train, valid)[0], 0)
+        return self._with_weights(tf.expand_dims(self._one_epoch(train, valid)[0], 0))
 
     def _epochs(self, train, valid, count):
         """Run up to `count` epochs in the graph; stack each epoch's training and validation results."""
@@ -342,7 +397,15 @@ class _Epochs:
             epoch,
             (tf.constant(0), rows, tf.constant(True)),
         )
-        return rows.stack()
+        return self._with_weights(rows.stack())
+
+    def _with_weights(self, rows):
+        """Return the rows, and with `returns_weights` the weights they end at (read after every step of the call)."""
+        import tensorflow as tf
+
+        if not self.returns_weights:
+            return rows
+        return rows, [tf.identity(weight.value) for weight in self.model.weights]
 
     def _train_batches(self, train, limit):
         """Train on up to `limit` batches, fewer when the loss turns NaN or infinite; return (batches, finite)."""

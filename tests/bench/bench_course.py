@@ -17,7 +17,9 @@ steady (epochs 2 on, timed at each epoch's end). Medians of the rounds; the spre
 - Lesson 04 (configs/04: 512-512-512, batch 256): two batches an epoch, where the order matters:
   seeded Keras reuses one shuffle order every epoch on DataFrames, dlrun reshuffles every epoch, so
   the best val_loss differs by seed noise (`--seeds 10 --repeats 1` compares the means). Target:
-  dlrun <= 0.1x the course's time per epoch.
+  dlrun <= 0.1x the course's time per epoch. Here the math itself (printed as "the math alone": the
+  model's steps in a bare `tf.function`, no metrics, logs or callbacks) takes about 0.15x the course's
+  steady time on a shared 2-core CPU, and dlrun's lean loop runs within a few percent of it.
 - Compute-bound (`--lessons compute`, generated here: 100k rows x 11 features, 3x512 with dropout and
   batch normalization, batch 512): the math dominates. Target: dlrun <= 1.0x model.fit (steady).
 
@@ -204,6 +206,46 @@ def keras_fit_way(spec, make_model, data) -> tuple[float, float, int, float]:
     return 1000 * elapsed / epochs, steady_ms(ends), epochs, min(history.history["val_loss"])
 
 
+def math_floor(spec, data, epochs: int = 30) -> float:
+    """Milliseconds per epoch of the math alone: the model's `train_step` and `test_step` on an epoch's batches.
+
+    One bare `tf.function` per epoch, as Keras wraps each step, with no metric reads, callbacks or
+    logs: what no loop that computes fit's numbers can go below (short of changing the math).
+    """
+    import tensorflow as tf
+
+    keras = import_keras()
+    keras.utils.set_random_seed(spec.seed)
+    training = spec.training
+    datasets = fit_datasets(data, training.batch_size, training.shuffle, spec.seed)
+    model = fit_module.compile_model(spec, data.preprocessing.width)
+    train, valid = iter(datasets.train), iter(datasets.valid)
+
+    def wrapped(step):  # as Keras wraps a step for fit
+        @tf.autograph.experimental.do_not_convert
+        def one_step_on_data(data):
+            return model.distribute_strategy.run(step, args=(data,))
+
+        return tf.function(one_step_on_data, reduce_retracing=True, jit_compile=model.jit_compile)
+
+    train_step, test_step = wrapped(model.train_step), wrapped(model.test_step)
+
+    @tf.function(autograph=False)
+    def epoch():
+        for _ in range(datasets.steps):
+            train_step(train.get_next())
+        for _ in range(datasets.valid_steps):
+            test_step(valid.get_next())
+        return tf.constant(0)
+
+    for _ in range(3):  # tracing and warming up
+        epoch().numpy()
+    started = time.perf_counter()
+    for _ in range(epochs):
+        epoch().numpy()
+    return 1000 * (time.perf_counter() - started) / epochs
+
+
 def dlrun_way(spec, out: Path, loop: str) -> tuple[float, float, int, float]:
     """Train through dlrun with `training.loop` set; return as `course_way` does (all-in: summary's wall time)."""
     keras = import_keras()
@@ -294,6 +336,11 @@ def bench(lesson: str, repeats: int, seeds: int) -> dict[str, float]:
     else:
         print(f"  best val_loss difference: {difference:.3g} (no target: the batch order differs, see the docstring)")
     total = {name: statistics.median(r[1] for r in runs) for name, runs in results.items()}
+    floor = statistics.median(math_floor(base, data_of(base.seed)) for _ in range(repeats))
+    print(
+        f"  the math alone (train_step and test_step in one bare tf.function an epoch): {floor:.2f} ms/epoch, "
+        f"{floor / steady[WAYS[0]]:.3f}x the course's steady; dlrun steady is {steady[WAYS[3]] / floor:.2f}x it"
+    )
     return {
         "ms": steady[WAYS[3]],
         "ms all-in": total[WAYS[3]],

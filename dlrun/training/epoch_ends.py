@@ -1,0 +1,135 @@
+"""Keras's callbacks driven at the lean loop's epoch ends without eager TensorFlow work (imported only when training).
+
+On small data an epoch's math takes about half a millisecond, and Keras's epoch-end bookkeeping as
+much again: each comparison of `EarlyStopping` (and every `MonitorCallback`) is an eager op, each
+improvement with `restore_best_weights` reads every weight in its own eager op, and every `CallbackList`
+hook converts the logs to Python numbers, checking each value for a tensor. Here each of them computes
+the same values, bit for bit, without TensorFlow:
+
+- `CallbackList` hands the callbacks the dict `pythonify_logs` would build (sorted keys, Python floats)
+  directly when the loop's logs are Python floats already;
+- a monitor's `ops.less`/`ops.greater` of two Python floats compares them as float32, as TensorFlow
+  converts them (`fast_monitors`);
+- `model.get_weights()` returns the weights the epoch's call handed back with its results, while the
+  model holds exactly those (`HeldWeights`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras.src.callbacks.monitor_callback import MonitorCallback
+
+from dlrun.backend import import_keras
+
+keras = import_keras()
+_ops = keras.ops
+_FLOAT32 = {_ops.less: np.less, _ops.greater: np.greater}
+"""Keras's comparisons a monitor callback uses, and numpy's of the same float32 values."""
+
+
+class EpochCallbacks(keras.callbacks.CallbackList):
+    """A `CallbackList` whose epoch and validation hooks skip `pythonify_logs` for logs of Python floats only.
+
+    `pythonify_logs` returns such logs as a new dict in sorted key order; so do these hooks.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        logs = _plain(logs)
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._async_train:
+            self._flush_futures()
+        logs = _plain(logs)
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._on_begin()
+        logs = _plain(logs)
+        for callback in self.callbacks:
+            callback.on_test_begin(logs)
+
+    def on_test_end(self, logs=None):
+        if self._async_test:
+            self._flush_futures()
+        logs = _plain(logs)
+        for callback in self.callbacks:
+            callback.on_test_end(logs)
+        self._on_end()
+
+
+def _plain(logs) -> dict:
+    """Return what `pythonify_logs` returns, without its per-value tensor checks when every value is a float."""
+    if not logs:
+        return {}
+    if all(type(value) is float for value in logs.values()):
+        return dict(sorted(logs.items()))
+    from keras.src.utils.python_utils import pythonify_logs
+
+    return pythonify_logs(logs)
+
+
+class _Float32Compare:
+    """A monitor's comparison: numpy's of two Python floats as float32 (as TensorFlow converts them), else Keras's."""
+
+    def __init__(self, keras_op):
+        self.keras_op = keras_op
+        self.numpy_op = _FLOAT32[keras_op]
+
+    def __call__(self, a, b):
+        if type(a) is float and type(b) is float and not (_subnormal(a) or _subnormal(b)):
+            return bool(self.numpy_op(np.float32(a), np.float32(b)))
+        return self.keras_op(a, b)
+
+
+def _subnormal(value: float) -> bool:
+    """Whether a float may be a subnormal float32, which TensorFlow's CPU kernels flush to zero and numpy keeps."""
+    return 0.0 < abs(value) < _TINY
+
+
+_TINY = 2 * float(np.finfo(np.float32).tiny)
+
+
+def fast_monitors(callbacks: list) -> None:
+    """Give each monitor callback that has chosen Keras's `ops.less` or `ops.greater` the float32 numpy comparison.
+
+    Call after epoch ends: a monitor chooses its comparison (and the sign of `min_delta` with it) at
+    its first epoch's end; the choice is kept, only computed without an eager op.
+    """
+    for callback in callbacks:
+        op = getattr(callback, "monitor_op", None)
+        if isinstance(callback, MonitorCallback) and op in _FLOAT32:
+            callback.monitor_op = _Float32Compare(op)
+
+
+class HeldWeights:
+    """Serve `model.get_weights()` from the weights the last call returned, while `held` says the model holds them.
+
+    Installed on the model (an instance attribute over the method) for the lean loop's run and removed
+    after it. `set_weights` marks them stale, so a callback that changes the weights reads its own.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.held: list | None = None
+        """The last call's weight tensors while the callbacks see its last epoch's end; else None (read the model)."""
+
+    def install(self) -> None:
+        object.__setattr__(self.model, "get_weights", self.get_weights)
+        object.__setattr__(self.model, "set_weights", self.set_weights)
+
+    def remove(self) -> None:
+        for name in ("get_weights", "set_weights"):
+            if name in vars(self.model):
+                object.__delattr__(self.model, name)
+
+    def get_weights(self):
+        if self.held is None:
+            return type(self.model).get_weights(self.model)
+        return [np.array(tensor) for tensor in self.held]  # a copy of each, as `Variable.numpy()` returns
+
+    def set_weights(self, weights):
+        self.held = None
+        return type(self.model).set_weights(self.model, weights)
