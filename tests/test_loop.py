@@ -7,6 +7,7 @@ loop) and model.keras's weights are identical, value for value.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -342,3 +343,24 @@ def test_a_run_started_before_training_loop_existed_resumes(tmp_path):
     started["training"]["epochs"] = 9
     with pytest.raises(DlrunError, match=r"training.epochs: 9 -> 3"):
         _check_spec(tmp_path, spec, started)
+
+
+def test_without_keras_internals_the_lean_loop_takes_keras_own_paths(monkeypatch, tmp_path):
+    """A Keras whose CallbackList lacks the internals EpochCallbacks repeats, or a TensorFlow without
+    executor switches, still trains the lean loop: Keras's own hooks, the default executor, the same run."""
+    from dlrun.training import epoch_ends
+
+    spec = overfitting_spec(tmp_path, early_stopping={"patience": 2, "restore_best_weights": True})
+    overrides = ["training.epochs=6"]
+    reference = train_with(spec, tmp_path / "a", "auto", overrides)
+    monkeypatch.setattr(epoch_ends.EpochCallbacks, "_INTERNALS", ("_no_such_internal",))
+    monkeypatch.setattr(loops, "_executor", lambda name: contextlib.nullcontext())
+    hooks = []
+    original = keras.callbacks.CallbackList.on_epoch_end
+    monkeypatch.setattr(
+        keras.callbacks.CallbackList, "on_epoch_end", lambda self, *a, **k: hooks.append(1) or original(self, *a, **k)
+    )
+    other = train_with(spec, tmp_path / "b", "auto", overrides)
+    history = (other / layout.HISTORY).read_text()
+    assert history == (reference / layout.HISTORY).read_text()
+    assert len(hooks) == len(history.splitlines()) - 1  # Keras's own hook ran at every epoch's end

@@ -17,11 +17,14 @@ the same values, bit for bit, without TensorFlow:
 from __future__ import annotations
 
 import numpy as np
-from keras.src.callbacks.monitor_callback import MonitorCallback
 
 from dlrun.backend import import_keras
 
 keras = import_keras()
+try:
+    from keras.src.callbacks.monitor_callback import MonitorCallback
+except ImportError:  # a Keras without the monitors' shared base: the monitors dlrun uses
+    MonitorCallback = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
 _ops = keras.ops
 _FLOAT32 = {_ops.less: np.less, _ops.greater: np.greater}
 """Keras's comparisons a monitor callback uses, and numpy's of the same float32 values."""
@@ -30,45 +33,58 @@ _FLOAT32 = {_ops.less: np.less, _ops.greater: np.greater}
 class EpochCallbacks(keras.callbacks.CallbackList):
     """A `CallbackList` whose epoch and validation hooks skip `pythonify_logs` for logs of Python floats only.
 
-    `pythonify_logs` returns such logs as a new dict in sorted key order; so do these hooks.
+    `pythonify_logs` returns such logs as a new dict in sorted key order; so do these hooks. Other logs,
+    or a Keras whose `CallbackList` lacks the internals these hooks repeat, take Keras's own hooks.
     """
 
+    _INTERNALS = ("_async_train", "_async_test", "_flush_futures", "_on_begin", "_on_end")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._fast = all(hasattr(self, name) for name in self._INTERNALS)
+
     def on_epoch_begin(self, epoch, logs=None):
-        logs = _plain(logs)
+        plain = _plain(logs) if self._fast else None
+        if plain is None:
+            return super().on_epoch_begin(epoch, logs)
         for callback in self.callbacks:
-            callback.on_epoch_begin(epoch, logs)
+            callback.on_epoch_begin(epoch, plain)
 
     def on_epoch_end(self, epoch, logs=None):
+        plain = _plain(logs) if self._fast else None
+        if plain is None:
+            return super().on_epoch_end(epoch, logs)
         if self._async_train:
             self._flush_futures()
-        logs = _plain(logs)
         for callback in self.callbacks:
-            callback.on_epoch_end(epoch, logs)
+            callback.on_epoch_end(epoch, plain)
 
     def on_test_begin(self, logs=None):
+        plain = _plain(logs) if self._fast else None
+        if plain is None:
+            return super().on_test_begin(logs)
         self._on_begin()
-        logs = _plain(logs)
         for callback in self.callbacks:
-            callback.on_test_begin(logs)
+            callback.on_test_begin(plain)
 
     def on_test_end(self, logs=None):
+        plain = _plain(logs) if self._fast else None
+        if plain is None:
+            return super().on_test_end(logs)
         if self._async_test:
             self._flush_futures()
-        logs = _plain(logs)
         for callback in self.callbacks:
-            callback.on_test_end(logs)
+            callback.on_test_end(plain)
         self._on_end()
 
 
-def _plain(logs) -> dict:
-    """Return what `pythonify_logs` returns, without its per-value tensor checks when every value is a float."""
+def _plain(logs) -> dict | None:
+    """What `pythonify_logs` returns when every value is a Python float (no per-value tensor checks); else None."""
     if not logs:
         return {}
     if all(type(value) is float for value in logs.values()):
         return dict(sorted(logs.items()))
-    from keras.src.utils.python_utils import pythonify_logs
-
-    return pythonify_logs(logs)
+    return None
 
 
 class _Float32Compare:

@@ -36,6 +36,7 @@ checkpoint waits for the last epoch of a call, whose weights the model holds (`C
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -307,12 +308,10 @@ class _Epochs:
 
     def run(self, count: int) -> np.ndarray:
         """Train and validate `count` epochs (fewer when the loss turns NaN); return their rows of results."""
-        from tensorflow.python.eager import context
-
         arguments = (self._count(count),) if self.several else ()
         if self._concrete is None:  # called directly, a traced function skips matching its arguments every call
             self._concrete = self._call.get_concrete_function(*arguments)
-        with context.function_executor_type(self.executor):
+        with _executor(self.executor):
             results = self._concrete(*arguments)
         if not self.returns_weights:
             return results.numpy()  # the one host sync
@@ -465,3 +464,14 @@ class _Epochs:
             values.append(tf.reshape(tf.cast(value, tf.float64), [-1]))
         self.layout[part] = layout
         return values
+
+
+def _executor(name: str):
+    """TensorFlow's function executor `name` for the calls inside ("" is its default); the default where
+    this TensorFlow has no such switch."""
+    try:
+        from tensorflow.python.eager import context
+    except ImportError:
+        return contextlib.nullcontext()
+    switch = getattr(context, "function_executor_type", None)
+    return switch(name) if switch is not None and name else contextlib.nullcontext()
