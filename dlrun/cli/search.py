@@ -17,12 +17,23 @@ from dlrun.search.tune import DEFAULT_STARTUP, TRIALS_CSV
 TOP = 10
 """Trials the end-of-tune table shows (trials.csv holds them all)."""
 
+# The options sweep and tune share (a tune's trials run on the sweep's executors)
+SpecArgument = Annotated[
+    Path | None, typer.Argument(metavar="SPEC", help="The experiment's YAML spec (not needed with --resume).")
+]
+ExecutorOption = Annotated[
+    ExecutorKind, typer.Option(help="local (processes on this machine) or ray (a Ray instance or cluster).")
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option(metavar="ADDRESS", help="Ray cluster to use: ray://HOST:10001 or auto; default: start Ray locally."),
+]
+OutOption = Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")]
+
 
 @command()
 def sweep(
-    spec: Annotated[
-        Path | None, typer.Argument(metavar="SPEC", help="The experiment's YAML spec (not needed with --resume).")
-    ] = None,
+    spec: SpecArgument = None,
     sets: Annotated[
         list[str] | None,
         typer.Option(
@@ -38,15 +49,8 @@ def sweep(
         typer.Option("--file", metavar="FILE", help="YAML mapping of spec paths to value lists, swept like --set."),
     ] = None,
     jobs: Annotated[int | None, typer.Option(metavar="N", help="Runs in parallel; default: one per CPU core.")] = None,
-    executor: Annotated[
-        ExecutorKind, typer.Option(help="local (processes on this machine) or ray (a Ray instance or cluster).")
-    ] = ExecutorKind.local,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDRESS", help="Ray cluster to use: ray://HOST:10001 or auto; default: start Ray locally."
-        ),
-    ] = None,
+    executor: ExecutorOption = ExecutorKind.local,
+    address: AddressOption = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -55,7 +59,7 @@ def sweep(
             "finished run (those whose worker died included; not those that failed or hit NaN).",
         ),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")] = Path("runs"),
+    out_dir: OutOption = Path("runs"),
     track: TrackOption = None,
     track_uri: TrackUriOption = None,
 ) -> None:
@@ -161,9 +165,7 @@ def sweep_tracking(tracking, sweep_dir: Path):
 
 @command()
 def tune(
-    spec: Annotated[
-        Path | None, typer.Argument(metavar="SPEC", help="The experiment's YAML spec (not needed with --resume).")
-    ] = None,
+    spec: SpecArgument = None,
     sets: Annotated[
         list[str] | None,
         typer.Option(
@@ -227,15 +229,8 @@ def tune(
             "spec's name.",
         ),
     ] = None,
-    executor: Annotated[
-        ExecutorKind, typer.Option(help="local (processes on this machine) or ray (a Ray instance or cluster).")
-    ] = ExecutorKind.local,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDRESS", help="Ray cluster to use: ray://HOST:10001 or auto; default: start Ray locally."
-        ),
-    ] = None,
+    executor: ExecutorOption = ExecutorKind.local,
+    address: AddressOption = None,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -243,7 +238,7 @@ def tune(
             help="A tune folder (runs/<name>/tune-<timestamp>) to continue to its trial count (or a new --trials).",
         ),
     ] = None,
-    out_dir: Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder for run directories.")] = Path("runs"),
+    out_dir: OutOption = Path("runs"),
 ) -> None:
     """Search a spec's values with Optuna (TPE by default), pruning hopeless trials; each trial is a run."""
     from dlrun.search import tune as tuning
