@@ -82,6 +82,9 @@ def test_a_lock_from_another_host_counts_as_alive(tmp_path):
     assert lock.holder(tmp_path).alive()
     with pytest.raises(lock.Locked, match="another-node"):
         lock.acquire(tmp_path)
+    # a tune's folder says which command holds it and how to share its study instead
+    with pytest.raises(lock.Locked, match=r"run by another dlrun tune \(pid \d+ on another-node\).* resume it\. To"):
+        lock.acquire(tmp_path, by="dlrun tune", hint=". To search the same study, ...")
 
 
 def test_train_holds_the_lock_only_while_it_writes_the_run(binary_experiment, tmp_path, monkeypatch):

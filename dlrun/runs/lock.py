@@ -45,11 +45,18 @@ class Holder:
 class Locked(DlrunError):
     """A live process holds the lock of a folder this process wanted to write."""
 
-    def __init__(self, holder: Holder):
-        super().__init__(
-            f"{holder.path.parent} is being written by {holder} (its lock file {holder.path} names it); "
-            f"wait for that process to end, or stop it (kill {holder.pid}), then try again"
-        )
+    def __init__(self, holder: Holder, by: str | None = None, hint: str = ""):
+        if by is None:
+            message = (
+                f"{holder.path.parent} is being written by {holder} (its lock file {holder.path} names it); "
+                f"wait for that process to end, or stop it (kill {holder.pid}), then try again"
+            )
+        else:
+            message = (
+                f"{holder.path.parent} is being run by another {by} ({holder}); wait for it to end, "
+                f"or stop it (kill {holder.pid}), then resume it{hint}"
+            )
+        super().__init__(message)
         self.holder = holder
 
 
@@ -68,8 +75,11 @@ def holder(folder: Path) -> Holder | None:
         return None
 
 
-def acquire(folder: Path) -> None:
+def acquire(folder: Path, by: str | None = None, hint: str = "") -> None:
     """Mark `folder` as written by this process, replacing a stale lock.
+
+    Args:
+        by: the command that runs such folders (`dlrun sweep`), for the message; `hint` ends it.
 
     Raises:
         Locked: a live process (or one on another host) holds the folder's lock.
@@ -81,9 +91,9 @@ def acquire(folder: Path) -> None:
             return
         current = holder(folder)
         if current is not None and current.alive():
-            raise Locked(current)
+            raise Locked(current, by, hint)
         path.unlink(missing_ok=True)  # stale (or unreadable): its writer is gone
-    raise Locked(holder(folder) or Holder(path, -1, "?", None))
+    raise Locked(holder(folder) or Holder(path, -1, "?", None), by, hint)
 
 
 def release(folder: Path) -> None:

@@ -324,13 +324,7 @@ def execute(
     """
     sweep_dir = Path(sweep_dir)
     read_manifest(sweep_dir)  # a folder that is not a sweep gets no lock file
-    try:
-        lock.acquire(sweep_dir)
-    except lock.Locked as exc:
-        raise DlrunError(
-            f"{sweep_dir} is being run by another dlrun sweep ({exc.holder}); wait for it to end, "
-            f"or stop it (kill {exc.holder.pid}), then resume it"
-        ) from None
+    lock.acquire(sweep_dir, by="dlrun sweep")
     try:
         return _execute(sweep_dir, executor, console, on_result, on_plan, tracking)
     finally:

@@ -234,14 +234,8 @@ def execute(
     """
     tune_dir = Path(tune_dir)
     read_manifest(tune_dir)  # a folder that is not a tune gets no lock file
-    try:
-        lock.acquire(tune_dir)
-    except lock.Locked as exc:
-        raise DlrunError(
-            f"{tune_dir} is being run by another dlrun tune ({exc.holder}); wait for it to end, or stop it "
-            f"(kill {exc.holder.pid}), then resume it. To search the same study from another process, start "
-            "a new tune with the same --storage and --study"
-        ) from None
+    hint = ". To search the same study from another process, start a new tune with the same --storage and --study"
+    lock.acquire(tune_dir, by="dlrun tune", hint=hint)
     try:
         return _Driver(tune_dir, console).run(executor, trials, timeout, on_plan)
     finally:
