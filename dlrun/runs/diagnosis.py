@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from dlrun.runs.history import VAL, History, best_of
+from dlrun.spec.yamltext import node_at
 
 # --- thresholds --------------------------------------------------------------------------------
 # An epoch's training loss is a mean over all its batches, so in healthy training it falls (or
@@ -210,15 +211,7 @@ class _Curves:
 
     def setting(self, *path: str | int) -> Any:
         """A value of the run's config.yaml, None when unknown."""
-        node: Any = self.config
-        for step in path:
-            if isinstance(node, dict):
-                node = node.get(step)
-            elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-                node = node[step]
-            else:
-                return None
-        return node
+        return node_at(self.config, path)
 
 
 def diagnose(history: History, summary: dict | None = None, config: dict | None = None) -> Diagnosis:

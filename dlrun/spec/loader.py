@@ -29,6 +29,7 @@ from dlrun.spec.yamltext import (  # noqa: F401 (re-exported: where the YAML rul
     MAX_DEPTH,
     SpecLoader,
     YAMLLimitError,
+    node_at,
     parse_value,
     value_text,
 )
@@ -429,7 +430,7 @@ def _problem(source: Source, error: dict) -> Problem:
         message = f"missing required key {loc[-1]!r}: add it"
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         union = _union_for(error, loc, source.data)
-        node = _node_at(source.data, loc)
+        node = node_at(source.data, loc)
         tag = node.get(union.key) if isinstance(node, dict) else node
         message = (
             names.unknown_name(union.noun, tag, union.choices)
@@ -509,7 +510,7 @@ def _where(source: Source, loc: Loc) -> tuple[str, str]:
 
 def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
     """Return the spec model of the mapping at `loc`, a union's member chosen by the data's tag."""
-    return _pick(_annotation_at(loc, data), _node_at(data, loc))
+    return _pick(_annotation_at(loc, data), node_at(data, loc))
 
 
 def _annotation_at(loc: Loc, data: Any) -> Any:
@@ -518,7 +519,7 @@ def _annotation_at(loc: Loc, data: Any) -> Any:
     node = data
     for step in loc:
         annotation = _child(annotation, step, node)
-        node = _node_at(node, (step,))
+        node = node_at(node, (step,))
         if annotation is None:
             return None
     return annotation
@@ -551,19 +552,6 @@ def _pick(annotation: Any, node: Any) -> type[BaseModel] | None:
 def _tags(model: type[BaseModel], key: str) -> tuple:
     """Return the values the Literal field `key` of a union member allows (its tag)."""
     return get_args(model.model_fields[key].annotation)
-
-
-def _node_at(data: Any, loc: Loc) -> Any:
-    """Return the user's data at `loc`, or None where there is none."""
-    node = data
-    for step in loc:
-        if isinstance(node, dict):
-            node = node.get(step)
-        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-            node = node[step]
-        else:
-            return None
-    return node
 
 
 def _unwrap(annotation: Any) -> list:

@@ -165,3 +165,16 @@ def _safe_scalar(text: str) -> bool:
         return parse_value(text) == text
     except yaml.YAMLError:
         return False
+
+
+def node_at(data: Any, path) -> Any:
+    """Return the value at a path of keys and list indexes in YAML data (a spec, a config.yaml), None where none is."""
+    node = data
+    for step in path:
+        if isinstance(node, dict):
+            node = node.get(step)
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
+            node = node[step]
+        else:
+            return None
+    return node
