@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from dlrun.data.csvfile import check_unique
 from dlrun.errors import DataError
 
 FORMATS = {".parquet": "Parquet", ".feather": "Feather", ".arrow": "Arrow"}
@@ -95,14 +96,7 @@ def read_header(path: str | Path) -> list[str]:
     names = list(read_schema(path).names)
     if not names:
         raise DataError(f"{path} has no columns")
-    seen: dict[str, int] = {}
-    for number, name in enumerate(names, start=1):
-        if name in seen:
-            raise DataError(
-                f"{path}: the schema names column {name!r} twice (columns {seen[name]} and {number}); "
-                "rename one so that every column has its own name"
-            )
-        seen[name] = number
+    check_unique(names, path, "schema")
     return names
 
 

@@ -161,15 +161,24 @@ def _header(reader, path: Path, options: CsvOptions) -> list[str]:
         raise DataError(f"{path} is empty: a CSV with a header line and at least one row is needed")
     columns = [name.strip() for name in header]
     _check_separator(columns, options, path)
+    check_unique(columns, path, "header")
+    return columns
+
+
+def check_unique(columns: list[str], path: str | Path, source: str) -> None:
+    """Refuse a column name given twice, naming both places (`source`: the header, a Parquet file's schema).
+
+    Raises:
+        DataError: a name is there twice.
+    """
     seen: dict[str, int] = {}
     for number, name in enumerate(columns, start=1):
         if name in seen:
             raise DataError(
-                f"{path}: the header names column {name!r} twice (columns {seen[name]} and {number}); "
+                f"{path}: the {source} names column {name!r} twice (columns {seen[name]} and {number}); "
                 "rename one so that every column has its own name"
             )
         seen[name] = number
-    return columns
 
 
 def _other_separator(columns: list[str], options: CsvOptions) -> str | None:
