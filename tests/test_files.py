@@ -20,6 +20,7 @@ from dlrun.cli import app
 from dlrun.data.files import read_chunks, read_frame
 from dlrun.data.kinds import column_kinds
 from dlrun.data.prepare import prepare
+from dlrun.errors import DataError
 from dlrun.spec.loader import load_spec
 
 from conftest import binary_spec, mixed_frame, write_spec
@@ -243,3 +244,10 @@ def test_init_on_a_parquet_file_says_what_to_do(tmp_path):
     result = runner.invoke(app, ["init", "data.parquet", "--target", "target"])
     assert result.exit_code == 1
     assert "dlrun init reads CSV files" in " ".join(result.output.split())
+
+
+def test_a_parquet_schema_that_names_a_column_twice_is_refused_as_a_csv_header_is(tmp_path):
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0]), pa.array([3.0])], ["a", "b", "a"]), path)
+    with pytest.raises(DataError, match=r"the schema names column 'a' twice \(columns 1 and 3\); rename one"):
+        read_frame(path)
