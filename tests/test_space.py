@@ -182,6 +182,14 @@ def test_train_refuses_a_distribution_and_says_what_it_is_for(tmp_path, experime
     assert "--set training.epochs=int(1,5)" in result.stderr and "is for `dlrun tune`" in result.stderr
 
 
+def test_a_misspelled_distribution_is_named_with_the_one_meant(tmp_path, experiment):
+    path = write_spec(tmp_path, experiment)
+    result = runner.invoke(app, ["tune", str(path), "--set", "training.epochs=innt(1,5)", "--trials", "2"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "--set training.epochs=innt(1,5)" in result.stderr
+    assert "did you mean the distribution int(...)?" in result.stderr
+
+
 # --- Optuna's view of the space ---------------------------------------------------------------
 
 

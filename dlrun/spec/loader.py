@@ -23,7 +23,7 @@ from dlrun.spec.models import (
     KerasSchedule,
     Spec,
 )
-from dlrun.spec.space import looks_like_distribution
+from dlrun.spec.space import NAMES, looks_like_distribution, misspelled_distribution
 from dlrun.spec.yamltext import (  # noqa: F401 (re-exported: where the YAML rules were first)
     MAX_ALIAS_NODES,
     MAX_DEPTH,
@@ -305,6 +305,8 @@ def validate(source: Source) -> Spec:
                 # a distribution given where one value is needed (train --set); a search entry's own problem
                 # (`search.PATH`) is about the distribution, not about giving one
                 problem.message += " (a distribution like loguniform(1e-4, 1e-1) is for `dlrun tune`; give one value)"
+            elif problem.where.startswith("--set ") and (guess := misspelled_distribution(given)):
+                problem.message += f" (did you mean the distribution {guess}(...)? dlrun tune knows {', '.join(NAMES)})"
         raise SpecError(f"invalid spec {source.path or ''}".strip(), problems) from None
 
 

@@ -28,6 +28,16 @@ def looks_like_distribution(text: str) -> bool:
     return bool(match) and match.group(1) in NAMES
 
 
+def misspelled_distribution(text: str) -> str | None:
+    """Return the distribution a call with an unknown name was likely meant as (`logunifrom(...)`), or None."""
+    from dlrun.spec.names import closest
+
+    match = _CALL.match(text)
+    if not match or match.group(1) in NAMES:
+        return None
+    return closest(match.group(1), NAMES)
+
+
 def split_sets(sets: list[str]) -> tuple[list[str], list[str]]:
     """Split `--set` texts into overrides (`PATH=VALUE`) and distributions (`PATH=DIST`, for the search)."""
     distributions = [text for text in sets if looks_like_distribution(text.partition("=")[2])]
