@@ -9,10 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Table and help widths come from COLUMNS where a test sets it (CliRunner's env), never from the shell running pytest.
 os.environ.pop("COLUMNS", None)
+
+# A property test's examples take as long as the machine is busy: no deadline, on any machine
+settings.register_profile("dlrun", deadline=None)
+settings.load_profile("dlrun")
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,10 @@ from dlrun.training.fit import train
 from dlrun.training.resume import plan_resume, resume
 
 from conftest import ROOT, binary_spec, make_binary_csv, write_spec
+from holds import Holds
+
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("faults")
 
 runner = CliRunner()
 
@@ -106,21 +109,19 @@ def complete_rows(history: Path) -> int:
 def test_a_killed_run_resumes_to_the_history_of_an_uninterrupted_one(tmp_path, reference, signum):
     spec = resumable_spec(tmp_path)
     at = random.Random(signum).randint(5, 30)  # a random epoch, the same on every test run
+    holds = Holds(tmp_path / "holds", epoch=at)  # the run waits there until the signal comes, at any speed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(
         [sys.executable, "-m", "dlrun", "train", spec, "--out", "runs", "-q", "--checkpoint-every", "0"],
-        env=env,
+        env=holds.env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while not any(complete_rows(h) >= at for h in tmp_path.glob("runs/spec/*/history.csv")):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "training never reached the epoch to kill it at"
-        time.sleep(0.02)
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=60)
+    holds.wait(process)
+    assert complete_rows(next(tmp_path.glob("runs/spec/*/history.csv"))) == at
+    process.send_signal(signum)  # SIGTERM also ends the hold: the epoch after it is the last
+    _, stderr = process.communicate(timeout=120)
     (run_dir,) = (tmp_path / "runs" / "spec").iterdir()
     if signum == signal.SIGTERM:  # handled like Ctrl-C: the epoch in flight ends, everything is kept
         assert process.returncode == 143 and "interrupted after" in stderr and "Traceback" not in stderr, stderr

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
-import time
 
 from rich.console import Console
 
-from conftest import binary_spec, make_binary_csv, write_spec
+from conftest import ROOT, binary_spec, make_binary_csv, write_spec
+from holds import Holds
 
 
 def drive(epochs: int, seconds_per_epoch: float, stop_after: int, monkeypatch) -> list[str]:
@@ -47,28 +48,32 @@ def test_a_long_run_is_thinned_to_a_line_every_few_seconds_and_says_where_it_sto
 
 
 def test_train_redirected_to_a_file_writes_progress_before_it_ends(tmp_path):
-    """A 0-byte log until the end was the bug: lines must be in the file while training still runs."""
+    """A 0-byte log until the end was the bug: lines must be in the file while training still runs.
+
+    The run is held at the end of its first epoch (`holds`), so "still runs" holds at any speed.
+    """
     make_binary_csv(tmp_path / "data.csv")
     spec = write_spec(tmp_path, binary_spec(epochs=60))
     log = tmp_path / "train.log"
+    holds = Holds(tmp_path / "holds", epoch=1)
     with log.open("w") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "dlrun", "train", str(spec), "--out", str(tmp_path / "runs")],
             stdout=handle,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
+            env=holds.env(
+                {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+            ),
         )
         try:
-            deadline = time.monotonic() + 120
-            while "epoch 1/60" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.02)
-            running = process.poll() is None
-            first = log.read_text()
-            assert process.wait(timeout=120) == 0, log.read_text()
+            holds.wait(process)
+            first = log.read_text()  # written while the run waits after its first epoch
+            holds.release()
+            assert process.wait(timeout=300) == 0, log.read_text()
         finally:
             process.kill()
-    assert running, f"training ended before any progress line reached the file:\n{first}"
-    assert "epoch 1/60  loss " in first and " val_loss " in first and " elapsed " in first
+    assert "epoch 1/60  loss " in first and " val_loss " in first and " elapsed " in first, first
     assert "Status" not in first  # the end-of-run table came later
     final = log.read_text()
     assert "epoch 60/60" in final and "Status" in final and "━" not in final

@@ -3,6 +3,8 @@ and a resume while another process still writes a run.
 
 The sweeps run as `python -m dlrun sweep` subprocesses, the way a user starts them; the tests find a
 worker by the pid in the lock file of the run it writes, or the driver's workers by their parent pid.
+Runs are held at the end of their first epoch (`holds.Holds`) until a test has acted, so each test sees
+the same state whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dlrun.runs import reading
 from dlrun.search import sweep
 
 from conftest import ROOT, binary_spec, make_binary_csv, write_spec
+from holds import Holds
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find processes")
 
@@ -37,10 +40,10 @@ DLRUN = (
 
 
 @pytest.fixture
-def slow_spec(tmp_path) -> Path:
-    """A spec whose runs last long enough (20 epochs of 94 batches) to be killed mid-run."""
-    make_binary_csv(tmp_path / "data.csv", rows=2000)
-    return write_spec(tmp_path, binary_spec(epochs=20, batch_size=16))
+def small_spec(tmp_path) -> Path:
+    """A spec of short runs (4 epochs of 4 batches): a hold keeps one mid-run while a test acts."""
+    make_binary_csv(tmp_path / "data.csv", rows=80)
+    return write_spec(tmp_path, binary_spec(epochs=4, batch_size=16))
 
 
 class InProcess:
@@ -59,14 +62,14 @@ def start_sweep():
     """Start `dlrun sweep ARGS` in its own session; at the end, kill what is left of it (a failed test's orphans)."""
     started: list[subprocess.Popen] = []
 
-    def start(*args: str) -> subprocess.Popen:
+    def start(*args: str, holds: Holds) -> subprocess.Popen:
         with open("out.txt", "w") as out, open("err.txt", "w") as err:
             started.append(
                 subprocess.Popen(
                     [sys.executable, "-c", DLRUN, "sweep", *args],
                     stdout=out,
                     stderr=err,
-                    env=ENV,
+                    env=holds.env(ENV),
                     start_new_session=True,
                 )
             )
@@ -80,18 +83,6 @@ def start_sweep():
             except ProcessLookupError:
                 pass  # gone, as it should be
         driver.wait()
-
-
-def wait_for(condition, driver: subprocess.Popen, what: str, timeout: float = 180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        assert driver.poll() is None, f"the sweep ended before {what}:\n{Path('err.txt').read_text()}"
-        time.sleep(0.05)
-    driver.kill()
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def the_sweep() -> Path:
@@ -155,11 +146,18 @@ def runs_per_point(sweep_dir: Path) -> dict[str, int]:
     return counts
 
 
-def test_a_dead_worker_fails_only_its_point_and_resume_retrains_just_that_point(slow_spec, start_sweep, monkeypatch):
-    driver = start_sweep(str(slow_spec), *SEEDS, "--jobs", "2")
-    victim = wait_for(training, driver, "a run with a finished epoch")[0]
+def test_a_dead_worker_fails_only_its_point_and_resume_retrains_just_that_point(
+    small_spec, start_sweep, monkeypatch, tmp_path
+):
+    holds = Holds(tmp_path / "holds", epoch=1)
+    driver = start_sweep(str(small_spec), *SEEDS, "--jobs", "2", holds=holds)
+    held = holds.wait(driver)[0]
+    victim = Path(held["run_dir"])
+    assert victim in training()  # a finished epoch on disk, still training
     worker = worker_of(victim, driver.pid)
+    assert worker == held["pid"]
     os.kill(worker, signal.SIGKILL)
+    holds.release()  # the other runs go on
     assert driver.wait(timeout=180) == 1
     err = Path("err.txt").read_text()
     sweep_dir = the_sweep()
@@ -188,10 +186,12 @@ def test_a_dead_worker_fails_only_its_point_and_resume_retrains_just_that_point(
 
 
 def test_killing_the_driver_kills_its_workers_and_resume_trains_only_what_did_not_finish(
-    slow_spec, start_sweep, monkeypatch
+    small_spec, start_sweep, monkeypatch, tmp_path
 ):
-    driver = start_sweep(str(slow_spec), *SEEDS, "--jobs", "2")
-    wait_for(lambda: finished() and training(), driver, "a finished run and one in progress")
+    holds = Holds(tmp_path / "holds", epoch=1, runs=[2, 3, 4])  # the first run to start finishes, no other
+    driver = start_sweep(str(small_spec), *SEEDS, "--jobs", "2", holds=holds)
+    holds.wait(driver, count=2, also=lambda: bool(finished()))  # both workers busy, one run done
+    assert len(training()) == 2
     workers = children(driver.pid)
     assert len(workers) >= 2
     driver.send_signal(signal.SIGKILL)
@@ -230,11 +230,13 @@ def test_killing_the_driver_kills_its_workers_and_resume_trains_only_what_did_no
         pytest.param(lambda driver: driver.send_signal(signal.SIGTERM), 143, id="sigterm-to-the-driver-alone"),
     ],
 )
-def test_ctrl_c_or_sigterm_stops_the_runs_in_progress_and_starts_nothing(slow_spec, start_sweep, stop, code):
+def test_ctrl_c_or_sigterm_stops_the_runs_in_progress_and_starts_nothing(small_spec, start_sweep, stop, code, tmp_path):
     """A terminal's Ctrl-C goes to the driver's process group, SIGTERM (kill, timeout) to the driver alone:
-    either way the driver stops its busy worker with one SIGINT."""
-    driver = start_sweep(str(slow_spec), "--seeds", "0,1", "--jobs", "1")
-    busy = wait_for(training, driver, "a run with a finished epoch")[0]
+    either way the driver stops its busy worker with one SIGINT (the signal also ends the run's hold)."""
+    holds = Holds(tmp_path / "holds", epoch=1)
+    driver = start_sweep(str(small_spec), "--seeds", "0,1", "--jobs", "1", holds=holds)
+    holds.wait(driver)
+    (busy,) = training()
     stop(driver)
     assert driver.wait(timeout=120) == code  # the shell's 128 + the signal
     points = json.loads((the_sweep() / "sweep.json").read_text())["points"]

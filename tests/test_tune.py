@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from dlrun.search import study as studies
 from dlrun.search import tune as tuning
 
 from conftest import ROOT, binary_spec, make_binary_csv, make_regression_csv, write_spec
+from holds import Holds
 
 optuna = pytest.importorskip("optuna")
 runner = CliRunner()
@@ -169,26 +169,23 @@ def test_two_processes_sharing_a_storage_run_the_trial_count_once(tmp_path):
 
 
 def test_ctrl_c_keeps_the_finished_trials_and_resume_tries_the_interrupted_one_again(tmp_path, in_process):
-    make_binary_csv(tmp_path / "data.csv", rows=1000)
-    spec = write_spec(tmp_path, binary_spec(epochs=20, batch_size=16))
+    make_binary_csv(tmp_path / "data.csv", rows=100)
+    spec = write_spec(tmp_path, binary_spec(epochs=4, batch_size=16))
+    holds = Holds(tmp_path / "holds", epoch=1, runs=[2])  # the first trial finishes, the second waits mid-run
     with open("err.txt", "w") as err:
         driver = subprocess.Popen(
             [sys.executable, "-c", DLRUN, "tune", str(spec), "--set", f"{LR}=loguniform(1e-3,1e-1)", "--trials", "3"]
             + ["--pruner", "none"],
             stdout=subprocess.DEVNULL,
             stderr=err,
-            env=ENV,
+            env=holds.env(ENV),
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # one trial finished, the next one trained an epoch
-            states = _states()
-            if states.count("COMPLETE") == 1 and "RUNNING" in states and _training_epochs() >= 1:
-                break
-            assert driver.poll() is None, Path("err.txt").read_text()
-            time.sleep(0.1)
-        os.killpg(driver.pid, signal.SIGINT)
+        holds.wait(driver)  # one trial finished, the next one trained an epoch
+        states = _states()
+        assert states.count("COMPLETE") == 1 and "RUNNING" in states and _training_epochs() >= 1, states
+        os.killpg(driver.pid, signal.SIGINT)  # the signal also ends the hold
         assert driver.wait(timeout=120) == 130, Path("err.txt").read_text()
     finally:
         if driver.poll() is None:
