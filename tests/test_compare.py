@@ -19,6 +19,9 @@ from dlrun.runs import compare, plot, reading
 
 from conftest import assert_fits, binary_spec, make_binary_csv, write_spec
 
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("compare")
+
 runner = CliRunner()
 
 

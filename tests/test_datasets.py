@@ -8,6 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("datasets")
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "configs" / "data"
 SHAPES = {

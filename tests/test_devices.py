@@ -17,6 +17,9 @@ from dlrun.cli import app
 
 from conftest import binary_spec, make_binary_csv, write_spec
 
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("devices")
+
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,6 +18,9 @@ from dlrun.runs.plot import run_figures
 
 from conftest import CONFIGS
 
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("diagnose")
+
 runner = CliRunner()
 SPEC = CONFIGS / "06_binary_classification.yaml"
 WIDE = (

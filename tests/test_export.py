@@ -28,6 +28,9 @@ SERVE = """
 import json, sys
 import numpy as np, pandas as pd, tensorflow as tf
 
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("export")
+
 for case in json.loads(sys.argv[1]):
     serve = tf.saved_model.load(case["model"]).signatures["serving_default"]
     with open(case["model"] + "/assets.extra/dlrun_export.json") as handle:

@@ -18,6 +18,9 @@ from dlrun.spec.loader import load_spec
 
 from conftest import binary_spec, mixed_frame, write_spec
 
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("predict")
+
 runner = CliRunner()
 
 

@@ -166,10 +166,21 @@ def test_a_bad_override_fails_its_point_before_any_worker_starts(experiment):
     assert [row["model.layers[0].units"] for row in result.table] == [0, -1]
 
 
-def test_resume_runs_only_the_missing_points(experiment):
+class InProcess:
+    """Run points with the real worker function, in this process (the process pool: the 2x2 sweep)."""
+
+    def run(self, tasks, on_start):
+        from dlrun.search.executors import run_point
+
+        for task in tasks:
+            on_start(task[0])
+            yield run_point(*task, 2)
+
+
+def test_resume_runs_only_the_missing_points(experiment, monkeypatch):
     grid = sweep.make_grid(["training.epochs=1"], "0,1,2")
     sweep_dir = sweep.start(experiment, grid, Path("runs"))
-    first = sweep.execute(sweep_dir, sweep.make_executor("local", 2, None, 3))
+    first = sweep.execute(sweep_dir, InProcess())
     assert [p["status"] for p in first.manifest["points"]] == ["completed"] * 3
     points = first.manifest["points"]
     kept = sweep_dir / points[0]["run_dir"]
@@ -181,8 +192,11 @@ def test_resume_runs_only_the_missing_points(experiment):
     manifest["points"][2]["status"] = "interrupted"
     (sweep_dir / "sweep.json").write_text(json.dumps(manifest))
 
+    made = []
+    monkeypatch.setattr(sweep, "make_executor", lambda *args: made.append(args) or InProcess())
     result = runner.invoke(app, ["sweep", "--resume", str(sweep_dir), "--jobs", "2"])
     assert result.exit_code == 0, result.output
+    assert made[0][:2] == ("local", 2)  # --jobs reached the executor
     resumed = json.loads((sweep_dir / "sweep.json").read_text())["points"]
     assert [p["status"] for p in resumed] == ["completed"] * 3
     assert resumed[0]["run_dir"] == points[0]["run_dir"] and (kept / "summary.json").read_text() == kept_summary
@@ -268,17 +282,6 @@ def test_a_ray_task_whose_worker_died_is_retried_by_resume_and_a_ray_task_error_
     assert _ray_failure(ray, 1, ray.exceptions.OutOfMemoryError("memory monitor killed it"))["retry"]
     failed = _ray_failure(ray, 2, ray.exceptions.RayTaskError("run_point", "Traceback ...", ValueError("bug")))
     assert failed["status"] == "failed" and not failed["retry"]
-
-
-class InProcess:
-    """Run points with the real worker function, in this process (the process pool is tested above)."""
-
-    def run(self, tasks, on_start):
-        from dlrun.search.executors import run_point
-
-        for task in tasks:
-            on_start(task[0])
-            yield run_point(*task, 2)
 
 
 def test_a_nan_run_is_kept_and_reported_in_the_table(tmp_path):
