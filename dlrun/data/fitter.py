@@ -36,7 +36,9 @@ from dlrun.data.preprocess import (
     check_labels,
     date_values,
     label_of,
+    looks_like_numbers,
     missing_mask,
+    sorted_labels,
     task_of,
     to_numbers,
 )
@@ -336,7 +338,7 @@ class Fitter:
         columns = [self._column(plan) for plan in self.plans]
         classes = labels = None
         if self.task != "regression":
-            found = sorted(self.labels, key=lambda v: (str(type(v)), v))
+            found = sorted_labels(self.labels)
             if len(found) < 2:
                 raise DataError(
                     f"data.target: column {self.target!r} in {self.source} has a single class "
@@ -346,9 +348,16 @@ class Fitter:
             if self.task == "multiclass":
                 classes = found
             elif len(found) > 2:
+                shown = ", ".join(map(str, found[:10])) + (", ..." if len(found) > 10 else "")
+                if looks_like_numbers(found):
+                    raise DataError(
+                        f"data.target: column {self.target!r} in {self.source} has {len(found)} distinct numbers "
+                        f"({shown}): a number to predict, but a binary loss needs two classes; use loss: mae "
+                        "(or mse) with a one-unit linear output layer"
+                    )
                 raise DataError(
                     f"data.target: column {self.target!r} in {self.source} has {len(found)} classes "
-                    f"({', '.join(map(str, found[:10]))}) but a binary loss needs two; use loss: "
+                    f"({shown}) but a binary loss needs two; use loss: "
                     "sparse_categorical_crossentropy with a softmax output layer"
                 )
             elif found != [0, 1]:

@@ -273,6 +273,24 @@ def label_of(value) -> Any:
     return str(value).strip()
 
 
+NUMBER_LIKE_CLASSES = 20
+"""More distinct whole-number labels than this look like a quantity to predict, not classes."""
+
+
+def sorted_labels(labels) -> list:
+    """Return target labels in order: numbers by value (1, 1.5, 2), then text."""
+    return sorted(labels, key=lambda v: (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)))
+
+
+def looks_like_numbers(labels) -> bool:
+    """Whether a target's labels look like a quantity to predict rather than classes: every one a number,
+    and some not whole (14.5) or more than `NUMBER_LIKE_CLASSES` of them."""
+    labels = list(labels)
+    if not labels or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
+        return False
+    return len(labels) > NUMBER_LIKE_CLASSES or any(isinstance(v, float) for v in labels)
+
+
 def keep_rows(
     frame, target: str | None, drop_rows: list, options: CsvOptions | dict | None = None, task: str = "regression"
 ) -> tuple[np.ndarray, dict[str, int]]:
@@ -536,7 +554,7 @@ class Preprocessing:
                     f"; {len(names)} classes looks like a number to predict: use a regression loss such as mae "
                     "with a one-unit linear output"
                 )
-                if len(names) > 20
+                if looks_like_numbers(names)
                 else ""
             )
             raise DataError(
