@@ -185,14 +185,15 @@ def sample_weights(series, name: str, source: str, options: CsvOptions) -> np.nd
 
 
 def _refuse_text(series, bad: np.ndarray, name: str, source: str, options: CsvOptions) -> None:
-    where = bad.nonzero()[0]
-    first = series.index[where[0]]
+    rows = bad.nonzero()[0]
+    at = rows[np.argmin(np.asarray(series.index[rows]))]  # the first in the file: split rows come shuffled
+    first = series.index[at]
     cell = _cells(source, options, name, [first]).get(first)
     where = f"line {cell[0]}" if cell else position(source, first)
     decimal = options.decimal
     raise DataError(
-        f"{source}: column {name!r} is numeric but {where} holds {series.loc[first]!r}"
-        f" ({len(where)} such row{'s' if len(where) > 1 else ''}). Expected a finite number"
+        f"{source}: column {name!r} is numeric but {where} holds {_plain(series.iloc[at])!r}"
+        f" ({len(rows)} such row{'s' if len(rows) > 1 else ''}). Expected a finite number"
         f"{' with decimal mark ' + repr(decimal) if decimal != '.' else ''}: fix the value, or declare the "
         f"column categorical with data.columns.{name}.kind: categorical"
     )
