@@ -150,6 +150,27 @@ def test_evaluate_without_the_target_says_predict_needs_none_before_importing_te
     assert "that the model needs" not in message
 
 
+def test_predict_out_dash_writes_csv_to_standard_output_and_says_what_it_did_on_standard_error(trained, tmp_path):
+    file = tmp_path / "p.csv"
+    valid = str(trained["folder"] / "valid.csv")
+    assert runner.invoke(app, ["predict", str(trained["run"]), valid, "--out", str(file)]).exit_code == 0
+    result = runner.invoke(app, ["predict", str(trained["run"]), valid, "--out", "-"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == file.read_text()  # the same CSV, with no line of chatter in it
+    said = "wrote 40 predictions to standard output; unseen categories (encoded as all zeros): city 2\n"
+    assert result.stderr == said
+    assert not (tmp_path / "-").exists()
+
+
+def test_predict_on_a_missing_file_given_on_the_command_line_says_where_it_is_looked_for(trained, tmp_path):
+    for command in ("predict", "evaluate"):
+        result = runner.invoke(app, [command, str(trained["run"]), "nosuch.csv"])
+        assert result.exit_code == 1
+        assert result.output == (
+            f"error: data file not found: nosuch.csv (a path on the command line is relative to {tmp_path})\n"
+        )
+
+
 def test_predict_on_something_that_is_not_a_run(tmp_path):
     result = runner.invoke(app, ["predict", str(tmp_path), "x.csv"])
     assert result.exit_code == 1 and "has no preprocessing.json" in result.output
