@@ -19,7 +19,7 @@ import numpy as np
 
 from dlrun.data.csvfile import not_found
 from dlrun.data.files import FrameWriter, read_header
-from dlrun.data.preprocess import Preprocessing
+from dlrun.data.preprocess import Preprocessing, left_out
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs
 from dlrun.runs.reading import read_config
@@ -210,6 +210,12 @@ class Evaluation:
     rows: int
     dropped: dict[str, int]
     unseen: dict[str, int]
+    target: str | None = None
+
+    @property
+    def left_out(self) -> str | None:
+        """The rows left out, in words (`preprocess.left_out`)."""
+        return left_out(self.dropped, self.target)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -247,4 +253,4 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
 
     steps = -(-rows // run.batch_size)  # known, so Keras does not warn when the generator ends
     results = run.model.evaluate(batch_dataset(batches, pre), steps=steps, verbose=0, return_dict=True)
-    return Evaluation({k: float(v) for k, v in results.items()}, rows, dict(dropped), dict(unseen))
+    return Evaluation({k: float(v) for k, v in results.items()}, rows, dict(dropped), dict(unseen), pre.target)

@@ -116,6 +116,17 @@ def test_evaluate_matches_the_metrics_in_summary(trained):
     assert "valid.csv: 40 rows" in [line.strip() for line in table.output.splitlines()]  # the title, whole
 
 
+def test_rows_left_out_are_said_in_words_by_train_and_evaluate(trained):
+    lines = [" ".join(line.split()) for line in trained["output"].splitlines()]
+    assert "Left out 2 rows with an empty target 'target'" in lines
+    rows = pd.read_csv(trained["folder"] / "valid.csv")
+    rows.loc[[0, 3, 7], "target"] = np.nan
+    rows.to_csv(trained["folder"] / "gaps.csv", index=False)
+    result = runner.invoke(app, ["evaluate", str(trained["run"]), str(trained["folder"] / "gaps.csv")])
+    assert result.exit_code == 0, result.output
+    assert "rows left out: 3 rows with an empty target 'target'" in result.output.splitlines()
+
+
 def test_predict_on_a_csv_missing_columns_names_them(trained):
     rows = pd.read_csv(trained["folder"] / "valid.csv").drop(columns=["age", "city"])
     rows.to_csv(trained["folder"] / "partial.csv", index=False)

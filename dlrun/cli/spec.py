@@ -91,7 +91,8 @@ def check(
     with reported():
         report = check_spec(load_spec(spec, overrides))
     print(report.summary)
-    out.print("Rows: " + ", ".join(f"{part} {n}" for part, n in report.rows.items()), markup=False)
+    rows = "Rows: " + ", ".join(f"{part} {n}" for part, n in report.rows.items())
+    out.print(rows + (f"; left out: {report.left_out}" if report.left_out else ""), markup=False, soft_wrap=True)
     if report.classes is not None:
         total = sum(report.classes.values())
         out.print(

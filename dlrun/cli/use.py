@@ -79,8 +79,8 @@ def evaluate(
     for key, value in result.metrics.items():
         table.add_row(key, fmt(value))
     out.print(table)
-    if any(result.dropped.values()):
-        out.print(f"rows left out: {result.dropped}", markup=False)
+    if result.left_out:
+        out.print(f"rows left out: {result.left_out}", markup=False, soft_wrap=True)
     if result.unseen:
         out.print(f"unseen categories (encoded as all zeros): {result.unseen}", markup=False)
 

@@ -97,6 +97,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
         w_valid=encoded["validation"].w,
         w_test=test.w if test else None,
         class_counts=dict(fitter.labels),
+        warnings=fitter.constant_warnings(),
     )
 
 

@@ -292,6 +292,23 @@ def looks_like_numbers(labels) -> bool:
     return len(labels) > NUMBER_LIKE_CLASSES or any(isinstance(v, float) for v in labels)
 
 
+def left_out(dropped: dict[str, int], target: str | None = None) -> str | None:
+    """Say in words which rows `keep_rows` left out and why (None when none):
+    `8 rows with an empty target 'mpg', 2 with an empty cell in a drop_rows column`."""
+    empty_target, gaps = dropped.get("missing_target", 0), dropped.get("missing_values", 0)
+    parts = []
+    if empty_target:
+        parts.append(
+            f"{empty_target} row{'s' if empty_target != 1 else ''} with an empty target"
+            + (f" {target!r}" if target else "")
+        )
+    if gaps:
+        parts.append(
+            f"{gaps} row{'s' if gaps != 1 else ''} with an empty cell in a column whose data.missing is drop_rows"
+        )
+    return ", ".join(parts) or None
+
+
 def keep_rows(
     frame, target: str | None, drop_rows: list, options: CsvOptions | dict | None = None, task: str = "regression"
 ) -> tuple[np.ndarray, dict[str, int]]:
