@@ -398,3 +398,12 @@ def test_runs_with_different_losses_are_grouped_by_loss_and_flagged(tmp_path):
     assert as_json.stderr == note + "\n"
     one_loss = runner.invoke(app, ["compare", *map(str, dirs[::2])], env={"COLUMNS": "200"})
     assert "note:" not in one_loss.output
+
+
+def test_csv_lines_end_with_lf_only(tmp_path):
+    a = fake_run(tmp_path, "a", {"loss": [0.5], "val_loss": [0.3]}, 1)
+    b = fake_run(tmp_path, "b", {"loss": [0.5], "val_loss": [0.1]}, 1)
+    result = runner.invoke(app, ["compare", str(a), str(b), "--csv", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    data = (tmp_path / "t.csv").read_bytes()
+    assert b"\r" not in data and data.count(b"\n") == 3

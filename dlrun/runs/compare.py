@@ -140,7 +140,8 @@ def sort_rows(columns: list[str], table: list[dict[str, Any]], key: str, descend
 def write_csv(path: Path, columns: list[str], table: list[dict[str, Any]]) -> None:
     """Write the rows as CSV, lists and mappings as YAML flow text, blanks as empty cells."""
     with layout.atomic_path(path, parents=True) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        # LF, as every other file dlrun writes: csv's default CRLF leaves a stray \r in shell pipelines
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in table:
             writer.writerow({c: cell_text(row.get(c), raw=True) for c in columns})
