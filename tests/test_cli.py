@@ -289,3 +289,20 @@ def test_train_warns_of_constant_inputs_after_its_table(tmp_path):
     (run_dir,) = (tmp_path / "runs" / "spec").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["data_warnings"] == [line.removeprefix("warning: ") for line in CONSTANT_WARNINGS]
+
+
+def test_validate_warns_when_a_classification_loss_meets_a_target_of_many_numbers(tmp_path):
+    make_binary_csv(tmp_path / "data.csv", rows=40)
+    frame = pd.read_csv(tmp_path / "data.csv")
+    frame["target"] = [14.5 + (i % 25) for i in range(len(frame))]  # Miles_per_Gallon-like: 25 distinct numbers
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    result = runner.invoke(app, ["validate", str(write_spec(tmp_path, binary_spec()))])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: data.target: column 'target' holds 25 distinct numbers in its first rows (14.5, 15.5, 16.5, 17.5, "
+        "18.5, 19.5, 20.5, 21.5, 22.5, 23.5, ...): a number to predict, but loss 'binary_crossentropy' is for "
+        "classes; use loss: mae (or mse) with a one-unit linear output layer\n"
+    )
+    make_binary_csv(tmp_path / "data.csv", rows=40)  # 0/1 labels: nothing to say
+    binary = runner.invoke(app, ["validate", str(write_spec(tmp_path, binary_spec(), "ok.yaml"))])
+    assert binary.exit_code == 0 and binary.stderr == ""

@@ -25,8 +25,10 @@ from dlrun.data.kinds import (
     NUMERIC,
     Kind,
     column_kinds,
+    looks_like_numbers,
     number_pattern,
     select_features,
+    sorted_labels,
 )
 from dlrun.data.preprocess import (
     DEFAULT_CATEGORY_FILL,
@@ -36,9 +38,7 @@ from dlrun.data.preprocess import (
     check_labels,
     date_values,
     label_of,
-    looks_like_numbers,
     missing_mask,
-    sorted_labels,
     task_of,
     to_numbers,
 )

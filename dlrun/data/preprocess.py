@@ -20,7 +20,16 @@ import numpy as np
 
 from dlrun.data.csvfile import csv_options, locate, missing_texts, read_header
 from dlrun.data.files import position, positions, read_chunks
-from dlrun.data.kinds import CATEGORICAL, DATE, INFINITY, LARGEST, NUMERIC, number_pattern, parse_date
+from dlrun.data.kinds import (
+    CATEGORICAL,
+    DATE,
+    INFINITY,
+    LARGEST,
+    NUMERIC,
+    looks_like_numbers,
+    number_pattern,
+    parse_date,
+)
 from dlrun.errors import DataError
 from dlrun.spec.models import CsvOptions
 from dlrun.spec.names import BINARY_LOSSES, CLASS_LOSSES
@@ -272,24 +281,6 @@ def label_of(value) -> Any:
     if isinstance(value, (float, np.floating)):
         return int(value) if float(value).is_integer() else float(value)
     return str(value).strip()
-
-
-NUMBER_LIKE_CLASSES = 20
-"""More distinct whole-number labels than this look like a quantity to predict, not classes."""
-
-
-def sorted_labels(labels) -> list:
-    """Return target labels in order: numbers by value (1, 1.5, 2), then text."""
-    return sorted(labels, key=lambda v: (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)))
-
-
-def looks_like_numbers(labels) -> bool:
-    """Whether a target's labels look like a quantity to predict rather than classes: every one a number,
-    and some not whole (14.5) or more than `NUMBER_LIKE_CLASSES` of them."""
-    labels = list(labels)
-    if not labels or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
-        return False
-    return len(labels) > NUMBER_LIKE_CLASSES or any(isinstance(v, float) for v in labels)
 
 
 def left_out(dropped: dict[str, int], target: str | None = None) -> str | None:
