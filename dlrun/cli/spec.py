@@ -25,9 +25,9 @@ def validate(
     """
     from dlrun.data.files import read_header
     from dlrun.data.kinds import CATEGORICAL, DATE, column_kinds, select_features, target_mismatch
-    from dlrun.data.preprocess import task_of
     from dlrun.model import describe
     from dlrun.spec.loader import load_spec
+    from dlrun.spec.names import task_of
     from dlrun.spec.space import split_sets
 
     with reported():

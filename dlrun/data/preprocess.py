@@ -32,7 +32,7 @@ from dlrun.data.kinds import (
 )
 from dlrun.errors import DataError
 from dlrun.spec.models import CsvOptions
-from dlrun.spec.names import BINARY_LOSSES, CLASS_LOSSES
+from dlrun.spec.names import task_of
 
 DEFAULT_CATEGORY_FILL = "missing"
 _PARTS = {
@@ -44,13 +44,6 @@ _PARTS = {
     "hour": lambda d: d.hour,
     "minute": lambda d: d.minute,
 }
-
-
-def task_of(loss: str) -> str:
-    """Return regression, binary or multiclass: what the loss makes of the target column."""
-    if loss in CLASS_LOSSES:
-        return "multiclass"
-    return "binary" if loss in BINARY_LOSSES else "regression"
 
 
 def target_shape(task: str) -> tuple[int, ...]:
