@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dlrun.data.preprocess import task_of
+from dlrun.data.preprocess import left_out, task_of
 from dlrun.spec.models import Spec
 from dlrun.spec.names import BINARY_LOSSES
 
@@ -26,6 +26,8 @@ class Report:
     warnings: list[str]
     notes: list[str] = field(default_factory=list)
     """Facts worth seeing before training: steps per epoch, a schedule's steps in epochs, class weights."""
+    left_out: str | None = None
+    """The rows left out, in words (`preprocess.left_out`)."""
 
 
 def likely_mistakes(spec: Spec, targets: np.ndarray, classes: list | None) -> list[str]:
@@ -192,10 +194,11 @@ def check(spec: Spec) -> Report:
             str(labels[int(v)] if labels is not None and int(v) < len(labels) else _plain(v)): int(c)
             for v, c in zip(values, counts)
         }
-    warnings = nonfinite + likely_mistakes(spec, y, classes)
+    warnings = nonfinite + data.warnings + likely_mistakes(spec, y, classes)
     rare = imbalance_warning(spec, balance)
     notes = training_notes(spec, data.rows["train"], weights_by_label(weights, data.preprocessing))
-    return Report("\n".join(lines), data.rows, balance, warnings + ([rare] if rare else []), notes)
+    warnings += [rare] if rare else []
+    return Report("\n".join(lines), data.rows, balance, warnings, notes, left_out(data.dropped, spec.data.target))
 
 
 def _plain(value: Any) -> Any:

@@ -7,7 +7,9 @@ the run was trained on); the model is loaded with Keras's safe mode.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from dlrun.data.csvfile import not_found
 from dlrun.data.files import FrameWriter, read_header
-from dlrun.data.preprocess import Preprocessing
+from dlrun.data.preprocess import Preprocessing, left_out
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs
 from dlrun.runs.reading import read_config
 
 CHUNK_ROWS = 65536
+STDOUT = "-"
+"""`--out -`: write the predictions as CSV to standard output, as Unix tools read `-`."""
 
 
 @dataclass
@@ -57,6 +62,8 @@ def load_trained(run_dir: str | Path, data: str | Path | None = None, labelled: 
         training = {}
     pre = _read_preprocessing(run_dir / runs.PREPROCESSING, training.get("loss"))
     if data is not None:
+        if not Path(data).exists():
+            raise not_found(data, given=True)
         pre.check_columns(read_header(data, pre.csv), str(data), labelled)
     model = _load_model(run_dir / runs.MODEL)
     return Trained(run_dir, model, pre, int(training.get("batch_size", 32)))
@@ -120,7 +127,8 @@ def check_threshold(threshold: float) -> None:
 
 
 def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: float = 0.5) -> Predicted:
-    """Write the data file's rows plus the model's predictions to `out` (CSV, Parquet or Feather by its suffix).
+    """Write the data file's rows plus the model's predictions to `out` (CSV, Parquet or Feather by its suffix;
+    `-` is CSV on standard output).
 
     Regression adds `prediction`; binary adds `probability` (of the second label) and `prediction`
     (the label at `threshold`); multi-class adds `probability_<label>` per class and `prediction`.
@@ -131,30 +139,44 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
     check_threshold(threshold)
     run = load_trained(run_dir, data)
     pre = run.preprocessing
+    to_stdout = str(out) == STDOUT
     out = Path(out)
+    with contextlib.ExitStack() as stack:
+        if to_stdout:
+            writer = FrameWriter(out, pre.csv, stream=sys.stdout)
+        else:
+            # a half-written predictions file never appears; its suffix (kept by tmp) says CSV, Parquet or Feather
+            writer = FrameWriter(stack.enter_context(runs.atomic_path(out, parents=True)), pre.csv)
+        stack.enter_context(writer)
+        written, skipped, unseen = _write_predictions(run, data, writer, threshold)
+    return Predicted(out, written, skipped, dict(unseen))
+
+
+def _write_predictions(
+    run: Trained, data: str | Path, writer: FrameWriter, threshold: float
+) -> tuple[int, int, Counter]:
+    """Write each chunk of the data file with its predictions; return the rows predicted and skipped, and unseen
+    categories."""
+    pre = run.preprocessing
     written = skipped = 0
     unseen: Counter = Counter()
-    with runs.atomic_path(out, parents=True) as tmp, FrameWriter(tmp, pre.csv) as writer:
-        # a half-written predictions file never appears; its suffix (kept by tmp) says CSV, Parquet or Feather
-        for chunk in pre.read_chunks(data, CHUNK_ROWS):
-            encoded = pre.apply(chunk, str(data), labelled=False)
-            unseen.update(encoded.unseen)
-            outputs = (
-                run.model.predict(encoded.x, batch_size=max(run.batch_size, 1024), verbose=0)
-                if len(encoded.x)
-                else np.zeros((0, 1), "float32")
-            )
-            result = chunk.copy()
-            for name, values in _prediction_columns(pre, outputs, threshold).items():
-                column = (
-                    np.full(len(chunk), None, dtype=object) if values.dtype == object else np.full(len(chunk), np.nan)
-                )
-                column[encoded.kept] = values
-                result[_free_name(name, chunk.columns)] = column
-            writer.write(result)
-            written += int(encoded.kept.sum())
-            skipped += int((~encoded.kept).sum())
-    return Predicted(out, written, skipped, dict(unseen))
+    for chunk in pre.read_chunks(data, CHUNK_ROWS):
+        encoded = pre.apply(chunk, str(data), labelled=False)
+        unseen.update(encoded.unseen)
+        outputs = (
+            run.model.predict(encoded.x, batch_size=max(run.batch_size, 1024), verbose=0)
+            if len(encoded.x)
+            else np.zeros((0, 1), "float32")
+        )
+        result = chunk.copy()
+        for name, values in _prediction_columns(pre, outputs, threshold).items():
+            column = np.full(len(chunk), None, dtype=object) if values.dtype == object else np.full(len(chunk), np.nan)
+            column[encoded.kept] = values
+            result[_free_name(name, chunk.columns)] = column
+        writer.write(result)
+        written += int(encoded.kept.sum())
+        skipped += int((~encoded.kept).sum())
+    return written, skipped, unseen
 
 
 def _prediction_columns(pre: Preprocessing, outputs: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
@@ -188,6 +210,12 @@ class Evaluation:
     rows: int
     dropped: dict[str, int]
     unseen: dict[str, int]
+    target: str | None = None
+
+    @property
+    def left_out(self) -> str | None:
+        """The rows left out, in words (`preprocess.left_out`)."""
+        return left_out(self.dropped, self.target)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -225,4 +253,4 @@ def evaluate(run_dir: str | Path, data: str | Path) -> Evaluation:
 
     steps = -(-rows // run.batch_size)  # known, so Keras does not warn when the generator ends
     results = run.model.evaluate(batch_dataset(batches, pre), steps=steps, verbose=0, return_dict=True)
-    return Evaluation({k: float(v) for k, v in results.items()}, rows, dict(dropped), dict(unseen))
+    return Evaluation({k: float(v) for k, v in results.items()}, rows, dict(dropped), dict(unseen), pre.target)

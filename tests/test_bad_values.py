@@ -251,3 +251,21 @@ def test_lines_of_spaces_are_no_rows_to_either_reader(tmp_path):
 def _write(path, text: str):
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [([99], "line 101 holds 'big' (1 such row)"), (range(99, 119), "line 101 holds 'big' (20 such rows)")],
+)
+def test_text_in_a_numeric_column_names_the_first_bad_line_and_counts_the_bad_rows(tmp_path, bad, message):
+    rows = regression_rows(200)
+    for i in bad:  # rows 99.. are lines 101..
+        rows[i][0] = "big"
+    write_rows(tmp_path / "data.csv", rows)
+    data = DataSpec.model_validate({"path": str(tmp_path / "data.csv"), "target": "y", "validation_split": 0.25})
+    with pytest.raises(DataError) as caught:
+        prepare(data, 0, "mae")
+    assert str(caught.value) == (
+        f"{tmp_path / 'data.csv'}: column 'a' is numeric but {message}. Expected a finite number: fix the value, "
+        "or declare the column categorical with data.columns.a.kind: categorical"
+    )

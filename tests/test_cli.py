@@ -253,3 +253,56 @@ def test_validate_says_when_one_hot_columns_widen_the_input(tmp_path):
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "note: city, code are categorical" in output and "Total params: at least" in output
+
+
+def constant_experiment(tmp_path):
+    """The issue's cars: a Year column dated Jan 1 only, a constant number, and 5 rows with an empty target."""
+    make_binary_csv(tmp_path / "data.csv", rows=80)
+    frame = pd.read_csv(tmp_path / "data.csv")
+    frame["Year"] = [f"{1970 + i % 12}-01-01" for i in range(len(frame))]
+    frame["cylinders"] = 4
+    frame["target"] = frame["target"].astype(float)
+    frame.loc[[1, 2, 3, 40, 41], "target"] = None
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    return write_spec(tmp_path, binary_spec(epochs=1))
+
+
+CONSTANT_WARNINGS = [
+    "warning: date column 'Year' has the same parts in every training row (month 1, day 1, day_of_year 1): "
+    "those inputs teach the model nothing; keep the others with data.columns.Year.date_parts: [year, day_of_week]",
+    "warning: column 'cylinders' is 4 in every training row: it teaches the model nothing; leave it out with "
+    "data.drop: [cylinders]",
+]
+
+
+def test_check_says_which_rows_were_left_out_and_warns_of_constant_inputs(tmp_path):
+    result = runner.invoke(app, ["check", str(constant_experiment(tmp_path))], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "Rows: train 56, validation 19; left out: 5 rows with an empty target 'target'" in result.stdout.splitlines()
+    assert [line for line in result.stderr.splitlines() if "teach" in line] == CONSTANT_WARNINGS
+
+
+def test_train_warns_of_constant_inputs_after_its_table(tmp_path):
+    result = runner.invoke(app, ["train", str(constant_experiment(tmp_path)), "-q"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == CONSTANT_WARNINGS
+    (run_dir,) = (tmp_path / "runs" / "spec").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["data_warnings"] == [line.removeprefix("warning: ") for line in CONSTANT_WARNINGS]
+
+
+def test_validate_warns_when_a_classification_loss_meets_a_target_of_many_numbers(tmp_path):
+    make_binary_csv(tmp_path / "data.csv", rows=40)
+    frame = pd.read_csv(tmp_path / "data.csv")
+    frame["target"] = [14.5 + (i % 25) for i in range(len(frame))]  # Miles_per_Gallon-like: 25 distinct numbers
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    result = runner.invoke(app, ["validate", str(write_spec(tmp_path, binary_spec()))])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: data.target: column 'target' holds 25 distinct numbers in its first rows (14.5, 15.5, 16.5, 17.5, "
+        "18.5, 19.5, 20.5, 21.5, 22.5, 23.5, ...): a number to predict, but loss 'binary_crossentropy' is for "
+        "classes; use loss: mae (or mse) with a one-unit linear output layer\n"
+    )
+    make_binary_csv(tmp_path / "data.csv", rows=40)  # 0/1 labels: nothing to say
+    binary = runner.invoke(app, ["validate", str(write_spec(tmp_path, binary_spec(), "ok.yaml"))])
+    assert binary.exit_code == 0 and binary.stderr == ""

@@ -369,3 +369,44 @@ def test_diff_names_runs_by_what_differs_and_keeps_numbers_whole(tmp_path, width
     text = " ".join(result.stdout.split())
     assert "units=4 batch=32 lr=0.01" in text and "units=8 batch=33 lr=0.001" in text
     assert "training.optimizer.learning_rate" in result.stdout  # the spec table keeps the full path
+
+
+def test_runs_with_different_losses_are_grouped_by_loss_and_flagged(tmp_path):
+    # The cars (mae, val_loss ~2.7) and penguins (cross-entropy, ~0.006): one column, two scales.
+    def run(name, loss, val):
+        config = {"name": name, "seed": 0, "training": {"epochs": 1, "loss": loss}}
+        return fake_run(tmp_path / "runs", name, {"loss": [val], "val_loss": [val]}, 1, config)
+
+    dirs = [run("cars", "mae", 2.7), run("penguins", "sparse_categorical_crossentropy", 0.006), run("mpg", "mae", 2.5)]
+    columns, rows = compare.rows(reading.load_runs(dirs)[0])
+    assert "training.loss" in columns
+    assert [row["run"] for row in rows] == ["cars", "mpg", "penguins"]  # grouped, in order of first appearance
+    ranked = compare.sort_rows(columns, rows, "best:val_loss")
+    assert [row["run"] for row in ranked] == ["penguins", "mpg", "cars"]  # ranked within each loss, not across
+    note = (
+        "note: these runs were trained with different losses (mae, sparse_categorical_crossentropy): loss and "
+        "val_loss compare only within one loss, so the rows are grouped by it (the loss column); compare one "
+        "loss's runs to rank them"
+    )
+    table = runner.invoke(app, ["compare", str(tmp_path / "runs"), "--sort", "best:val_loss"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[-1] == note
+    as_json = runner.invoke(app, ["compare", str(tmp_path / "runs"), "--json"])
+    data = json.loads(as_json.stdout)
+    assert [(row["run"], row["training.loss"]) for row in data] == [
+        ("cars", "mae"),
+        ("mpg", "mae"),
+        ("penguins", "sparse_categorical_crossentropy"),
+    ]
+    assert as_json.stderr == note + "\n"
+    one_loss = runner.invoke(app, ["compare", *map(str, dirs[::2])], env={"COLUMNS": "200"})
+    assert "note:" not in one_loss.output
+
+
+def test_csv_lines_end_with_lf_only(tmp_path):
+    a = fake_run(tmp_path, "a", {"loss": [0.5], "val_loss": [0.3]}, 1)
+    b = fake_run(tmp_path, "b", {"loss": [0.5], "val_loss": [0.1]}, 1)
+    result = runner.invoke(app, ["compare", str(a), str(b), "--csv", str(tmp_path / "t.csv")])
+    assert result.exit_code == 0, result.output
+    data = (tmp_path / "t.csv").read_bytes()
+    assert b"\r" not in data and data.count(b"\n") == 3

@@ -231,6 +231,66 @@ def test_val_loss_rising_while_the_training_loss_rises_too_is_not_overfitting():
     assert diagnose(*run(loss, val)).find(Kind.OVERFIT) is None
 
 
+def test_a_tiny_rise_of_a_val_loss_near_zero_is_not_overfitting():
+    # The penguins run: accuracy 1.0, val_loss 0.0059 -> 0.0077 (+30%), 0.2% of the gap to the baseline.
+    val = np.concatenate([0.0059 + np.exp(-T[:66] / 6), 0.0059 + 0.0018 * T[:34] / 34]) + noise(0.0001)
+    loss = 0.002 + np.exp(-T / 6)
+    for baseline in (1.07, None):  # the gap to the baseline, or the fall since epoch 1
+        history, summary = run(loss, val, baseline=baseline)
+        reading = diagnose(history, summary)
+        assert reading.find(Kind.OVERFIT) is None and reading.fit == "ok", baseline
+        assert reading.findings[0].summary == "plateau: no improvement in the last 37 epochs"
+
+
+def test_a_zigzag_whose_low_points_sit_above_the_best_is_noise_not_a_climb():
+    # After its best, val_loss alternates +0.03 / +0.09: its lows are 15% up, but the noise is 0.06 an epoch.
+    val = list(0.2 + 0.5 * np.exp(-T[:30] / 5))
+    val[-1] = 0.2
+    val += [0.2 + (0.03 if i % 2 else 0.09) for i in range(20)]
+    reading = diagnose(*run(np.linspace(0.7, 0.1, 50), val))
+    assert reading.find(Kind.OVERFIT) is None and reading.fit == "ok"
+
+
+def test_still_falling_at_the_last_epoch_is_underfit_not_healthy():
+    # The cars run: 30 epochs of mae, best at the last epoch, the tail a small share of the fall.
+    val = 2.4 + 20 * np.exp(-T[:30] / 6) + noise(0.01, 30)
+    history, summary = run(val - 0.3, val, baseline=6.5)
+    reading = diagnose(history, summary)
+    found = reading.find(Kind.UNDERFIT)
+    assert reading.fit == "underfit" and found.summary == "underfit: still improving at the last epoch"
+    assert found.evidence == [
+        "val_loss was still falling at epoch 30, the limit (training.epochs): its best is epoch 30 of 30 (2.538), "
+        "and a straight line through epochs 21-30 falls by 0.4447, 14.2 times the scatter around it"
+    ]
+    assert [s.override for s in found.suggestions] == ["training.epochs=60"]
+    assert found.numbers["trend_epochs"] == 10 and found.numbers["trend"] == pytest.approx(-0.4447, abs=1e-4)
+
+
+def test_best_epoch_just_before_the_last_of_a_long_run_still_falling_is_underfit(config):
+    spec, resolved = config
+    val = 0.3 + 0.5 * np.exp(-np.arange(1, 201) / 80) + noise(0.002, 200)
+    history, summary = run(val - 0.05, val)
+    reading = diagnose(history, summary, resolved)
+    found = reading.find(Kind.UNDERFIT)
+    assert summary["best_epoch"] == 197 and found.summary == "underfit: still improving at the last epoch"
+    sets = [s.override for s in found.suggestions]
+    assert sets == ["training.epochs=200", "training.early_stopping={patience: 20, restore_best_weights: true}"]
+    assert_suggestions_valid(spec, found)
+
+
+def test_a_converged_curve_that_still_slides_by_a_hair_is_healthy():
+    val = 0.3 + 0.5 * np.exp(-T / 8)  # falls every epoch, by 1e-6 at the end
+    reading = diagnose(*run(val - 0.05, val))
+    assert reading.fit == "ok" and reading.findings[0].summary == "looks healthy"
+
+
+def test_flat_noise_with_its_best_at_the_last_epoch_is_not_still_improving():
+    val = np.concatenate([0.3 + 0.4 * np.exp(-T[:40] / 4), 0.3 + noise(0.003, 60)])
+    val[-1] = 0.29  # best by a noisy last epoch, with no trend before it
+    reading = diagnose(*run(np.linspace(0.7, 0.2, 100), val))
+    assert reading.find(Kind.UNDERFIT) is None
+
+
 def test_a_single_epoch_is_not_read():
     reading = diagnose(*run([0.7], [0.6]))
     assert reading.findings == [] and reading.fit is None

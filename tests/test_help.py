@@ -73,3 +73,10 @@ def test_commands_are_grouped_in_the_readme_order():
     listed = [m.group(1) for m in re.finditer(r"^│ (\w+) ", text, re.M)]
     assert listed == list(PANELS)
     assert listed[:4] == ["train", "validate", "check", "init"]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "dlrun")
+def test_no_help_text_is_cut_at_80_columns(args):
+    # rich ends a word too long for its column with "…": `PATH=loguniform(1e-4,1e-1…` hid the range's end.
+    text = help_of(*args, width=80)
+    assert "…" not in text

@@ -345,3 +345,19 @@ def test_a_changing_learning_rate_gets_its_own_figure_and_panel(tmp_path):
         "binary_accuracy",
     ]
     assert plot._panels(["learning_rate"], ["loss", "learning_rate"]) == [("learning_rate", ["learning_rate"])]
+
+
+def test_the_loss_axis_names_the_loss_the_run_was_trained_with(tmp_path):
+    import yaml
+
+    run_dir = make_run(tmp_path / "runs", "cars")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"training": {"loss": "mae"}}))
+    plot.write_run_plots(run_dir)
+    history = read_history(run_dir)
+    figures = plot.run_figures(history, best_of(history), "cars", None, plot.loss_of(run_dir))
+    assert figures["loss"].axes[0].get_ylabel() == "loss (mae)"
+    assert figures["binary_accuracy"].axes[0].get_ylabel() == "binary_accuracy"
+    fig = plot.overlay_figure([tmp_path / "runs"], None, 1)
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_visible()][:2] == ["loss (mae)", "binary_accuracy"]
+    bare = read_history(write_history(tmp_path / "loose.csv"))
+    assert plot.run_figures(bare, best_of(bare), "loose")["loss"].axes[0].get_ylabel() == "loss"  # no config

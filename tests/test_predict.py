@@ -119,6 +119,17 @@ def test_evaluate_matches_the_metrics_in_summary(trained):
     assert "valid.csv: 40 rows" in [line.strip() for line in table.output.splitlines()]  # the title, whole
 
 
+def test_rows_left_out_are_said_in_words_by_train_and_evaluate(trained):
+    lines = [" ".join(line.split()) for line in trained["output"].splitlines()]
+    assert "Left out 2 rows with an empty target 'target'" in lines
+    rows = pd.read_csv(trained["folder"] / "valid.csv")
+    rows.loc[[0, 3, 7], "target"] = np.nan
+    rows.to_csv(trained["folder"] / "gaps.csv", index=False)
+    result = runner.invoke(app, ["evaluate", str(trained["run"]), str(trained["folder"] / "gaps.csv")])
+    assert result.exit_code == 0, result.output
+    assert "rows left out: 3 rows with an empty target 'target'" in result.output.splitlines()
+
+
 def test_predict_on_a_csv_missing_columns_names_them(trained):
     rows = pd.read_csv(trained["folder"] / "valid.csv").drop(columns=["age", "city"])
     rows.to_csv(trained["folder"] / "partial.csv", index=False)
@@ -151,6 +162,27 @@ def test_evaluate_without_the_target_says_predict_needs_none_before_importing_te
     assert (code, imported) == ("1", "False"), result.stdout  # refused from the header, TensorFlow never loaded
     assert "lacks the target column 'target'" in message and "`dlrun predict` needs no target" in message
     assert "that the model needs" not in message
+
+
+def test_predict_out_dash_writes_csv_to_standard_output_and_says_what_it_did_on_standard_error(trained, tmp_path):
+    file = tmp_path / "p.csv"
+    valid = str(trained["folder"] / "valid.csv")
+    assert runner.invoke(app, ["predict", str(trained["run"]), valid, "--out", str(file)]).exit_code == 0
+    result = runner.invoke(app, ["predict", str(trained["run"]), valid, "--out", "-"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == file.read_text()  # the same CSV, with no line of chatter in it
+    said = "wrote 40 predictions to standard output; unseen categories (encoded as all zeros): city 2\n"
+    assert result.stderr == said
+    assert not (tmp_path / "-").exists()
+
+
+def test_predict_on_a_missing_file_given_on_the_command_line_says_where_it_is_looked_for(trained, tmp_path):
+    for command in ("predict", "evaluate"):
+        result = runner.invoke(app, [command, str(trained["run"]), "nosuch.csv"])
+        assert result.exit_code == 1
+        assert result.output == (
+            f"error: data file not found: nosuch.csv (a path on the command line is relative to {tmp_path})\n"
+        )
 
 
 def test_predict_on_something_that_is_not_a_run(tmp_path):

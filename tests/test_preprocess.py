@@ -485,3 +485,29 @@ def test_a_row_that_drop_rows_leaves_out_is_not_read_in_memory_as_when_streamed(
     (tmp_path / "data.csv").write_text("x,c,y\n" + "\n".join(rows[:4] + ["3,1,abc", "4,0,n/a"]) + "\n")
     with pytest.raises(DataError, match=r"holds (text like )?'abc'"):  # the example is a cell that is not a number
         prepare(spec.data, spec.seed, "mae")
+
+
+def test_a_binary_loss_on_a_target_of_many_numbers_gets_the_regression_advice(tmp_path):
+    # The Miles_per_Gallon with sigmoid and binary_crossentropy: not a 12-class classifier.
+    frame = mixed_frame().drop(columns=["id", "city"])
+    frame["target"] = 9 + 0.5 * (np.arange(len(frame)) % 12)
+    spec = spec_for(tmp_path, frame, missing="mean", validation_split=None, validation_path="data.csv")
+    with pytest.raises(DataError) as caught:
+        prepared(spec)
+    assert str(caught.value) == (
+        f"data.target: column 'target' in {tmp_path / 'data.csv'} has 12 distinct numbers (9, 9.5, 10, 10.5, 11, "
+        "11.5, 12, 12.5, 13, 13.5, ...): a number to predict, but a binary loss needs two classes; use loss: mae "
+        "(or mse) with a one-unit linear output layer"
+    )
+
+
+def test_a_binary_loss_on_three_classes_gets_the_softmax_advice_with_the_classes_sorted(tmp_path):
+    frame = mixed_frame().drop(columns=["id", "city"])
+    frame["target"] = np.array(["setosa", "virginica", "versicolor"])[np.arange(len(frame)) % 3][::-1]
+    spec = spec_for(tmp_path, frame, missing="mean", validation_split=None, validation_path="data.csv")
+    with pytest.raises(DataError) as caught:
+        prepared(spec)
+    assert str(caught.value) == (
+        f"data.target: column 'target' in {tmp_path / 'data.csv'} has 3 classes (setosa, versicolor, virginica) "
+        "but a binary loss needs two; use loss: sparse_categorical_crossentropy with a softmax output layer"
+    )

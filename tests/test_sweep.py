@@ -105,6 +105,7 @@ def test_local_sweep_2x2_makes_four_runs_and_a_sorted_table(experiment, monkeypa
         seen.add((config["training"]["optimizer"]["learning_rate"], config["model"]["layers"][0]["units"]))
         assert len((run_dir / "history.csv").read_text().splitlines()) == 1 + 2
     assert seen == {(0.05, 4), (0.05, 8), (0.001, 4), (0.001, 8)}
+    assert b"\r" not in (sweep_dir / "compare.csv").read_bytes()  # LF lines, for shell pipelines
     with open(sweep_dir / "compare.csv", newline="") as handle:
         import csv
 

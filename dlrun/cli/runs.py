@@ -84,6 +84,9 @@ def compare(
             comparing.write_csv(csv_file, columns, rows)
     if json_out:
         print(to_json([{c: row.get(c) for c in columns} for row in rows]))
+        note = comparing.mixed_losses_note(rows)
+        if note:
+            err.print(note, markup=False, soft_wrap=True)
     else:
         comparing.show(out, columns, rows)
     if csv_file is not None:

@@ -39,7 +39,7 @@ def sweep(
         typer.Option(
             "--set",
             metavar="PATH=V1,V2",
-            help="A swept value list, or one value for every run: training.optimizer.learning_rate=0.01,0.001 "
+            help="A swept value list, or one value for every run: model.layers[0].units=16,32,64 "
             "(repeatable; split at top-level commas only, so [a,b] stays one value).",
         ),
     ] = None,
@@ -171,8 +171,8 @@ def tune(
         typer.Option(
             "--set",
             metavar="PATH=DIST",
-            help="A value to search: PATH=loguniform(1e-4,1e-1), PATH=int(4,256,log), PATH=float(0,0.5) or "
-            "PATH=choice(32,64,256); or PATH=VALUE, one value for every trial (repeatable).",
+            help="A value to search, PATH=DIST with DIST one of loguniform(1e-4,0.1), int(4,256,log), float(0,0.5) "
+            "or choice(32,64,256); or PATH=VALUE, one value for every trial (repeatable).",
         ),
     ] = None,
     trials: Annotated[
@@ -235,7 +235,7 @@ def tune(
         Path | None,
         typer.Option(
             metavar="TUNE_DIR",
-            help="A tune folder (runs/<name>/tune-<timestamp>) to continue to its trial count (or a new --trials).",
+            help="A tune folder (runs/<name>/tune-<time>/) to continue to its trial count (or a new --trials).",
         ),
     ] = None,
     out_dir: OutOption = Path("runs"),

@@ -24,9 +24,10 @@ def validate(
     A `search:` section (and `--set PATH=DIST`) is checked as `dlrun tune` would search it.
     """
     from dlrun.data.files import read_header
-    from dlrun.data.kinds import CATEGORICAL, DATE, column_kinds, select_features
+    from dlrun.data.kinds import CATEGORICAL, DATE, column_kinds, select_features, target_mismatch
     from dlrun.model import describe
     from dlrun.spec.loader import load_spec
+    from dlrun.spec.names import task_of
     from dlrun.spec.space import split_sets
 
     with reported():
@@ -37,6 +38,8 @@ def validate(
             if other:
                 read_header(other, loaded.data.csv)
         kinds = column_kinds(loaded.data, header, features)
+        loss = loaded.training.loss
+        mismatch = target_mismatch(loaded.data, loss, task_of(loss))
         rows = describe(loaded.model, sum(len(kind.parts) if kind.kind == DATE else 1 for kind in kinds.values()))
     categorical = [name for name, kind in kinds.items() if kind.kind == CATEGORICAL]
     dates = {name: kind.parts for name, kind in kinds.items() if kind.kind == DATE}
@@ -54,6 +57,8 @@ def validate(
         )
     if loaded.search:
         _print_search(loaded.search)
+    if mismatch is not None:
+        err.print(f"warning: {mismatch}", markup=False, soft_wrap=True)
     if categorical:
         out.print(
             f"note: {', '.join(categorical)} {'are' if len(categorical) > 1 else 'is'} categorical: one-hot "
@@ -91,7 +96,8 @@ def check(
     with reported():
         report = check_spec(load_spec(spec, overrides))
     print(report.summary)
-    out.print("Rows: " + ", ".join(f"{part} {n}" for part, n in report.rows.items()), markup=False)
+    rows = "Rows: " + ", ".join(f"{part} {n}" for part, n in report.rows.items())
+    out.print(rows + (f"; left out: {report.left_out}" if report.left_out else ""), markup=False, soft_wrap=True)
     if report.classes is not None:
         total = sum(report.classes.values())
         out.print(

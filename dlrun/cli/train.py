@@ -142,11 +142,31 @@ def show_summary(run_dir: Path, summary: dict) -> None:
         table.add_row(f"Test ({summary['rows'].get('test', '?')} rows)", "")
         for key, value in summary["test"].items():
             table.add_row(f"  {key}", fmt(value))
+    gone = _left_out(run_dir, summary)
+    if gone:
+        table.add_row("Left out", gone)
     table.add_row("Wall time", f"{summary['wall_time_s']:.1f} s")
     out.print(table)
+    for warning in summary.get("data_warnings") or []:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     for line in diagnosis_lines(summary, run_dir):
         out.print(line, soft_wrap=True, markup=False)  # --set lines are copied whole
     out.print(f"Run directory: {run_dir}", soft_wrap=True, markup=False)  # whole, never folded: users copy it
+
+
+def _left_out(run_dir: Path, summary: dict) -> str | None:
+    """The rows training left out, in words, with the target's name from the run's config."""
+    from dlrun.data.preprocess import left_out
+    from dlrun.runs.reading import read_config
+
+    dropped = summary.get("dropped_rows") or {}
+    if not any(dropped.values()):
+        return None
+    try:
+        target = (read_config(run_dir).get("data") or {}).get("target")
+    except DlrunError:  # an unreadable config costs the column's name, never the table
+        target = None
+    return left_out(dropped, target if isinstance(target, str) else None)
 
 
 def baseline_note(summary: dict, column: str) -> str:

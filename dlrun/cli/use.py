@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dlrun.cli.common import command, fmt, out, reported
+from dlrun.cli.common import command, err, fmt, out, reported
 
 
 @command()
@@ -25,7 +25,8 @@ def predict(
         typer.Option(
             "--out",
             metavar="FILE",
-            help="File to write (CSV, Parquet or Feather by its suffix): the input rows plus predictions.",
+            help="File to write (CSV, Parquet or Feather by its suffix; - for CSV on standard output): the input "
+            "rows plus predictions.",
         ),
     ] = Path("predictions.csv"),
     threshold: Annotated[
@@ -34,6 +35,7 @@ def predict(
     ] = 0.5,
 ) -> None:
     """Predict raw rows with a trained run, through the run's saved preprocessing."""
+    from dlrun.predict import STDOUT
     from dlrun.predict import predict as run_predict
 
     with reported():
@@ -45,7 +47,10 @@ def predict(
     )
     if result.unseen:
         note += "; unseen categories (encoded as all zeros): " + ", ".join(f"{c} {n}" for c, n in result.unseen.items())
-    out.print(f"wrote {result.rows} predictions to {result.out}{note}", markup=False, soft_wrap=True)
+    if str(out_file) == STDOUT:  # standard output holds the CSV; what was done goes to standard error
+        err.print(f"wrote {result.rows} predictions to standard output{note}", markup=False, soft_wrap=True)
+    else:
+        out.print(f"wrote {result.rows} predictions to {result.out}{note}", markup=False, soft_wrap=True)
 
 
 @command()
@@ -74,8 +79,8 @@ def evaluate(
     for key, value in result.metrics.items():
         table.add_row(key, fmt(value))
     out.print(table)
-    if any(result.dropped.values()):
-        out.print(f"rows left out: {result.dropped}", markup=False)
+    if result.left_out:
+        out.print(f"rows left out: {result.left_out}", markup=False, soft_wrap=True)
     if result.unseen:
         out.print(f"unseen categories (encoded as all zeros): {result.unseen}", markup=False)
 

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dlrun.data.csvfile import check_unique
+from dlrun.data.csvfile import check_unique, not_found
 from dlrun.errors import DataError
 
 FORMATS = {".parquet": "Parquet", ".feather": "Feather", ".arrow": "Arrow"}
@@ -48,16 +48,12 @@ def _reading(path: Path):
     try:
         yield
     except FileNotFoundError:
-        raise DataError(
-            f"data file not found: {path} (paths in a spec are relative to the spec file's folder)"
-        ) from None
+        raise not_found(path) from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not a {format_of(path)} file") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         if not path.exists():
-            raise DataError(
-                f"data file not found: {path} (paths in a spec are relative to the spec file's folder)"
-            ) from None
+            raise not_found(path) from None
         if path.is_dir():
             raise DataError(f"{path} is a folder, not a {format_of(path)} file") from None
         expected = "a Parquet file" if format_of(path) == "Parquet" else "an Arrow IPC file (Feather version 2)"

@@ -134,6 +134,13 @@ def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
 # --- the standard-library reader: header and rows ---------------------------------------------------
 
 
+def not_found(path: str | Path, given: bool = False) -> DataError:
+    """The error for a data file that does not exist: a spec's path, or one `given` on the command line."""
+    if given:
+        return DataError(f"data file not found: {path} (a path on the command line is relative to {Path.cwd()})")
+    return DataError(f"data file not found: {path} (paths in a spec are relative to the spec file's folder)")
+
+
 @contextlib.contextmanager
 def _opened(path: Path, options: CsvOptions):
     """Yield a `csv.reader` over the file; turn a missing file or undecodable text into one DataError."""
@@ -141,9 +148,7 @@ def _opened(path: Path, options: CsvOptions):
         with path.open(newline="", encoding=_encoding(options)) as handle:
             yield csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar)
     except FileNotFoundError:
-        raise DataError(
-            f"data file not found: {path} (paths in a spec are relative to the spec file's folder)"
-        ) from None
+        raise not_found(path) from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not a CSV file") from None
     except UnicodeDecodeError as exc:

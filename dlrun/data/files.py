@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from dlrun.data import arrowfile, csvfile
 from dlrun.errors import DataError
@@ -93,9 +94,11 @@ class FrameWriter:
     types from the first frame; later frames are converted to them.
     """
 
-    def __init__(self, path: str | Path, csv_options: dict | None = None):
+    def __init__(self, path: str | Path, csv_options: dict | None = None, stream: TextIO | None = None):
         self.path = Path(path)
         self.csv_options = csv_options or {}
+        self.stream = stream
+        """A text stream to write CSV to instead of `path` (standard output for `--out -`)."""
         self._writer = None
         self._schema = None
         self._sink = None
@@ -108,7 +111,10 @@ class FrameWriter:
                 "decimal": self.csv_options.get("decimal", "."),
                 "index": False,
             }
-            frame.to_csv(self.path, mode="w" if self._first else "a", header=self._first, **options)
+            if self.stream is not None:
+                frame.to_csv(self.stream, header=self._first, **options)
+            else:
+                frame.to_csv(self.path, mode="w" if self._first else "a", header=self._first, **options)
             self._first = False
             return
         import pyarrow as pa

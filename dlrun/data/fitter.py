@@ -25,8 +25,10 @@ from dlrun.data.kinds import (
     NUMERIC,
     Kind,
     column_kinds,
+    looks_like_numbers,
     number_pattern,
     select_features,
+    sorted_labels,
 )
 from dlrun.data.preprocess import (
     DEFAULT_CATEGORY_FILL,
@@ -71,6 +73,8 @@ class Prepared:
     """Sample weights of each part's rows (data.weight_column); None without a weight column, or when streamed."""
     class_counts: dict[Any, int] = field(default_factory=dict)
     """Training rows per class label (classification only)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the fitted data says is likely a mistake: an input that is constant on the training rows."""
 
     @property
     def has_test(self) -> bool:
@@ -336,7 +340,7 @@ class Fitter:
         columns = [self._column(plan) for plan in self.plans]
         classes = labels = None
         if self.task != "regression":
-            found = sorted(self.labels, key=lambda v: (str(type(v)), v))
+            found = sorted_labels(self.labels)
             if len(found) < 2:
                 raise DataError(
                     f"data.target: column {self.target!r} in {self.source} has a single class "
@@ -346,9 +350,16 @@ class Fitter:
             if self.task == "multiclass":
                 classes = found
             elif len(found) > 2:
+                shown = ", ".join(map(str, found[:10])) + (", ..." if len(found) > 10 else "")
+                if looks_like_numbers(found):
+                    raise DataError(
+                        f"data.target: column {self.target!r} in {self.source} has {len(found)} distinct numbers "
+                        f"({shown}): a number to predict, but a binary loss needs two classes; use loss: mae "
+                        "(or mse) with a one-unit linear output layer"
+                    )
                 raise DataError(
                     f"data.target: column {self.target!r} in {self.source} has {len(found)} classes "
-                    f"({', '.join(map(str, found[:10]))}) but a binary loss needs two; use loss: "
+                    f"({shown}) but a binary loss needs two; use loss: "
                     "sparse_categorical_crossentropy with a softmax output layer"
                 )
             elif found != [0, 1]:
@@ -356,6 +367,41 @@ class Fitter:
         return Preprocessing(
             features, self.target, columns, classes, self.task, labels, csv, dropped_columns, self.weight
         )
+
+    def constant_warnings(self) -> list[str]:
+        """Warn of each column that holds one value in every training row (after filling gaps): its inputs
+        teach the model nothing. A date column is named with the parts that do not vary (a Jan-1-only date:
+        month and day). Call after `finish`, whose fill values the statistics then include."""
+        found = []
+        for plan in self.plans:
+            stats = self.stats[plan.name]
+            if plan.kind == DATE:
+                same = {part: stats[part]["min"] for part in plan.parts if _constant(stats[part])}
+                if not same:
+                    continue
+                shown = ", ".join(f"{part} {value:g}" for part, value in same.items())
+                if len(same) < len(plan.parts):
+                    keep = ", ".join(part for part in plan.parts if part not in same)
+                    fix = f"keep the others with data.columns.{plan.name}.date_parts: [{keep}]"
+                else:
+                    fix = f"leave the column out with data.drop: [{plan.name}]"
+                found.append(
+                    f"date column {plan.name!r} has the same {'part' if len(same) == 1 else 'parts'} in every "
+                    f"training row ({shown}): {'that input teaches' if len(same) == 1 else 'those inputs teach'} "
+                    f"the model nothing; {fix}"
+                )
+            elif plan.kind == NUMERIC and _constant(stats):
+                found.append(
+                    f"column {plan.name!r} is {stats['min']:g} in every training row: it teaches the model nothing; "
+                    f"leave it out with data.drop: [{plan.name}]"
+                )
+            elif plan.kind == CATEGORICAL and len(stats["counts"]) == 1 and plan.missing != "constant":
+                (value,) = stats["counts"]
+                found.append(
+                    f"column {plan.name!r} is {value!r} in every training row: it teaches the model nothing; leave "
+                    f"it out with data.drop: [{plan.name}]"
+                )
+        return found
 
     def _column(self, plan: Plan) -> Column:
         stats = self.stats[plan.name]
@@ -439,6 +485,11 @@ def _numeric_column(name: str, plan: Plan, stats: dict[str, Any], source: str) -
         spread = 1.0
     column.divisor = spread if spread > 0 else 1.0  # a constant column scales to 0, never divides by 0
     return column
+
+
+def _constant(stats: dict[str, Any]) -> bool:
+    """Whether a numeric column (or date part) held one value in every training row."""
+    return stats["n"] > 0 and stats["min"] == stats["max"]
 
 
 def _merge(stats: dict[str, Any], values: np.ndarray) -> None:

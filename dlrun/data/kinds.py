@@ -20,7 +20,7 @@ from datetime import datetime
 
 from dlrun.data.arrowfile import INTEGER, NUMBER, TEMPORAL, TEXT, UNUSABLE
 from dlrun.data.csvfile import missing_texts
-from dlrun.data.files import first_rows, stored_kinds
+from dlrun.data.files import first_rows, read_header, stored_kinds
 from dlrun.errors import DataError
 from dlrun.spec.models import DATE_PARTS, DataSpec
 
@@ -69,6 +69,51 @@ def is_number(cell: str, decimal: str = ".") -> bool:
     if _NUMBERS[decimal].fullmatch(text) is None:
         return False
     return abs(float(text.replace(decimal, "."))) <= LARGEST
+
+
+NUMBER_LIKE_CLASSES = 20
+"""More distinct whole-number labels than this look like a quantity to predict, not classes."""
+
+
+def sorted_labels(labels) -> list:
+    """Return target labels in order: numbers by value (1, 1.5, 2), then text."""
+    return sorted(labels, key=lambda v: (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)))
+
+
+def looks_like_numbers(labels) -> bool:
+    """Whether a target's labels look like a quantity to predict rather than classes: every one a number,
+    and some not whole (14.5) or more than `NUMBER_LIKE_CLASSES` of them."""
+    labels = list(labels)
+    if not labels or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
+        return False
+    return len(labels) > NUMBER_LIKE_CLASSES or any(isinstance(v, float) for v in labels)
+
+
+def target_mismatch(spec: DataSpec, loss: str, task: str) -> str | None:
+    """Say when a classification loss meets a target whose first `KIND_ROWS` cells look like a number to
+    predict (`looks_like_numbers`); None otherwise. `validate` warns with it before anything trains."""
+    if task == "regression":
+        return None
+    header = read_header(spec.path, spec.csv)
+    index, na, decimal = header.index(spec.target), missing_texts(spec.csv), spec.csv.decimal
+    labels = set()
+    for row in first_rows(spec.path, spec.csv, KIND_ROWS):
+        cell = row[index].strip() if index < len(row) else ""
+        if not cell or cell in na:
+            continue
+        if not is_number(cell, decimal):
+            return None
+        value = float(cell.replace(decimal, "."))
+        labels.add(int(value) if value.is_integer() else value)
+    if not looks_like_numbers(labels):
+        return None
+    found = sorted_labels(labels)
+    shown = ", ".join(map(str, found[:10])) + (", ..." if len(found) > 10 else "")
+    return (
+        f"data.target: column {spec.target!r} holds {len(found)} distinct numbers in its first rows ({shown}): "
+        f"a number to predict, but loss {loss!r} is for classes; use loss: mae (or mse) with a one-unit linear "
+        "output layer"
+    )
 
 
 def is_infinite(cell: str, decimal: str = ".") -> bool:

@@ -51,6 +51,8 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     # the rows training reads, as a stream checks them: a row that drop_rows leaves out is never read
     check_target(frame[keep] if keep.any() else frame, spec, columns.task, spec.path)
     frame = frame[keep]
+    fitter = columns.fitter(spec)
+    fitter.check_cells(frame)  # before the split, so a message names the file's first bad line and counts them all
     sha = {spec.path: file_sha256(spec.path)}
     parts = {"train": frame}
     sources = {"train": spec.path, "validation": spec.validation_path or spec.path, "test": spec.test_path or spec.path}
@@ -66,7 +68,6 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
         split = split_rows(len(frame), fractions, seed, labels)
         for part, index in split.items():
             parts[part] = frame.iloc[index]
-    fitter = columns.fitter(spec)
     fitter.update(parts["train"])
     pre = fitter.finish(columns.features, spec.csv.model_dump(), columns.dropped_columns)
     encoded: dict[str, Encoded] = {}
@@ -96,6 +97,7 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
         w_valid=encoded["validation"].w,
         w_test=test.w if test else None,
         class_counts=dict(fitter.labels),
+        warnings=fitter.constant_warnings(),
     )
 
 

@@ -20,10 +20,19 @@ import numpy as np
 
 from dlrun.data.csvfile import csv_options, locate, missing_texts, read_header
 from dlrun.data.files import position, positions, read_chunks
-from dlrun.data.kinds import CATEGORICAL, DATE, INFINITY, LARGEST, NUMERIC, number_pattern, parse_date
+from dlrun.data.kinds import (
+    CATEGORICAL,
+    DATE,
+    INFINITY,
+    LARGEST,
+    NUMERIC,
+    looks_like_numbers,
+    number_pattern,
+    parse_date,
+)
 from dlrun.errors import DataError
 from dlrun.spec.models import CsvOptions
-from dlrun.spec.names import BINARY_LOSSES, CLASS_LOSSES
+from dlrun.spec.names import task_of
 
 DEFAULT_CATEGORY_FILL = "missing"
 _PARTS = {
@@ -35,13 +44,6 @@ _PARTS = {
     "hour": lambda d: d.hour,
     "minute": lambda d: d.minute,
 }
-
-
-def task_of(loss: str) -> str:
-    """Return regression, binary or multiclass: what the loss makes of the target column."""
-    if loss in CLASS_LOSSES:
-        return "multiclass"
-    return "binary" if loss in BINARY_LOSSES else "regression"
 
 
 def target_shape(task: str) -> tuple[int, ...]:
@@ -185,14 +187,15 @@ def sample_weights(series, name: str, source: str, options: CsvOptions) -> np.nd
 
 
 def _refuse_text(series, bad: np.ndarray, name: str, source: str, options: CsvOptions) -> None:
-    where = bad.nonzero()[0]
-    first = series.index[where[0]]
+    rows = bad.nonzero()[0]
+    at = rows[np.argmin(np.asarray(series.index[rows]))]  # the first in the file: split rows come shuffled
+    first = series.index[at]
     cell = _cells(source, options, name, [first]).get(first)
     where = f"line {cell[0]}" if cell else position(source, first)
     decimal = options.decimal
     raise DataError(
-        f"{source}: column {name!r} is numeric but {where} holds {series.loc[first]!r}"
-        f" ({len(where)} such row{'s' if len(where) > 1 else ''}). Expected a finite number"
+        f"{source}: column {name!r} is numeric but {where} holds {_plain(series.iloc[at])!r}"
+        f" ({len(rows)} such row{'s' if len(rows) > 1 else ''}). Expected a finite number"
         f"{' with decimal mark ' + repr(decimal) if decimal != '.' else ''}: fix the value, or declare the "
         f"column categorical with data.columns.{name}.kind: categorical"
     )
@@ -271,6 +274,23 @@ def label_of(value) -> Any:
     if isinstance(value, (float, np.floating)):
         return int(value) if float(value).is_integer() else float(value)
     return str(value).strip()
+
+
+def left_out(dropped: dict[str, int], target: str | None = None) -> str | None:
+    """Say in words which rows `keep_rows` left out and why (None when none):
+    `8 rows with an empty target 'mpg', 2 with an empty cell in a drop_rows column`."""
+    empty_target, gaps = dropped.get("missing_target", 0), dropped.get("missing_values", 0)
+    parts = []
+    if empty_target:
+        parts.append(
+            f"{empty_target} row{'s' if empty_target != 1 else ''} with an empty target"
+            + (f" {target!r}" if target else "")
+        )
+    if gaps:
+        parts.append(
+            f"{gaps} row{'s' if gaps != 1 else ''} with an empty cell in a column whose data.missing is drop_rows"
+        )
+    return ", ".join(parts) or None
 
 
 def keep_rows(
@@ -536,7 +556,7 @@ class Preprocessing:
                     f"; {len(names)} classes looks like a number to predict: use a regression loss such as mae "
                     "with a one-unit linear output"
                 )
-                if len(names) > 20
+                if looks_like_numbers(names)
                 else ""
             )
             raise DataError(

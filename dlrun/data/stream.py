@@ -281,6 +281,7 @@ def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
         dropped={"missing_target": int(dropped["missing_target"]), "missing_values": int(dropped["missing_values"])},
         stream=Stream(spec, seed, pre, part_rows, sources),
         class_counts=dict(fitter.labels),
+        warnings=fitter.constant_warnings(),
     )
 
 

@@ -23,6 +23,9 @@ from dlrun.runs.reading import Run, flatten, read_config
 FIXED_COLUMNS = ("epochs_run", "best_epoch")
 TAIL_COLUMNS = ("fit", "wall_time_s", "status")
 """`fit` is `dlrun.runs.diagnosis`'s reading of the curves: underfit, overfit, unstable or ok."""
+LOSS = "training.loss"
+"""Runs trained with different losses have loss values on different scales (mae in miles per gallon,
+cross-entropy in nats): their rows are grouped by loss, never ranked together, and a note says so."""
 
 
 def quantity_order(runs: list[Run]) -> list[str]:
@@ -43,6 +46,31 @@ def quantity_order(runs: list[Run]) -> list[str]:
 def changed_params(runs: list[Run]) -> list[str]:
     """Return the dotted paths whose values are not the same in every run (absent counts as a value), `name` aside."""
     return labels.differing([run.params for run in runs], exclude=("name",))
+
+
+def losses(table: list[dict[str, Any]]) -> list[str]:
+    """Return the distinct losses of the rows (their `training.loss` column), in order of first appearance."""
+    return list(dict.fromkeys(cell_text(row[LOSS]) for row in table if row.get(LOSS) is not None))
+
+
+def mixed_losses_note(table: list[dict[str, Any]]) -> str | None:
+    """Say that the rows mix losses, whose values are not comparable, and how they are shown; None if they do not."""
+    found = losses(table)
+    if len(found) < 2:
+        return None
+    return (
+        f"note: these runs were trained with different losses ({', '.join(sorted(found))}): loss and val_loss "
+        "compare only within one loss, so the rows are grouped by it (the loss column); compare one loss's runs to "
+        "rank them"
+    )
+
+
+def _grouped(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep each loss's rows together, losses in order of first appearance, rows in their order within one."""
+    order = {loss: i for i, loss in enumerate(losses(table))}
+    if len(order) < 2:
+        return table
+    return sorted(table, key=lambda row: order.get(cell_text(row.get(LOSS)), len(order)))
 
 
 def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
@@ -82,7 +110,7 @@ def rows(runs: list[Run], all_params: bool = False) -> tuple[list[str], list[dic
         row["status"] = str(run.status)
         row["run_dir"] = str(run.run_dir)
         table.append(row)
-    return columns, table
+    return columns, _grouped(table)  # a loss that differs is a differing spec value: the rows have it
 
 
 def shown_params(columns: list[str]) -> list[str]:
@@ -106,13 +134,14 @@ def sort_rows(columns: list[str], table: list[dict[str, Any]], key: str, descend
     blank = [row for row in table if row.get(key) is None]
     numeric = all(isinstance(row[key], (int, float)) and not isinstance(row[key], bool) for row in present)
     present.sort(key=lambda row: row[key] if numeric else str(row[key]), reverse=descending)
-    return present + blank
+    return _grouped(present + blank)  # ranked within each loss, never across two
 
 
 def write_csv(path: Path, columns: list[str], table: list[dict[str, Any]]) -> None:
     """Write the rows as CSV, lists and mappings as YAML flow text, blanks as empty cells."""
     with layout.atomic_path(path, parents=True) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        # LF, as every other file dlrun writes: csv's default CRLF leaves a stray \r in shell pipelines
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in table:
             writer.writerow({c: cell_text(row.get(c), raw=True) for c in columns})
@@ -165,6 +194,9 @@ def show(
     ]
     if labels.MODEL in screen.show(console, shown, cells, title=title, hint=hint):
         console.print(f"model: {labels.STACK_LEGEND}", markup=False, highlight=False)
+    note = mixed_losses_note(table)
+    if note:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 # --- diff ------------------------------------------------------------------------------------

@@ -44,6 +44,14 @@ OVERFIT_MIN_EPOCHS = 3
 """Epochs after the best one needed to see a rise rather than one noisy epoch."""
 TAIL = 3
 """The rise is measured to the lowest val_loss of the last 3 epochs, so one spike at the end is not a trend."""
+OVERFIT_NOISE = 3.0
+"""...and it must be over 3 times the curve's noise after the best epoch (the median distance of a value
+from the middle of its neighbours: a straight trend has none), so that a flat, noisy curve is not read
+as a climb."""
+OVERFIT_OF_SCALE = 0.01
+"""...and over 1% of what the model gained: the gap from the best val_loss to the baseline, or, without
+a baseline, its fall since epoch 1. A val_loss near zero can rise 29% (0.0059 -> 0.0077 at accuracy
+1.0) while being 0.2% of the gap: nothing a user would see in the predictions."""
 
 STILL_IMPROVING_WINDOW = 0.1
 """The last tenth of the epochs (at least one) is where "still improving" is looked for."""
@@ -56,6 +64,18 @@ STRAIGHT = 0.5
 level off: a slow, straight descent, the course's sign of a learning rate too low."""
 STRAIGHT_MIN_EPOCHS = 5
 """Fewer epochs than this cannot tell a straight descent from a curve."""
+NEAR_LAST = 0.02
+"""A best epoch in the last 2% of the epochs (the last two at least) is at the last epoch: a long curve
+still falling often has its best a step before the end by noise."""
+TREND_EPOCHS = 10
+"""The trend at the end is a straight line fitted to the last tenth of the epochs, 10 at least..."""
+TREND_NOISE = 3.0
+"""...which must fall over that stretch by more than 3 times the scatter around it (pure noise does
+that about once in a thousand curves)..."""
+TREND_OF_SCALE = 0.01
+"""...and by 1% of the scale that matters (the gap to the baseline, or the fall since epoch 1): a curve
+that still slides by a hair is converged. A run whose best epoch is at the last one and whose curve
+passes both was stopped by its epoch limit, not by the data: "still improving at the last epoch"."""
 
 NEAR_BASELINE = 0.10
 """A best val_loss less than 10% better than the best constant prediction has learned little (the
@@ -335,6 +355,8 @@ def _overfit(c: _Curves) -> Finding | None:
     rise = val[end] - val[b]
     if rise <= max(OVERFIT_RISE * abs(val[b]), c.min_delta) or not loss[end] < loss[b]:
         return None
+    if rise <= OVERFIT_NOISE * _noise(val[b:]) or rise < OVERFIT_OF_SCALE * _scale(c, val, b, True):
+        return None
     epoch = c.epochs[b]
     fell = (loss[b] - loss[end]) / loss[b] if loss[b] > 0 else None
     by = "" if c.monitor == VAL + "loss" else f" (the best epoch by {c.monitor})"
@@ -419,10 +441,15 @@ def _underfit(cut: _Reading | None, near: _Reading | None, suggest_near: bool) -
 
 
 def _still_improving(c: _Curves) -> _Reading | None:
-    """The best epoch in the last stretch, with a real share of the monitored quantity's progress still coming."""
+    """Training stopped by its epoch count while the monitored quantity was still getting better."""
     values = c.lower_better()
     if values is None or c.best is None or c.summary.get("status") == "early-stopped":
         return None
+    return _late_share(c, values) or _falling_at_the_end(c, values)
+
+
+def _late_share(c: _Curves, values: list[float]) -> _Reading | None:
+    """The best epoch in the last stretch, with a real share of the monitored quantity's progress still coming."""
     n, b = c.n, c.best
     window = min(n - 1, max(1, math.ceil(STILL_IMPROVING_WINDOW * n)))
     start = n - window
@@ -435,15 +462,8 @@ def _still_improving(c: _Curves) -> _Reading | None:
     if fall <= 0 or gain <= max([c.min_delta, *rises]) or gain < STILL_IMPROVING_SHARE * fall:
         return None
     sign = 1 if c.mode == "min" else -1
-    limit = c.summary.get("epochs")
-    hit = isinstance(limit, int) and c.epochs[-1] >= limit
-    ended = (
-        f"at epoch {c.epochs[-1]}, the limit (training.epochs)"
-        if hit
-        else f"when training ended (epoch {c.epochs[-1]})"
-    )
     evidence = [
-        f"{c.monitor} was still {'falling' if sign == 1 else 'rising'} {ended}: from {_num(sign * min(before))} "
+        f"{c.monitor} was still {'falling' if sign == 1 else 'rising'} {_ended(c)}: from {_num(sign * min(before))} "
         f"(its best before epoch {c.epochs[start]}) to {_num(sign * values[b])} at epoch {c.epochs[b]}; "
         f"{_last(window)} brought {gain / fall:.0%} of its progress since epoch {c.epochs[0]}"
     ]
@@ -458,9 +478,52 @@ def _still_improving(c: _Curves) -> _Reading | None:
                 f"the progress has not started to level off ({_last(window)} moved at {rate / average:.0%} of the "
                 "average rate): a slow, steady descent is the sign of a learning rate too low"
             )
+    summary = f"underfit: still improving {'at the epoch limit' if _hit_limit(c) else 'when training ended'}"
+    return _Reading(summary, evidence, numbers, _more_epochs(c, straight))
+
+
+def _falling_at_the_end(c: _Curves, values: list[float]) -> _Reading | None:
+    """The best epoch at the last one, on a trend still falling by more than its noise and the scale's 1%."""
+    n, b = c.n, c.best
+    if n < STRAIGHT_MIN_EPOCHS or b < n - 1 - max(1, math.floor(NEAR_LAST * n)):
+        return None
+    window = min(n, max(TREND_EPOCHS, math.ceil(STILL_IMPROVING_WINDOW * n)))
+    stretch = values[n - window :]
+    if not all(math.isfinite(v) for v in stretch) or not math.isfinite(values[0]):
+        return None
+    slope, scatter = _line(stretch)
+    fall = -slope * (window - 1)
+    scale = _scale(c, values, b, c.monitor == VAL + "loss")
+    if fall <= max(c.min_delta, TREND_NOISE * scatter) or fall < TREND_OF_SCALE * scale:
+        return None
+    sign = 1 if c.mode == "min" else -1
+    first = c.epochs[n - window]
+    evidence = [
+        f"{c.monitor} was still {'falling' if sign == 1 else 'rising'} {_ended(c)}: its best is epoch {c.epochs[b]} "
+        f"of {c.epochs[-1]} ({_num(sign * values[b])}), and a straight line through epochs {first}-{c.epochs[-1]} "
+        f"{'falls' if sign == 1 else 'rises'} by {_num(fall)}"
+        + (f", {fall / scatter:.3g} times the scatter around it" if scatter > 0 else "")
+    ]
+    numbers = {"still_improving": True, "trend": sign * -fall, "trend_epochs": window, "scatter": scatter}
+    return _Reading("underfit: still improving at the last epoch", evidence, numbers, _more_epochs(c, False))
+
+
+def _hit_limit(c: _Curves) -> bool:
+    limit = c.summary.get("epochs")
+    return isinstance(limit, int) and c.epochs[-1] >= limit
+
+
+def _ended(c: _Curves) -> str:
+    if _hit_limit(c):
+        return f"at epoch {c.epochs[-1]}, the limit (training.epochs)"
+    return f"when training ended (epoch {c.epochs[-1]})"
+
+
+def _more_epochs(c: _Curves, straight: bool) -> list[Suggestion]:
+    """More epochs (and larger steps for a straight descent), with early stopping to end them."""
     suggestions = []
     lr = c.setting("training", "optimizer", "learning_rate")
-    epochs = c.setting("training", "epochs") or limit
+    epochs = c.setting("training", "epochs") or c.summary.get("epochs")
     if straight and isinstance(lr, (int, float)):
         suggestions.append(Suggestion(f"training.optimizer.learning_rate={lr * 10:g}", f"larger steps (it is {lr:g})"))
     if isinstance(epochs, int):
@@ -472,8 +535,7 @@ def _still_improving(c: _Curves) -> _Reading | None:
                 "with more epochs, stop once val_loss stops improving and keep the best weights",
             )
         )
-    summary = f"underfit: still improving {'at the epoch limit' if hit else 'when training ended'}"
-    return _Reading(summary, evidence, numbers, suggestions)
+    return suggestions
 
 
 def _near_baseline(c: _Curves) -> _Reading | None:
@@ -587,6 +649,35 @@ def _healthy(c: _Curves) -> Finding:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _noise(values: list[float]) -> float:
+    """A curve's epoch-to-epoch noise: the median distance of a value from the middle of its neighbours."""
+    found = sorted(
+        abs(mid - (before + after) / 2)
+        for before, mid, after in zip(values, values[1:], values[2:])
+        if math.isfinite(before) and math.isfinite(mid) and math.isfinite(after)
+    )
+    return found[len(found) // 2] if found else 0.0
+
+
+def _line(values: list[float]) -> tuple[float, float]:
+    """The least-squares slope of values over their positions, and the scatter (standard deviation) around it."""
+    n = len(values)
+    x_mean, y_mean = (n - 1) / 2, sum(values) / n
+    sxx = sum((x - x_mean) ** 2 for x in range(n))
+    slope = sum((x - x_mean) * (y - y_mean) for x, y in enumerate(values)) / sxx
+    residuals = [y - (y_mean + slope * (x - x_mean)) for x, y in enumerate(values)]
+    return slope, math.sqrt(sum(r * r for r in residuals) / max(1, n - 2))
+
+
+def _scale(c: _Curves, values: list[float], best: int, val_loss: bool) -> float:
+    """What the model gained, the scale a change is judged on: the gap from the best val_loss to the
+    baseline, or, without one (or for another quantity), the fall since epoch 1 (0 when it did not fall)."""
+    baseline = (c.summary.get("baseline") or {}).get("loss")
+    if val_loss and isinstance(baseline, (int, float)) and baseline > values[best]:
+        return baseline - values[best]
+    return max(0.0, values[0] - values[best]) if math.isfinite(values[0]) else 0.0
 
 
 def _with_dropout(layers: list) -> str | None:

@@ -82,14 +82,17 @@ def select_epochs(history: pd.DataFrame, from_epoch: int) -> pd.DataFrame:
     return history[history["epoch"] >= from_epoch]
 
 
-def run_figures(history: History, best: Best, title: str, summary: dict | None = None) -> dict[str, Figure]:
+def run_figures(
+    history: History, best: Best, title: str, summary: dict | None = None, loss: str | None = None
+) -> dict[str, Figure]:
     """Draw one figure per quantity of a run: `loss` with `val_loss`, each metric with its val_ twin.
 
     Every figure marks the best epoch with a dotted line (the run's own, from summary.json); where
     the lowest val_loss sits at another epoch (min_delta, or another monitor), the loss figure says
     so with a dot. With the run's summary, a quantity's baseline (the best constant prediction's
     validation score) is a dotted horizontal line, and the loss figure shades the epochs where
-    `dlrun.runs.diagnosis` reads overfitting.
+    `dlrun.runs.diagnosis` reads overfitting. With the run's `loss` (training.loss), the loss figure's
+    y-axis names it: `loss (mae)`.
 
     Returns:
         Figures by quantity, `loss` first; none for a run that has no epoch yet.
@@ -116,7 +119,7 @@ def run_figures(history: History, best: Best, title: str, summary: dict | None =
         _mark_best(ax, frame, best, history, with_lowest=quantity == "loss")
         if summary:
             _mark_reading(ax, history, summary, quantity)
-        _label_axes(ax, quantity)
+        _label_axes(ax, quantity, [loss] if loss else [])
         ax.set_title(f"{quantity}: {title}")
         ax.legend(fontsize="small")
         figures[quantity] = fig
@@ -152,7 +155,7 @@ def write_run_plots(run_dir: Path, plots_dir: Path | None = None) -> list[Path]:
     best = best_of(history, summary)
     plots_dir = Path(plots_dir) if plots_dir is not None else csv.parent / "plots"
     written = []
-    for quantity, fig in run_figures(history, best, _label(csv), summary).items():
+    for quantity, fig in run_figures(history, best, _label(csv), summary, loss_of(csv.parent)).items():
         path = plots_dir / f"{_file_stem(quantity)}.png"
         with atomic_path(path, parents=True) as tmp:
             fig.savefig(tmp, dpi=100)
@@ -228,6 +231,7 @@ def overlay_figure(
     runs: list[tuple[str, pd.DataFrame]] = []
     run_dirs: list[Path] = []
     bests: dict[str, Best] = {}
+    losses: list[str | None] = []
     empty: list[str] = []
     for csv, label in _resolve_sources([Path(source) for source in sources]):
         history = _read_or_none(csv)  # a run dir with only a config, or a crashed run, has no epoch yet
@@ -237,6 +241,7 @@ def overlay_figure(
             runs.append((label, history_frame(history)))
             run_dirs.append(csv.parent)
             bests[label] = best_of(history, read_summary(csv.parent) if is_run_dir(csv.parent) else None)
+            losses.append(loss_of(csv.parent))
     if not runs:
         raise DataError(f"nothing to plot: no epoch has been logged yet in {', '.join(empty)}")
     bands: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
@@ -290,7 +295,7 @@ def overlay_figure(
                     markeredgecolor="black",
                 )
                 marked = True
-        _label_axes(ax, quantity)
+        _label_axes(ax, quantity, [loss for loss in dict.fromkeys(losses) if loss])
         if quantity == LEARNING_RATE:
             _rate_scale(ax, [history[LEARNING_RATE] for _, history in drawn if LEARNING_RATE in history.columns])
         ax.set_title(quantity)
@@ -477,11 +482,23 @@ def _rate_scale(ax: Axes, series: list) -> None:
         ax.set_yscale("log")
 
 
-def _label_axes(ax: Axes, quantity: str) -> None:
+def loss_of(run_dir: Path) -> str | None:
+    """The loss a run was trained with (its config's training.loss), None when unknown (a bare history)."""
+    if not (Path(run_dir) / CONFIG).is_file():
+        return None
+    try:
+        loss = (read_config(run_dir).get("training") or {}).get("loss")
+    except DlrunError:
+        return None
+    return loss if isinstance(loss, str) else None
+
+
+def _label_axes(ax: Axes, quantity: str, losses: list[str] | None = None) -> None:
+    """Label the axes; the loss's y-axis names the loss (`loss (mae)`), since loss alone says no scale."""
     from matplotlib.ticker import MaxNLocator
 
     ax.set_xlabel("epoch")
-    ax.set_ylabel(quantity)
+    ax.set_ylabel(f"{quantity} ({' or '.join(losses)})" if quantity == "loss" and losses else quantity)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 2.5"
     ax.grid(alpha=0.3)
 

@@ -103,6 +103,14 @@ LOSSES = frozenset(
 BINARY_LOSSES = ("binary_crossentropy", "bce", "binary_focal_crossentropy")
 CLASS_LOSSES = ("sparse_categorical_crossentropy",)
 
+
+def task_of(loss: str) -> str:
+    """Return regression, binary or multiclass: what the loss makes of the target column."""
+    if loss in CLASS_LOSSES:
+        return "multiclass"
+    return "binary" if loss in BINARY_LOSSES else "regression"
+
+
 # Metric name -> which way is better ("max"/"min"), from each Keras metric's `_direction`;
 # None where Keras does not say (counts), so early stopping on it needs an explicit mode.
 METRICS: dict[str, str | None] = {

@@ -73,6 +73,7 @@ def build_summary(
         "loop": loop,
         "rows": dict(data.rows),
         "dropped_rows": dict(data.dropped),
+        "data_warnings": list(data.warnings),
         "unseen_categories": data.unseen,
         "streaming": data.stream is not None,
         "data_sha256": data.sha256,
