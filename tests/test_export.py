@@ -21,15 +21,15 @@ from dlrun.export import INFO, check_exportable, date_regex, input_names
 
 from conftest import CONFIGS, write_spec
 
+# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("export")
+
 runner = CliRunner()
 
 # What a user of the export runs: no dlrun, raw CSV text in, numbers as float64 (NaN when empty).
 SERVE = """
 import json, sys
 import numpy as np, pandas as pd, tensorflow as tf
-
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("export")
 
 for case in json.loads(sys.argv[1]):
     serve = tf.saved_model.load(case["model"]).signatures["serving_default"]
