@@ -125,3 +125,27 @@ def assert_fits(output: str, width: int, numbers) -> None:
     assert "…" not in output, output
     for number in numbers:
         assert any(number in line for line in lines), f"{number!r} is split or missing:\n{output}"
+
+
+# --- a throwaway PostgreSQL server (tests/pgserver.py), for the tests marked postgres ---------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Start a PostgreSQL server on 127.0.0.1 for the session; stopped and removed at the end, also on failure."""
+    import pgserver
+
+    if pgserver.binaries() is None:
+        pytest.skip("PostgreSQL's server programs are not installed: apt-get install -y postgresql (.ci/run does)")
+    pytest.importorskip("psycopg2", reason="the PostgreSQL driver is not installed: pip install -e '.[test]'")
+    server = pgserver.start()
+    try:
+        yield server
+    finally:
+        pgserver.stop(server)
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.database()
