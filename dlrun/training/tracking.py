@@ -248,10 +248,17 @@ class _Client:
 
         self.mlflow = mlflow
         self.uri = uri
-        self.client = mlflow.MlflowClient(tracking_uri=uri)
         self.Metric, self.Param, self.RunTag = Metric, Param, RunTag
-        if uri.partition(":")[0].partition("+")[0] in DATABASES:  # MLflow creates a new store's tables when first asked
-            databases.open_once(uri, lambda: self.client.search_experiments(max_results=1))
+        if uri.partition(":")[0].partition("+")[0] in DATABASES:  # MLflow creates a new store's tables when it opens it
+
+            def opened():
+                client = mlflow.MlflowClient(tracking_uri=uri)
+                client.search_experiments(max_results=1)
+                return client
+
+            self.client = databases.open_once(uri, opened)
+        else:
+            self.client = mlflow.MlflowClient(tracking_uri=uri)
 
     def experiment_id(self, name: str) -> str:
         """Return the experiment's id, creating it (beside a SQLite store, its files) when it does not exist."""
