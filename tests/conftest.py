@@ -137,7 +137,7 @@ def postgres_server():
 
     if pgserver.binaries() is None:
         pytest.skip("PostgreSQL's server programs are not installed: apt-get install -y postgresql (.ci/run does)")
-    pytest.importorskip("psycopg2", reason="the PostgreSQL driver is not installed: pip install -e '.[test]'")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed: pip install -e '.[test]'")
     server = pgserver.start()
     try:
         yield server

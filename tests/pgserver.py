@@ -44,7 +44,7 @@ class Server:
     port: int
     bin: Path
 
-    def url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
+    def url(self, database: str, driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://{USER}:{PASSWORD}@127.0.0.1:{self.port}/{database}"
 
     def database(self) -> str:
@@ -54,14 +54,11 @@ class Server:
         return self.url(name)
 
     def _psql(self, command: str) -> None:
-        import psycopg2
+        import psycopg
 
-        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=USER, password=PASSWORD, dbname="postgres")
-        connection.autocommit = True
-        try:
-            connection.cursor().execute(command)
-        finally:
-            connection.close()
+        address = {"host": "127.0.0.1", "port": self.port, "user": USER, "password": PASSWORD, "dbname": "postgres"}
+        with psycopg.connect(**address, autocommit=True) as connection:
+            connection.execute(command)
 
 
 def _as_owner(command: list[str]) -> list[str]:

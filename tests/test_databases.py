@@ -95,4 +95,3 @@ def assert_all_logged(reports: list[dict], urls: list[str]) -> None:
 def test_sweeps_started_together_on_a_new_mlflow_sqlite_store_all_log_to_it(tmp_path):
     urls = [f"sqlite:///{tmp_path / f'mlflow{i}.db'}" for i in range(MLFLOW_ROUNDS)]
     assert_all_logged(start_together(tmp_path / "sync", urls, ENV, "mlflow"), urls)
-

@@ -1,8 +1,9 @@
 """Processes that open the same new storage at the same moment: a barrier per round, then dlrun's own open.
 
 `start_together(urls)` starts 4 processes once; for each URL in turn (a new storage each round) every
-process says it is ready, waits for the go file, opens the study through `dlrun.search.study.open_study`,
-asks one trial and tells it (or opens an MLflow store through dlrun's client and logs one run). Run as a script, this module is one of those processes.
+process says it is ready, waits for the go file, opens the study (`dlrun.search.study.open_study`),
+asks one trial and tells it (or opens an MLflow store through dlrun's client and logs one run). Run as a
+script, this module is one of those processes.
 """
 
 from __future__ import annotations
