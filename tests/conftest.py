@@ -149,3 +149,20 @@ def postgres_server():
 def postgres_url(postgres_server) -> str:
     """The URL of a new, empty database on the session's PostgreSQL server."""
     return postgres_server.database()
+
+
+# --- a Ray cluster of two nodes on 127.0.0.1 (tests/raycluster.py), for the tests marked ray_cluster ------
+
+
+@pytest.fixture
+def ray_cluster():
+    """Start a head and a second node (one CPU each); stopped at the end, also on failure. Drive it in a subprocess
+    (`cluster.dlrun(...)`, or with `cluster.env`): Ray takes the cluster's token from the environment at import."""
+    pytest.importorskip("ray")
+    import raycluster
+
+    cluster = raycluster.start()
+    try:
+        yield cluster
+    finally:
+        raycluster.stop(cluster)
