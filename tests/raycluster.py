@@ -33,6 +33,9 @@ class Cluster:
     env: dict[str, str]
     head_dir: Path
     node2_dir: Path
+    hidden: Path | None
+    """A folder the second node does not see (an empty tmpfs over it, in its own mount namespace); None
+    where this process may not make one (not root)."""
 
     def node_ids(self) -> dict[str, str]:
         """Return {"head": its node id, "node2": its node id}, by the node2 resource."""
@@ -77,7 +80,12 @@ def start() -> Cluster:
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     head = [_ray(), "start", "--head", "--port", str(port), "--temp-dir", str(head_dir), "--include-dashboard", "false"]
     node2 = [_ray(), "start", "--address", address, "--temp-dir", str(node2_dir), "--resources", '{"node2": 1}']
-    cluster = Cluster(address, env, head_dir, node2_dir)
+    hidden = root / "hidden" if os.geteuid() == 0 and shutil.which("unshare") else None
+    if hidden is not None:  # the second node's processes see an empty folder there: as a machine without the share
+        hidden.mkdir()
+        mount = 'mount -t tmpfs tmpfs "$0" && exec "$@"'
+        node2 = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(hidden), *node2]
+    cluster = Cluster(address, env, head_dir, node2_dir, hidden)
     try:
         for command in (head + common, node2 + common):
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=root)

@@ -333,6 +333,12 @@ def test_a_keras_failure_is_failed_in_the_manifest_as_in_the_summary(binary_expe
 # --- a Ray cluster of two nodes (tests/raycluster.py) -----------------------------------------------
 
 
+def nodes_ip(cluster) -> str:
+    """The address Ray gives the nodes (all on this machine, so the same for both)."""
+    (address,) = {json.loads(p.read_text())["node"]["ip"] for p in Path("runs").glob("*/sweep-*/*/*/summary.json")}
+    return address
+
+
 def ran_on(run_dir: Path) -> str:
     return json.loads((run_dir / "summary.json").read_text())["node"]["ray_node"]
 
@@ -351,6 +357,21 @@ def test_a_sweep_and_a_tune_on_a_two_node_ray_cluster_run_points_on_both_nodes(e
     assert {p["node"]["ray_node"] for p in points} == set(nodes.values())
     assert [ran_on(sweep_dir / p["run_dir"]) for p in points] == [p["node"]["ray_node"] for p in points]
     assert not (sweep_dir / ".dlrun-shared").exists()  # the token every node read back is removed
+
+    if ray_cluster.hidden is not None:  # a node that does not see --out: refused before any point runs
+        out = ray_cluster.hidden / "runs"
+        refused = ray_cluster.dlrun(
+            "sweep", str(experiment), *args, "--executor", "ray", "--address", ray_cluster.address, "--out", str(out)
+        )
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        (folder,) = out.glob("*/sweep-*")
+        error = (
+            f"error: --out {out}: the Ray node {nodes_ip(ray_cluster)} ({nodes['node2'][:12]}) does not see {folder} "
+            "as this machine does; a cluster needs --out on storage every node mounts at the same path (NFS, a "
+            "shared disk)\n"
+        )
+        assert error in refused.stderr and "Traceback" not in refused.stderr
+        assert not list(folder.glob("*/*"))  # no run started
 
     lr = "training.optimizer.learning_rate=loguniform(1e-3,1e-1)"
     tuned = ray_cluster.dlrun(
