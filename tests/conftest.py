@@ -130,3 +130,44 @@ def assert_fits(output: str, width: int, numbers) -> None:
     assert "…" not in output, output
     for number in numbers:
         assert any(number in line for line in lines), f"{number!r} is split or missing:\n{output}"
+
+
+# --- a throwaway PostgreSQL server (tests/pgserver.py), for the tests marked postgres ---------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """Start a PostgreSQL server on 127.0.0.1 for the session; stopped and removed at the end, also on failure."""
+    import pgserver
+
+    if pgserver.binaries() is None:
+        pytest.skip("PostgreSQL's server programs are not installed: apt-get install -y postgresql (.ci/run does)")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver is not installed: pip install -e '.[test]'")
+    server = pgserver.start()
+    try:
+        yield server
+    finally:
+        pgserver.stop(server)
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.database()
+
+
+# --- a Ray cluster of two nodes on 127.0.0.1 (tests/raycluster.py), for the tests marked ray_cluster ------
+
+
+@pytest.fixture
+def ray_cluster():
+    """Start a head and a second node (one CPU each); stopped at the end, also on failure. Drive it in a subprocess
+    (`cluster.dlrun(...)`, or with `cluster.env`): Ray takes the cluster's token from the environment at import."""
+    pytest.importorskip("ray")
+    import raycluster
+
+    cluster = raycluster.start()
+    try:
+        yield cluster
+    finally:
+        raycluster.stop(cluster)

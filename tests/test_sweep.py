@@ -332,3 +332,110 @@ def test_a_keras_failure_is_failed_in_the_manifest_as_in_the_summary(binary_expe
     summary = json.loads((sweep_dir / points[0]["run_dir"] / "summary.json").read_text())
     assert summary["status"] == "failed"
     assert json.loads((sweep_dir / "sweep.json").read_text())["points"][0]["status"] == "failed"
+
+
+# --- a Ray cluster of two nodes (tests/raycluster.py) -----------------------------------------------
+
+
+def nodes_ip(cluster) -> str:
+    """The address Ray gives the nodes (all on this machine, so the same for both)."""
+    (address,) = {json.loads(p.read_text())["node"]["ip"] for p in Path("runs").glob("*/sweep-*/*/*/summary.json")}
+    return address
+
+
+def ran_on(run_dir: Path) -> str:
+    return json.loads((run_dir / "summary.json").read_text())["node"]["ray_node"]
+
+
+@pytest.mark.ray_cluster
+def test_a_sweep_and_a_tune_on_a_two_node_ray_cluster_run_points_on_both_nodes(experiment, ray_cluster):
+    # ~40 s on 2 cores: starting the two nodes and a Ray worker on each is what is tested
+    nodes = ray_cluster.node_ids()
+    args = ["--set", "training.optimizer.learning_rate=0.05,0.01", "--set", "training.epochs=2"]
+    result = ray_cluster.dlrun("sweep", str(experiment), *args, "--executor", "ray", "--address", ray_cluster.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sweep_dir,) = sweep_dirs()
+    points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
+    assert [p["status"] for p in points] == ["completed"] * 2
+    # one CPU a node: the two points ran at once, so on both nodes; the manifest and each run say where
+    assert {p["node"]["ray_node"] for p in points} == set(nodes.values())
+    assert [ran_on(sweep_dir / p["run_dir"]) for p in points] == [p["node"]["ray_node"] for p in points]
+    assert not (sweep_dir / ".dlrun-shared").exists()  # the token every node read back is removed
+
+    if ray_cluster.hidden is not None:  # a node that does not see --out: refused before any point runs
+        out = ray_cluster.hidden / "runs"
+        refused = ray_cluster.dlrun(
+            "sweep", str(experiment), *args, "--executor", "ray", "--address", ray_cluster.address, "--out", str(out)
+        )
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        (folder,) = out.glob("*/sweep-*")
+        error = (
+            f"error: --out {out}: the Ray node {nodes_ip(ray_cluster)} ({nodes['node2'][:12]}) does not see {folder} "
+            "as this machine does; a cluster needs --out on storage every node mounts at the same path (NFS, a "
+            "shared disk)\n"
+        )
+        assert error in refused.stderr and "Traceback" not in refused.stderr
+        assert not list(folder.glob("*/*"))  # no run started
+
+    lr = "training.optimizer.learning_rate=loguniform(1e-3,1e-1)"
+    tuned = ray_cluster.dlrun(
+        *["tune", str(experiment), "--set", lr, "--set", "training.epochs=2", "--trials", "2", "--jobs", "2"],
+        *["--pruner", "none", "--executor", "ray", "--address", ray_cluster.address],
+    )
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    trials = [d for d in Path("runs").glob("*/tune-*/*/*") if (d / "summary.json").is_file()]
+    assert len(trials) == 2 and {ran_on(d) for d in trials} == set(nodes.values())
+
+
+@pytest.mark.ray_cluster
+def test_a_node_lost_mid_sweep_costs_its_point_one_attempt_retried_on_the_head(experiment, ray_cluster):
+    import subprocess
+    import time
+
+    make_binary_csv(Path("data.csv"), rows=200)
+    spec = write_spec(Path("."), binary_spec(epochs=60, batch_size=8))
+    nodes = ray_cluster.node_ids()
+    command = [sys.executable, "-m", "dlrun", "sweep", str(spec), "--set", "training.optimizer.learning_rate=0.05,0.01"]
+    command += ["--executor", "ray", "--address", ray_cluster.address]
+    with open("out.txt", "w") as out, open("err.txt", "w") as err:
+        driver = subprocess.Popen(command, stdout=out, stderr=err, env=ray_cluster.env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the point on the second node has trained an epoch
+            on_node2 = [d for d in Path("runs").glob("*/sweep-*/*/*") if _started_on(d) == nodes["node2"]]
+            if on_node2 and (on_node2[0] / "history.csv").is_file():
+                if len((on_node2[0] / "history.csv").read_text().splitlines()) >= 2:
+                    break
+            assert driver.poll() is None, Path("err.txt").read_text()
+            time.sleep(0.05)
+        assert ray_cluster.kill_node2()  # its raylet and the worker training the point
+        assert driver.wait(timeout=120) == 0, Path("out.txt").read_text() + Path("err.txt").read_text()
+    finally:
+        if driver.poll() is None:
+            import os
+            import signal
+
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    (sweep_dir,) = sweep_dirs()
+    points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
+    assert [p["status"] for p in points] == ["completed"] * 2  # the sweep ends complete
+    (lost,) = [p for p in points if p.get("lost")]
+    died = {  # Ray says one or the other, by which it notices first: the node's death or its worker's
+        "its worker or node died (Ray: NodeDiedError: Task failed because the node it was running on is dead or "
+        "unavailable)",
+        "its worker or node died (Ray: WorkerCrashedError: The worker died unexpectedly while executing this task)",
+    }
+    assert len(lost["lost"]) == 1 and lost["lost"][0] in died
+    assert lost["node"]["ray_node"] == nodes["head"] == ran_on(sweep_dir / lost["run_dir"])  # tried again there
+    assert not (on_node2[0]).exists()  # the lost attempt's half-written run is gone
+    assert len([d for d in sweep_dir.glob("*/*") if d.is_dir()]) == 2
+    output = Path("out.txt").read_text()
+    assert output.count("lost ") == 1 and output.count(f": {lost['lost'][0]}; trained again") == 1  # reported once
+
+
+def _started_on(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "start.json").read_text())["node"]["ray_node"]
+    except (OSError, ValueError, KeyError):
+        return None

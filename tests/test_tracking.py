@@ -259,3 +259,20 @@ def test_commands_that_do_not_train_never_import_mlflow(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.postgres
+def test_a_run_tracked_to_a_postgresql_store_holds_every_epoch(experiment, postgres_url):
+    result = invoke("train", experiment, "-q", "--track-uri", postgres_url)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    run_dir = next(Path("runs/spec").iterdir())
+    client = mlflow.MlflowClient(postgres_url)
+    (run,) = runs_of(client, "spec")
+    assert run.info.status == "FINISHED" and run.data.tags["dlrun.run_dir"] == str(run_dir.resolve())
+    history = read_history(run_dir)
+    logged = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val_loss"))
+    assert logged == list(zip(history.epochs, history.values["val_loss"]))
+    assert run.data.metrics["best_val_loss"] == read_summary(run_dir)["best_value"]
+    where = f"MLflow: run {run.info.run_id} in experiment 'spec' at {tracking.shown_uri(postgres_url)}"
+    assert where in result.stdout and "dlrun:dlrun@" not in result.stdout  # the password is not shown

@@ -30,6 +30,22 @@ DLRUN = (
     "runpy.run_module('dlrun', run_name='__main__')"
 )
 LR = "training.optimizer.learning_rate"
+# `dlrun tune` whose trials train in the driver's own process (as the in_process fixture does): one TensorFlow start
+TUNE_IN_PROCESS = (
+    "import os, runpy\n"
+    "import dlrun.cli.search as cli\n"
+    "class InProcess:\n"
+    "    def run(self, tasks, on_start):\n"
+    "        from dlrun.search.trial import run_trial\n"
+    "        while (task := tasks()) is not None:\n"
+    "            on_start(task[0])\n"
+    "            yield run_trial(*task, 1)\n"
+    "cli.make_tune_executor = lambda *args: InProcess()\n"
+    "if os.environ.get('DLRUN_TEST_NO_FIGURES'):\n"
+    "    import dlrun.search.results as results\n"
+    "    results.write_figures = lambda *args: []\n"
+    "runpy.run_module('dlrun', run_name='__main__')\n"
+)
 
 
 class InProcess:
@@ -298,3 +314,83 @@ def test_missing_packages_say_how_to_install_them(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and 'pip install "dlrun[tune]"' in result.stderr
+
+
+# --- a real PostgreSQL study (tests/pgserver.py) ----------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_four_processes_started_together_on_a_new_postgresql_study_run_the_trial_count_once(tmp_path, postgres_url):
+    # ~30 s on 2 cores (4 TensorFlow starts): 4 processes are what is tested; each trains its trials itself
+    make_binary_csv(tmp_path / "data.csv", rows=80)
+    spec = write_spec(tmp_path, binary_spec(epochs=1, batch_size=32))
+    command = [sys.executable, "-c", TUNE_IN_PROCESS, "tune", str(spec), "--set", f"{LR}=loguniform(1e-3,1e-1)"]
+    command += ["--trials", "6", "--storage", postgres_url, "--study", "together", "--pruner", "none"]
+    env = {**ENV, "DLRUN_TEST_NO_FIGURES": "1"}  # the PNGs cost seconds in each process and are tested above
+    drivers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(4)
+    ]
+    try:
+        outputs = [driver.communicate(timeout=300) for driver in drivers]
+    finally:
+        for driver in drivers:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
+    assert [d.returncode for d in drivers] == [0, 0, 0, 0], outputs
+    study = load_study(postgres_url, "together")
+    counted = [t for t in study.get_trials() if not studies.left_out(t)]
+    assert len(counted) == 6 and all(t.state.name == "COMPLETE" for t in counted)
+    assert sorted(t.number for t in counted) == list(range(6))  # the first six by number; the surplus ones left out
+    runs = sorted(str(p.resolve()) for p in Path("runs").glob("*/tune-*/*/*") if (p / "summary.json").is_file())
+    assert sorted(t.user_attrs[studies.RUN_DIR] for t in counted) == runs  # each trial trained once, by one process
+    assert len({t.params[LR] for t in counted}) == 6
+
+    best = study.best_trial
+    best_yamls = [p for p in Path("runs").glob("*/tune-*/best.yaml")]
+    assert len(best_yamls) == 4  # each process writes the study's best
+    trained = runner.invoke(app, ["train", str(best_yamls[0]), "--out", "again", "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    (again,) = Path("again").glob("*/*")
+    assert reading.load_run(again).summary["best_value"] == pytest.approx(best.value, rel=1e-6)
+
+
+@pytest.mark.postgres
+def test_a_postgresql_study_whose_process_was_killed_resumes_with_its_running_trial_retried(
+    tmp_path, postgres_url, in_process
+):
+    make_binary_csv(tmp_path / "data.csv", rows=100)
+    spec = write_spec(tmp_path, binary_spec(epochs=4, batch_size=16))
+    holds = Holds(tmp_path / "holds", epoch=1, runs=[2])  # the first trial finishes, the second waits mid-run
+    command = [sys.executable, "-c", TUNE_IN_PROCESS, "tune", str(spec), "--set", f"{LR}=loguniform(1e-3,1e-1)"]
+    command += ["--trials", "2", "--storage", postgres_url, "--study", "killed", "--pruner", "none"]
+    with open("err.txt", "w") as err:
+        driver = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=err, env=holds.env(ENV), start_new_session=True
+        )
+    try:
+        holds.wait(driver)  # one trial finished, the next one trained an epoch
+        states = [t.state.name for t in load_study(postgres_url, "killed").get_trials()]
+        assert states == ["COMPLETE", "RUNNING"] and _training_epochs() >= 1, states
+        os.killpg(driver.pid, signal.SIGKILL)  # at once: nothing is told to the study
+        driver.wait()
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    finished, killed = load_study(postgres_url, "killed").get_trials()
+    assert (finished.state.name, killed.state.name) == ("COMPLETE", "RUNNING")
+    (half,) = [d for d in Path("runs").glob("*/tune-*/*/*") if not (d / "summary.json").exists()]
+
+    result = runner.invoke(app, ["tune", "--resume", str(the_tune())])
+    assert result.exit_code == 0, result.output
+    assert f"resuming {the_tune()}: 2 of 2 trials in the study" in result.output
+    trials = load_study(postgres_url, "killed").get_trials()
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert trials[0].state.name == "COMPLETE" and trials[0].value == finished.value  # nothing else lost
+    assert trials[1].state.name == "FAIL" and trials[1].user_attrs[studies.RETRY]  # the killed one, failed
+    assert trials[1].user_attrs[studies.ERROR] == "its process is gone"
+    assert trials[2].state.name == "COMPLETE" and trials[2].params == killed.params  # and tried again
+    assert trials[2].user_attrs["dlrun.retry_of"] == 1
+    assert not half.exists()  # the half-written run of the killed trial is replaced
+    assert len([d for d in the_tune().glob("*/*") if d.is_dir()]) == 2

@@ -285,6 +285,7 @@ def make_tune_executor(kind: str, jobs: int | None, address: str | None):
 
     runner = make_executor(kind, jobs or 1, address, jobs or 1)
     runner.work = run_trial
+    runner.retry_lost = False  # a trial whose worker died is failed and its values asked again (dlrun.search.tune)
     return runner
 
 

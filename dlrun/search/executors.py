@@ -78,10 +78,14 @@ def run_point(
     Returns:
         {"index", "status" (completed / early-stopped / nan / interrupted / failed), "run_dir" (or
         None when training never started), "error" (a message, or None), "retry" (whether
-        `--resume` should train it again although it failed: only when its worker died)}.
+        `--resume` should train it again although it failed: only when its worker died), "node" (where
+        it ran: `dlrun.versions.node`)}.
     """
     global _training
+    from dlrun.versions import node
+
     result: dict[str, Any] = {"index": index, "status": "failed", "run_dir": None, "error": None, "retry": False}
+    result["node"] = node()
     if _interrupted:
         return result | {"status": "interrupted", "error": "not started: the sweep was interrupted"}
     _training = True
@@ -132,6 +136,7 @@ def died(index: int, how: str) -> dict[str, Any]:
         "run_dir": None,
         "error": f"the worker process training this point died ({how}); `dlrun sweep --resume` trains it again",
         "retry": True,
+        "died": how,
     }
 
 
@@ -195,14 +200,18 @@ class RayExecutor:
     """Run points as Ray tasks, one CPU each, on a local Ray instance or an existing cluster.
 
     Every node must see the spec's CSV and the sweep folder at the same paths (a shared file
-    system), and have dlrun installed; run directories are written there by the tasks.
+    system), and have dlrun installed; run directories are written there by the tasks. On a cluster
+    each node is asked first whether it sees the folder (`check_shared`). A task whose worker or node
+    died is submitted once more when `retry_lost` (a sweep's points; a tune retries its trials itself),
+    its result then saying what was lost (`lost`).
     """
 
-    def __init__(self, jobs: int | None, address: str | None, work: Work = run_point):
+    def __init__(self, jobs: int | None, address: str | None, work: Work = run_point, retry_lost: bool = True):
         self.jobs = jobs
         self.address = address
         self.threads = 1 if address else max(1, cores() // (jobs or cores()))
         self.work = work
+        self.retry_lost = retry_lost
 
     def run(self, tasks: Tasks, on_start: Callable[[int], None]) -> Iterator[dict[str, Any]]:
         """Yield each point's result as it finishes; on KeyboardInterrupt, cancel the rest.
@@ -227,23 +236,34 @@ class RayExecutor:
         remote = ray.remote(num_cpus=1, max_retries=0)(self.work)
         slots = self.jobs if self.jobs and not self.address else max(1, int(ray.cluster_resources().get("CPU", 1)))
         queue = TaskQueue(tasks)
-        refs: dict[Any, int] = {}
+        refs: dict[Any, Task] = {}
+        lost: dict[int, list[str]] = {}  # point index -> what its lost attempts said
 
         def submit() -> None:
             while len(refs) < slots and (task := queue.pop()) is not None:
-                refs[remote.remote(*task, self.threads)] = task[0]
+                task = (*task[:3], str(Path(task[3]).resolve()), *task[4:])  # a Ray worker's folder is not ours
+                refs[remote.remote(*task, self.threads)] = task
                 on_start(task[0])  # Ray schedules it; the display counts it as submitted
 
         try:
+            if self.address and (first := queue.peek()) is not None:
+                check_shared(ray, Path(first[3]))
             submit()
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
                 for ref in done:
-                    index = refs.pop(ref)
+                    task = refs.pop(ref)
                     try:
-                        yield ray.get(ref)
+                        result = ray.get(ref)
                     except Exception as exc:  # the task's worker died, or its node
-                        yield _ray_failure(ray, index, exc)
+                        result = _ray_failure(ray, task[0], exc)
+                    if result.get("retry") and self.retry_lost and task[0] not in lost:
+                        lost[task[0]] = [f"its worker or node died ({result.get('died') or result['error']})"]
+                        refs[remote.remote(*task, self.threads)] = task  # once more, wherever Ray has room
+                        continue
+                    if task[0] in lost:
+                        result["lost"] = lost.pop(task[0])
+                    yield result
                 submit()
         except KeyboardInterrupt:
             queue.close()
@@ -253,6 +273,53 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+SHARED_TOKEN = ".dlrun-shared"
+"""The file a driver writes in its sweep or tune folder for each Ray node to read back (`check_shared`)."""
+
+
+def check_shared(ray, folder: Path) -> None:
+    """Make sure every Ray node sees `folder` (the driver's --out, where tasks write their runs) as the driver does.
+
+    Raises:
+        DlrunError: a node does not see the folder, or sees another one at that path.
+    """
+    import secrets
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from dlrun.errors import DlrunError
+
+    token = secrets.token_hex(16)
+    path = Path(folder).resolve() / SHARED_TOKEN
+    path.write_text(token, encoding="utf-8")
+    try:
+        probe = ray.remote(num_cpus=0, max_retries=0)(_reads)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        refs = {
+            probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                str(path)
+            ): n
+            for n in nodes
+        }
+        for ref, node in refs.items():
+            if ray.get(ref) != token:
+                raise DlrunError(
+                    f"--out {folder.parent.parent}: the Ray node {node['NodeManagerAddress']} "
+                    f"({node['NodeID'][:12]}) does not see {folder} as this machine does; a cluster needs --out "
+                    "on storage every node mounts at the same path (NFS, a shared disk)"
+                )
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _reads(path: str) -> str | None:
+    """Read a file on a Ray node (None if it is not there)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _ray_failure(ray, index: int, exc: Exception) -> dict[str, Any]:
@@ -268,7 +335,7 @@ def _ray_failure(ray, index: int, exc: Exception) -> dict[str, Any]:
         )
         if hasattr(ray.exceptions, name)
     )
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reason = str(exc).strip().splitlines()[0].partition(". ")[0] if str(exc).strip() else ""
     if isinstance(exc, crashes):
         return died(index, f"Ray: {type(exc).__name__}{': ' + reason if reason else ''}")
     return {

@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from dlrun import databases
 from dlrun.errors import DlrunError
 from dlrun.spec.yamltext import value_text
 
@@ -112,9 +113,9 @@ def open_storage(url: str):
             from optuna.storages.journal import JournalRedisBackend
 
             storage = optuna.storages.JournalStorage(JournalRedisBackend(url))
-        elif "://" in url:
+        elif "://" in url:  # Optuna creates the tables of a new database: once, though processes start together
             kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            storage = databases.open_once(url, lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs))
         else:
             from optuna.storages.journal import JournalFileBackend
 
@@ -318,9 +319,10 @@ def open_study(url: str, name: str, direction: str, sampler, pruner, signature: 
         load_if_exists=True,
     )
     found = study.user_attrs.get(SIGNATURE)
-    if found is None:
+    if found is None:  # read back: of processes that start together, one whose signature another overwrote is refused
         study.set_user_attr(SIGNATURE, signature)
-    elif found != signature:
+        found = study.user_attrs.get(SIGNATURE)
+    if found != signature:
         differs = [key for key in signature if found.get(key) != signature[key]]
         raise DlrunError(
             f"study {name!r} in {shown(url)} searches something else (its {', '.join(differs)} differ); "

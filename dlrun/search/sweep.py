@@ -373,9 +373,14 @@ def _execute(sweep_dir: Path, executor, console, on_result, on_plan, tracking) -
                 point.update(
                     status=result["status"],
                     error=result["error"],
-                    run_dir=str(Path(run_dir).relative_to(sweep_dir)) if run_dir else None,
+                    run_dir=str(Path(run_dir).resolve().relative_to(sweep_dir.resolve())) if run_dir else None,
                     retry=bool(result.get("retry")),
+                    node=result.get("node"),
                 )
+                if result.get("lost"):  # its first attempt's worker or node died; the executor tried it again
+                    point["lost"] = result["lost"]
+                    _drop_lost_attempts(sweep_dir, point)
+                    display.lost(point)
                 runs.write_json(sweep_dir / MANIFEST, manifest)
                 display.finished(point)
                 if on_result is not None:
@@ -392,6 +397,17 @@ def _execute(sweep_dir: Path, executor, console, on_result, on_plan, tracking) -
     result = SweepResult(sweep_dir, manifest, len(todo), interrupted=interrupted, exit_code=exit_code)
     result.columns, result.table, result.skipped = table(sweep_dir, manifest)
     return result
+
+
+def _drop_lost_attempts(sweep_dir: Path, point: dict[str, Any]) -> None:
+    """Delete the half-written runs a point's lost attempts left, which nobody writes any more."""
+    found, _ = _runs_on_disk(sweep_dir, [point])
+    for run_dir in found[point["index"]]:
+        holder = lock.holder(run_dir)
+        if str(run_dir.relative_to(sweep_dir)) == point.get("run_dir") or (holder is not None and holder.alive()):
+            continue
+        if _status(run_dir) in HALF_WRITTEN:
+            shutil.rmtree(run_dir)
 
 
 def _find_run(sweep_dir: Path, overrides: list[str]) -> Path | None:
@@ -490,6 +506,16 @@ class _Display:
             self.progress.console.print(f"{mark} {self.labels[index]}", highlight=False)
         self.progress.advance(self.task)
         self._refresh()
+
+    def lost(self, point: dict[str, Any]) -> None:
+        """Say, once, that a point's first attempt was lost (its worker or node died) and it was trained again."""
+        if self.console is not None:
+            for what in point["lost"]:
+                self.progress.console.print(
+                    f"[yellow]lost[/] {self.labels[point['index']]}: {what}; trained again",
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
     def _refresh(self) -> None:
         running = ", ".join(self.labels[i] for i in self.running[:3]) + (" ..." if len(self.running) > 3 else "")

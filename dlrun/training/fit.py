@@ -29,7 +29,7 @@ from dlrun.training.callbacks import Callbacks, make_callbacks, require_tensorbo
 from dlrun.training.devices import check_devices, loss_scaled, precision, replicas, strategy
 from dlrun.training.loop import Loop, choose, fit_lean
 from dlrun.training.summary import build_summary
-from dlrun.versions import versions
+from dlrun.versions import node, versions
 
 MAX_STEPS_PER_EXECUTION = 32
 
@@ -97,7 +97,7 @@ def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None
         layout.write_json(run_dir / layout.PREPROCESSING, data.preprocessing.to_dict())
         layout.write_json(
             run_dir / layout.START,
-            {"spec": spec.resolved(), "data_sha256": data.sha256, "versions": versions()},
+            {"spec": spec.resolved(), "data_sha256": data.sha256, "versions": versions(), "node": node()},
         )
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)

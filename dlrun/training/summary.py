@@ -10,7 +10,7 @@ from dlrun.runs.history import VAL, History, best_epoch, extreme_epoch
 from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
 from dlrun.training.baseline import baseline
-from dlrun.versions import versions
+from dlrun.versions import node, versions
 
 
 def best_of_spec(spec: Spec, history: History) -> int | None:
@@ -78,6 +78,7 @@ def build_summary(
         "streaming": data.stream is not None,
         "data_sha256": data.sha256,
         "versions": versions(),
+        "node": node(),
     }
     summary |= baseline(spec, data)
     summary["diagnosis"] = diagnose(history, summary, spec.resolved()).to_dict()

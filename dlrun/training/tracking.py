@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlrun import __version__
+from dlrun import __version__, databases
 from dlrun.errors import DlrunError
 from dlrun.runs import layout
 from dlrun.runs.history import NOT_QUANTITIES
@@ -36,6 +36,8 @@ from dlrun.runs.reading import flatten, read_config, read_summary, run_label
 from dlrun.runs.status import FINISHED, Status, status_of
 
 DB_FILE = "mlflow.db"
+DATABASES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
+"""URI schemes of a database store, whose tables MLflow creates on first use (`databases.open_once`)."""
 """The default store: a SQLite file beside the runs folder."""
 ARTIFACTS = "mlartifacts"
 """Where a SQLite store's runs keep their files, beside the database (as `mlflow server` does)."""
@@ -246,8 +248,17 @@ class _Client:
 
         self.mlflow = mlflow
         self.uri = uri
-        self.client = mlflow.MlflowClient(tracking_uri=uri)
         self.Metric, self.Param, self.RunTag = Metric, Param, RunTag
+        if uri.partition(":")[0].partition("+")[0] in DATABASES:  # MLflow creates a new store's tables when it opens it
+
+            def opened():
+                client = mlflow.MlflowClient(tracking_uri=uri)
+                client.search_experiments(max_results=1)
+                return client
+
+            self.client = databases.open_once(uri, opened)
+        else:
+            self.client = mlflow.MlflowClient(tracking_uri=uri)
 
     def experiment_id(self, name: str) -> str:
         """Return the experiment's id, creating it (beside a SQLite store, its files) when it does not exist."""
