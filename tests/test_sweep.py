@@ -242,6 +242,7 @@ def test_address_needs_the_ray_executor(experiment):
     assert result.exit_code == 1 and "--executor ray" in result.stderr
 
 
+@pytest.mark.xdist_group("ray")  # one Ray at a time: a local ray.init() may join a cluster `ray start` made
 def test_ray_sweep_2x2_on_a_local_instance(experiment):
     pytest.importorskip("ray")
     result = runner.invoke(
@@ -274,6 +275,7 @@ def test_ray_sweep_2x2_on_a_local_instance(experiment):
     assert "best:" in result.stdout
 
 
+@pytest.mark.xdist_group("ray")  # one Ray at a time: a local ray.init() may join a cluster `ray start` made
 def test_a_ray_task_whose_worker_died_is_retried_by_resume_and_a_ray_task_error_is_not():
     ray = pytest.importorskip("ray")
     from dlrun.search.executors import _ray_failure
@@ -347,6 +349,7 @@ def ran_on(run_dir: Path) -> str:
     return json.loads((run_dir / "summary.json").read_text())["node"]["ray_node"]
 
 
+@pytest.mark.xdist_group("ray")  # one Ray at a time: a local ray.init() may join a cluster `ray start` made
 @pytest.mark.ray_cluster
 def test_a_sweep_and_a_tune_on_a_two_node_ray_cluster_run_points_on_both_nodes(experiment, ray_cluster):
     # ~40 s on 2 cores: starting the two nodes and a Ray worker on each is what is tested
@@ -387,6 +390,7 @@ def test_a_sweep_and_a_tune_on_a_two_node_ray_cluster_run_points_on_both_nodes(e
     assert len(trials) == 2 and {ran_on(d) for d in trials} == set(nodes.values())
 
 
+@pytest.mark.xdist_group("ray")  # one Ray at a time: a local ray.init() may join a cluster `ray start` made
 @pytest.mark.ray_cluster
 def test_a_node_lost_mid_sweep_costs_its_point_one_attempt_retried_on_the_head(experiment, ray_cluster):
     import subprocess
