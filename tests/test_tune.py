@@ -349,3 +349,36 @@ def test_a_journal_cut_in_the_middle_is_refused_in_one_line_and_left_as_it_is(tm
         "Optuna cannot read the study past it; keep a copy of the file and delete that line, or start a new tune"
     )
     assert journal.read_bytes() == before and not list(tmp_path.glob("study.log.*"))
+
+
+def test_a_tune_that_outlives_a_killed_peer_says_its_trial_is_held_by_a_dead_process(tmp_path, monkeypatch):
+    make_binary_csv(tmp_path / "data.csv", rows=40)
+    spec = write_spec(tmp_path, binary_spec(epochs=1))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+
+    class PeerDiesMidway(InProcess):
+        """While this tune runs, a peer sharing the study asks a trial and is killed (kill -9) before it ends."""
+
+        def run(self, tasks, on_start):
+            manifest = tuning.read_manifest(the_tune())
+            peer = tuning.open_study(manifest).ask(studies.Space(manifest["search"]).optuna())
+            peer.set_user_attr(studies.OWNER, {"pid": dead.pid, "host": socket.gethostname(), "started": None})
+            yield from super().run(tasks, on_start)
+
+    monkeypatch.setattr("dlrun.cli.search.make_tune_executor", lambda *args: PeerDiesMidway())
+    args = ["tune", str(spec), "--set", f"{LR}=loguniform(1e-3,1e-1)", "--trials", "2", "--pruner", "none"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tune_dir = the_tune()
+    assert (
+        "warning: the study holds 1 trial(s) left running by a process that is gone (trial 0): they count toward "
+        f"the trial count but will never finish; try their values again with: dlrun tune --resume {tune_dir}"
+    ) in result.stderr
+
+    monkeypatch.setattr("dlrun.cli.search.make_tune_executor", lambda *args: InProcess())
+    result = runner.invoke(app, ["tune", "--resume", str(tune_dir)])  # the command it gave retries them
+    assert result.exit_code == 0 and "left running" not in result.stderr, result.output
+    trials = study_of(tune_dir).get_trials()
+    assert [t.state.name for t in trials if not studies.left_out(t)] == ["COMPLETE", "COMPLETE"]
+    assert trials[0].user_attrs[studies.RETRY] and trials[-1].params == trials[0].params

@@ -429,3 +429,20 @@ def owner_gone(trial) -> bool:
         started = trial.datetime_start
         return started is None or (datetime.datetime.now() - started).total_seconds() > 60
     return not Holder(Path(), int(named["pid"]), str(named["host"]), named.get("started")).alive()
+
+
+# --- Optuna's trials through its public API: a trial by its number --------------------------------
+
+
+def trial_id(url: str, study_name: str, number: int) -> int:
+    """Return the storage's id of trial `number` of a study (`BaseStorage`'s public methods, not `trial._trial_id`)."""
+    storage = open_storage(url)
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
+
+
+def set_user_attrs(url: str, study_name: str, number: int, attrs: dict[str, Any]) -> None:
+    """Set user attributes of trial `number` of a study, whichever process asked for it."""
+    storage = open_storage(url)
+    found = trial_id(url, study_name, number)
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(found, key, value)
