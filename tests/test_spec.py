@@ -312,3 +312,13 @@ def test_train_and_resume_of_a_folder_an_older_dlrun_left_with_such_a_seed_are_o
             f"error: {run_dir / 'config.yaml'}:14:1: seed: seed 4294967296 is out of range: expected a whole number "
             "from 0 to 4294967295 (2**32 - 1)\n    | seed: 4294967296\n"
         )
+
+
+def test_a_spec_that_is_not_utf8_names_its_line_and_column_and_how_to_save_it(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes("name: x\ndata:\n  path: café.csv\n".encode("latin-1"))
+    (problem,) = problems_of(path)
+    assert problem.render() == (
+        f"{path}:3:12: byte 0xe9 is not UTF-8 text: save the spec as UTF-8 (an editor's Save with Encoding; or "
+        "iconv -f latin1 -t utf-8)\n    |   path: caf\ufffd.csv"
+    )
