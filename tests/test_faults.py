@@ -641,3 +641,40 @@ def test_a_run_killed_as_its_folder_was_made_is_named_by_compare_and_removed_by_
         "temporary files"
     ) in trained.stderr
     assert not folder.exists() and len(list(Path("runs", "spec").iterdir())) == 1
+
+
+def test_a_full_disk_as_a_history_row_is_flushed_counts_the_rows_on_disk(tmp_path, monkeypatch):
+    from dlrun.backend import import_keras
+
+    make_binary_csv(tmp_path / "data.csv")
+    spec = write_spec(tmp_path, binary_spec(epochs=3))
+    logger = import_keras().callbacks.CSVLogger
+    real = logger.on_epoch_end
+
+    class FullOnce:
+        """history.csv's file, on a disk that is full as the second epoch's row is flushed (the row stays buffered)."""
+
+        def __init__(self, handle):
+            self.handle, self.failed = handle, False
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def flush(self):
+            if not self.failed:
+                self.failed = True
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.handle.name))
+            return self.handle.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.csv_file = FullOnce(self.csv_file)
+        return real(self, epoch, logs)
+
+    monkeypatch.setattr(logger, "on_epoch_end", on_epoch_end)
+    line = one_error_line(invoke("train", spec, "--out", "runs", "-q"))
+    (run_dir,) = Path("runs", "spec").iterdir()
+    assert len(pd.read_csv(run_dir / layout.HISTORY)) == 2  # the buffered row reached the disk when it was closed
+    assert line.startswith("error: training stopped after 2 finished epochs: cannot write ") and line.endswith(
+        "history.csv: No space left on device (free some disk space and try again); they are kept in " + str(run_dir)
+    ), line

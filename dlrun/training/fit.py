@@ -221,6 +221,7 @@ def _run_fit(
         return Status.FAILED, exc
     finally:
         callbacks.stop_displays()
+        callbacks.close_history()
     return (Status.INTERRUPTED if callbacks.checkpoint.interrupted else Status.COMPLETED), None
 
 
