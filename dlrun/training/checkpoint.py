@@ -156,26 +156,36 @@ def read_checkpoint(path: Path) -> State | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with archive:
+            if "state" not in archive.files:
+                raise ValueError("no 'state' in the archive")
             meta = json.loads(str(archive["state"]))
             groups: dict[str, list[np.ndarray]] = {"model": [], "optimizer": [], "best": []}
             for prefix, values in groups.items():
                 while f"{prefix}_{len(values)}" in archive.files:
                     values.append(archive[f"{prefix}_{len(values)}"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        return State(
+            epoch=int(meta["epoch"]),
+            wall=float(meta["wall"]),
+            stopped=bool(meta["stopped"]),
+            early=meta["early"],
+            model=groups["model"],
+            optimizer=groups["optimizer"],
+            best_weights=groups["best"] if meta["early"] is not None and groups["best"] else None,
+            plateau=meta.get("plateau"),
+        )
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        # NumPy takes bytes that are no archive for a pickle, and advises allow_pickle: never the fix here
+        pickled = isinstance(exc, ValueError) and "allow_pickle" in str(exc)
+        reason = "it is not a NumPy .npz archive" if pickled or isinstance(exc, zipfile.BadZipFile) else exc
+        reason = f"its state lacks {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else reason
         raise DlrunError(
-            f"{path} cannot be read ({type(exc).__name__}: {exc}); delete it to resume from the first epoch"
+            f"{path} cannot be read (it is damaged or not a dlrun checkpoint: {reason}); delete it to resume from "
+            "the first epoch"
         ) from None
-    return State(
-        epoch=int(meta["epoch"]),
-        wall=float(meta["wall"]),
-        stopped=bool(meta["stopped"]),
-        early=meta["early"],
-        model=groups["model"],
-        optimizer=groups["optimizer"],
-        best_weights=groups["best"] if meta["early"] is not None and groups["best"] else None,
-        plateau=meta.get("plateau"),
-    )
 
 
 class Checkpoint(keras.callbacks.Callback):
