@@ -33,6 +33,8 @@ from dlrun.spec.models import CsvOptions
 
 SIGNATURE = "serving_default"
 INFO = "assets.extra/dlrun_export.json"
+WRITTEN = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", INFO.partition("/")[0]})
+"""What an export puts in its folder: `--force` replaces a folder that holds nothing else."""
 """Beside the SavedModel (TF Serving's place for extra files): inputs, outputs, class order, conventions."""
 
 _VALID_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-/>]*")  # what a SavedModel signature accepts
@@ -102,11 +104,16 @@ def _check_out(out: Path, force: bool) -> None:
         return
     if not force:
         raise DataError(f"--out {out} exists: give a new folder, or add --force to replace an earlier export")
-    if out.is_dir() and ((out / "saved_model.pb").is_file() or not any(out.iterdir())):
-        return
-    raise DataError(
-        f"--out {out} exists and is not a SavedModel: --force only replaces an earlier export; give a new folder"
-    )
+    if not out.is_dir() or not ((out / "saved_model.pb").is_file() or not any(out.iterdir())):
+        raise DataError(
+            f"--out {out} exists and is not a SavedModel: --force only replaces an earlier export; give a new folder"
+        )
+    added = sorted(p.name for p in out.iterdir() if p.name not in WRITTEN)
+    if added:
+        raise DataError(
+            f"--out {out} holds files an export did not write ({', '.join(added)}), which --force would delete: "
+            "move them out of it, or give a new folder"
+        )
 
 
 def check_exportable(pre: Preprocessing) -> None:

@@ -132,3 +132,32 @@ def test_each_epochs_shuffle_depends_on_the_seed_and_the_epoch_alone(tmp_path):
     assert not np.array_equal(np.concatenate(other_seed), by_epoch[2])
     unshuffled = first_epoch_batches(fit_datasets(data, 16, False, 3, first_epoch=2).train, steps)
     np.testing.assert_array_equal(np.concatenate(unshuffled), data.x_train)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (bytes(range(256)) * 4, "it is not a NumPy .npz archive"),
+        (b"\x80\x04K\x01.", "it is not a NumPy .npz archive"),  # a pickle: NumPy would advise allow_pickle
+        ("npz", "no 'state' in the archive"),
+        ("npy", "a single array, not an .npz archive"),
+    ],
+)
+def test_a_file_that_is_no_checkpoint_is_one_line_without_numpys_pickle_advice(tmp_path, content, reason):
+    from dlrun.errors import DlrunError
+
+    path = tmp_path / layout.CHECKPOINT
+    if content == "npz":
+        with path.open("wb") as handle:
+            np.savez(handle, weights=np.zeros(3))
+    elif content == "npy":
+        with path.open("wb") as handle:
+            np.save(handle, np.zeros(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(DlrunError) as caught:
+        checkpoints.read_checkpoint(path)
+    assert str(caught.value) == (
+        f"{path} cannot be read (it is damaged or not a dlrun checkpoint: {reason}); delete it to resume from the "
+        "first epoch"
+    )

@@ -393,3 +393,23 @@ def test_an_unwritable_out_is_one_message(tmp_path, monkeypatch):
     monkeypatch.setattr(exporting.tempfile, "mkdtemp", refuse)
     with pytest.raises(DataError, match=r"cannot write --out .*model: Permission denied"):
         exporting._write(None, tmp_path / "model", {})
+
+
+def test_force_refuses_to_delete_files_an_export_did_not_write(tmp_path):
+    from dlrun.errors import DataError
+    from dlrun.export import _check_out
+
+    out = tmp_path / "model"
+    (out / "variables").mkdir(parents=True)
+    (out / "saved_model.pb").write_bytes(b"graph")
+    (out / "assets.extra").mkdir()
+    _check_out(out, force=True)  # an earlier export: replaced
+    (out / "notes.txt").write_text("mine")
+    (out / "serve.py").write_text("mine")
+    with pytest.raises(DataError) as caught:
+        _check_out(out, force=True)
+    assert str(caught.value) == (
+        f"--out {out} holds files an export did not write (notes.txt, serve.py), which --force would delete: move "
+        "them out of it, or give a new folder"
+    )
+    assert (out / "notes.txt").read_text() == "mine"

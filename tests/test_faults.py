@@ -540,3 +540,142 @@ def test_json_writer_turns_non_finite_numbers_into_null(tmp_path):
     assert strict_json(layout.to_json(data)) == {"a": None, "b": [None, None, 1.5], "c": None, "d": 3}
     layout.write_json(tmp_path / "x.json", data)
     assert strict_json((tmp_path / "x.json").read_text())["c"] is None
+
+
+# --- a run's last files (issue 24) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("finisher", ["plot", "resume"])
+def test_a_run_whose_plots_could_not_be_written_stays_incomplete_until_plot_or_resume_writes_them(
+    tmp_path, monkeypatch, finisher
+):
+    make_binary_csv(tmp_path / "data.csv")
+    spec = write_spec(tmp_path, binary_spec(epochs=2))
+    real_replace = os.replace
+
+    def replace(source, target):  # the disk fills up as the PNGs are written
+        if Path(target).suffix == ".png":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    line = one_error_line(invoke("train", spec, "--out", "runs", "-q", "--checkpoint-every", "0"))
+    (run_dir,) = Path("runs", "spec").iterdir()
+    assert line == (
+        f"error: cannot write {run_dir / 'plots' / 'loss.png'}: No space left on device (free some disk space and "
+        f"try again); the run is not complete without its plots: write them with: dlrun plot {run_dir}"
+    )
+    summary = json.loads((run_dir / layout.SUMMARY).read_text())
+    assert (summary["status"], summary["final_status"]) == ("incomplete", "completed")
+    assert summary["missing"] == ["plots/loss.png", "plots/binary_accuracy.png"]
+    assert (run_dir / layout.CHECKPOINT).is_file() and not leftovers(tmp_path)
+    listed = invoke("compare", "runs", "--json")
+    assert [row["status"] for row in json.loads(listed.stdout)] == ["incomplete"]  # not listed as completed
+
+    monkeypatch.setattr(os, "replace", real_replace)  # space is freed
+    if finisher == "plot":
+        result = invoke("plot", run_dir, "--out", "all.png")
+        assert result.exit_code == 0, result.output
+        assert (
+            f"finished {run_dir.resolve()}: wrote plots/loss.png, plots/binary_accuracy.png; it is completed"
+            in result.stdout
+        )
+    else:
+        result = invoke("train", "--resume", run_dir, "-q")
+        assert result.exit_code == 0, result.output
+        assert f"finishing {run_dir}: it ended; writing plots/loss.png, plots/binary_accuracy.png" in result.stdout
+    summary = json.loads((run_dir / layout.SUMMARY).read_text())
+    assert summary["status"] == "completed" and "missing" not in summary and "final_status" not in summary
+    assert {p.name for p in (run_dir / "plots").iterdir()} == {"loss.png", "binary_accuracy.png"}
+    assert not (run_dir / layout.CHECKPOINT).exists() and not (run_dir / "dlrun.lock").exists()
+    assert len(pd.read_csv(run_dir / layout.HISTORY)) == 2  # nothing was trained again
+
+
+def test_a_run_killed_while_its_plots_are_written_says_which_are_missing(tmp_path, monkeypatch):
+    make_binary_csv(tmp_path / "data.csv")
+    spec = write_spec(tmp_path, binary_spec(epochs=2))
+
+    def killed(*args, **kwargs):  # the state a kill -9 leaves: the process ends here, releasing nothing
+        raise SystemExit(137)
+
+    monkeypatch.setattr("dlrun.runs.plot.write_run_plots", killed)
+    with pytest.raises(SystemExit):
+        train(load_spec(spec), tmp_path / "runs", quiet=True)
+    (run_dir,) = (tmp_path / "runs" / "spec").iterdir()
+    summary = json.loads((run_dir / layout.SUMMARY).read_text())
+    assert summary["status"] == "incomplete" and summary["missing"] == ["plots/loss.png", "plots/binary_accuracy.png"]
+    plan = plan_resume(run_dir)  # it ended: --resume writes the plots and trains nothing
+    assert plan.spec is None and plan.missing == ["plots/loss.png", "plots/binary_accuracy.png"]
+
+
+def stillborn_run(parent: Path) -> Path:
+    """The folder a kill -9 leaves right after a run's folder is made: its lock (a dead writer), a temporary config."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = parent / "20260101-000000"
+    folder.mkdir(parents=True)
+    (folder / "dlrun.lock").write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "started": None}))
+    (folder / f".config.tmp-{dead.pid}.yaml").write_text("seed: ")
+    return folder
+
+
+def test_a_run_killed_as_its_folder_was_made_is_named_by_compare_and_removed_by_the_next_train(tmp_path):
+    make_binary_csv(tmp_path / "data.csv")
+    spec = write_spec(tmp_path, binary_spec(epochs=1))
+    folder = stillborn_run(Path("runs", "spec"))
+    reason = (
+        f"a run killed as it started: it holds only its lock (its process is gone) and temporary files; the next "
+        f"dlrun train into {folder.parent} removes it (or remove it yourself)"
+    )
+    listed = invoke("compare", "runs")
+    assert listed.stderr == (
+        f"skipped {folder}: {reason}\nerror: no run to compare: pass run directories (runs/<name>/<timestamp>) "
+        "or folders holding them\n"
+    )
+    listed = invoke("compare", folder)
+    assert f"skipped {folder}: " in listed.stderr and "not a run directory" not in listed.stderr, listed.output
+
+    trained = invoke("train", spec, "--out", "runs", "-q")
+    assert trained.exit_code == 0, trained.output
+    assert (
+        f"warning: removed {folder}: a run killed as it started: it holds only its lock (its process is gone) and "
+        "temporary files"
+    ) in trained.stderr
+    assert not folder.exists() and len(list(Path("runs", "spec").iterdir())) == 1
+
+
+def test_a_full_disk_as_a_history_row_is_flushed_counts_the_rows_on_disk(tmp_path, monkeypatch):
+    from dlrun.backend import import_keras
+
+    make_binary_csv(tmp_path / "data.csv")
+    spec = write_spec(tmp_path, binary_spec(epochs=3))
+    logger = import_keras().callbacks.CSVLogger
+    real = logger.on_epoch_end
+
+    class FullOnce:
+        """history.csv's file, on a disk that is full as the second epoch's row is flushed (the row stays buffered)."""
+
+        def __init__(self, handle):
+            self.handle, self.failed = handle, False
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def flush(self):
+            if not self.failed:
+                self.failed = True
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.handle.name))
+            return self.handle.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.csv_file = FullOnce(self.csv_file)
+        return real(self, epoch, logs)
+
+    monkeypatch.setattr(logger, "on_epoch_end", on_epoch_end)
+    line = one_error_line(invoke("train", spec, "--out", "runs", "-q"))
+    (run_dir,) = Path("runs", "spec").iterdir()
+    assert len(pd.read_csv(run_dir / layout.HISTORY)) == 2  # the buffered row reached the disk when it was closed
+    assert line.startswith("error: training stopped after 2 finished epochs: cannot write ") and line.endswith(
+        "history.csv: No space left on device (free some disk space and try again); they are kept in " + str(run_dir)
+    ), line

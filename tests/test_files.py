@@ -251,3 +251,21 @@ def test_a_parquet_schema_that_names_a_column_twice_is_refused_as_a_csv_header_i
     pq.write_table(pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0]), pa.array([3.0])], ["a", "b", "a"]), path)
     with pytest.raises(DataError, match=r"the schema names column 'a' twice \(columns 1 and 3\); rename one"):
         read_frame(path)
+
+
+def test_a_list_or_struct_column_is_told_to_be_left_out_not_declared_with_a_kind():
+    from dlrun.data.kinds import UNUSABLE_REASON, Kind, unusable_error
+
+    alone = unusable_error({"tags": Kind(None, UNUSABLE_REASON)}, "data.parquet")
+    assert str(alone) == (
+        "feature column in data.parquet that cannot be used as it is: 'tags': holds lists, structs or bytes, which "
+        "cannot be model inputs. Leave it out with data.drop: [tags], or store its values as columns of numbers or "
+        "text"
+    )
+    mixed = unusable_error({"id": Kind(None, "looks like an id"), "tags": Kind(None, UNUSABLE_REASON)}, "d.parquet")
+    assert str(mixed) == (
+        "feature columns in d.parquet that cannot be used as they are: 'id': looks like an id; 'tags': holds lists, "
+        "structs or bytes, which cannot be model inputs. Leave them out with data.drop: [id, tags], or declare how "
+        "to use a column with data.columns.<name>.kind: categorical, numeric or date (not tags: store lists and "
+        "structs as columns of numbers or text)"
+    )

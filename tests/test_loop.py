@@ -369,3 +369,65 @@ def test_without_keras_internals_the_lean_loop_takes_keras_own_paths(monkeypatch
     history = (other / layout.HISTORY).read_text()
     assert history == (reference / layout.HISTORY).read_text()
     assert len(hooks) == len(history.splitlines()) - 1  # Keras's own hook ran at every epoch's end
+
+
+def _break_internal(monkeypatch, name: str) -> None:
+    """Make one internal of keras_compat.INTERNALS missing (or changed), as a later Keras or TensorFlow might."""
+    import sys
+
+    from dlrun.training import keras_compat
+
+    if name == "is_default":
+        monkeypatch.delattr(keras.callbacks.Callback.on_train_batch_end, "_is_default")
+    elif name == "callback_list":
+        monkeypatch.delattr(keras.callbacks.CallbackList, "_flush_futures")
+    elif name == "monitor_callback":
+        monkeypatch.setitem(sys.modules, "keras.src.callbacks.monitor_callback", None)
+    elif name == "executor":
+        from tensorflow.python.eager import context
+
+        monkeypatch.delattr(context, "function_executor_type")
+    elif name in ("early_counters", "plateau_counters"):  # a counter Keras no longer keeps under that name
+        key = name.upper()
+        monkeypatch.setattr(keras_compat, key, (*getattr(keras_compat, key), "renamed_counter"))
+    elif name == "should_trace":  # Keras reads the flag's truth, so fit still runs: dlrun wants a bool
+        real = keras.callbacks.TensorBoard._init_profile_batch
+
+        def init_profile_batch(self, profile_batch):
+            real(self, profile_batch)
+            self._should_trace = None
+
+        monkeypatch.setattr(keras.callbacks.TensorBoard, "_init_profile_batch", init_profile_batch)
+
+
+def test_a_keras_or_tensorflow_without_an_internal_trains_with_model_fit_to_the_same_history(monkeypatch, tmp_path):
+    # 9 short runs of 4 epochs (~15 s on a busy machine): one reference per spec, then one per missing internal
+    from dlrun.training import keras_compat
+
+    early = {"early_stopping": {"patience": 2, "restore_best_weights": True}}
+    plateau = {"reduce_lr_on_plateau": {"patience": 1}, "tensorboard": True}
+    specs = {"early": overfitting_spec(tmp_path, **early)}
+    (tmp_path / "other").mkdir()
+    specs["plateau"] = overfitting_spec(tmp_path / "other", **plateau)
+    overrides = ["training.epochs=4"]
+    references = {key: train_with(spec, tmp_path / f"ref-{key}", "auto", overrides) for key, spec in specs.items()}
+    for reference in references.values():
+        assert json.loads((reference / layout.SUMMARY).read_text())["loop"]["kind"] == "lean"
+    broken = {
+        "is_default": ("early", "keras.callbacks.Callback's _is_default marks"),
+        "callback_list": ("early", f"keras.callbacks.CallbackList's {'/'.join(keras_compat.CALLBACK_LIST)}"),
+        "monitor_callback": ("early", "keras.src.callbacks.monitor_callback.MonitorCallback"),
+        "executor": ("early", "tensorflow.python.eager.context.function_executor_type"),
+        "early_counters": ("early", "keras.callbacks.EarlyStopping's counters"),
+        "plateau_counters": ("plateau", "keras.callbacks.ReduceLROnPlateau's counters"),
+        "should_trace": ("plateau", "keras.callbacks.TensorBoard._should_trace"),
+    }
+    for name, (key, internal) in broken.items():
+        with monkeypatch.context() as patched:
+            _break_internal(patched, name)
+            run_dir = train_with(specs[key], tmp_path / name, "auto", overrides)
+        summary = json.loads((run_dir / layout.SUMMARY).read_text())
+        assert summary["loop"]["kind"] == "fit", name
+        assert summary["loop"]["why"].startswith(f"this Keras or TensorFlow lacks {internal}"), summary["loop"]
+        assert summary["loop"]["why"].endswith("as the lean loop relies on it: model.fit trains (the same history)")
+        assert (run_dir / layout.HISTORY).read_text() == (references[key] / layout.HISTORY).read_text(), name

@@ -9,7 +9,7 @@ import pytest
 from dlrun.errors import SpecError
 from dlrun.spec.loader import load_spec
 
-from conftest import binary_spec, write_spec
+from conftest import binary_spec, make_binary_csv, write_spec
 
 
 def problems_of(path: Path, overrides=None) -> list:
@@ -274,3 +274,51 @@ def test_unknown_key_suggestions_inside_named_mappings_and_untyped_layers(tmp_pa
     found = {p.path: p for p in problems_of(write_spec(tmp_path, data))}
     assert "did you mean 'kind'? Valid keys here: kind, scale" in found["data.columns.f0.kindd"].message
     assert "missing required key 'type': one of dense, dropout" in found["model.layers[1].type"].message
+
+
+@pytest.mark.parametrize("seed", [2**32, -1])
+def test_a_seed_numpy_and_tensorflow_refuse_is_refused_by_validate_in_one_line(tmp_path, seed):
+    from typer.testing import CliRunner
+
+    from dlrun.cli import app
+
+    spec = write_spec(tmp_path, {"seed": seed, **binary_spec()})
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1 and result.stderr == (
+        f"error: {spec}:1:1: seed: seed {seed} is out of range: expected a whole number from 0 to 4294967295 "
+        f"(2**32 - 1)\n    | seed: {seed}\n"
+    )
+
+
+def test_train_and_resume_of_a_folder_an_older_dlrun_left_with_such_a_seed_are_one_line(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from dlrun.cli import app
+
+    run_dir = tmp_path / "runs" / "spec" / "20260101-000000"  # what train left before the seed was checked
+    run_dir.mkdir(parents=True)
+    data = {"seed": 2**32, **binary_spec()}
+    data["data"]["path"] = str(make_binary_csv(tmp_path / "data.csv"))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    (run_dir / "start.json").write_text(json.dumps({"spec": data, "data_sha256": {}, "versions": {}}))
+    runner = CliRunner()
+    for args in (["train", str(run_dir / "config.yaml")], ["train", "--resume", str(run_dir)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and result.stderr.startswith("error: "), result.output
+        assert result.stderr == (
+            f"error: {run_dir / 'config.yaml'}:14:1: seed: seed 4294967296 is out of range: expected a whole number "
+            "from 0 to 4294967295 (2**32 - 1)\n    | seed: 4294967296\n"
+        )
+
+
+def test_a_spec_that_is_not_utf8_names_its_line_and_column_and_how_to_save_it(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes("name: x\ndata:\n  path: café.csv\n".encode("latin-1"))
+    (problem,) = problems_of(path)
+    assert problem.render() == (
+        f"{path}:3:12: byte 0xe9 is not UTF-8 text: save the spec as UTF-8 (an editor's Save with Encoding; or "
+        "iconv -f latin1 -t utf-8)\n    |   path: caf\ufffd.csv"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,6 +107,12 @@ def training() -> list[Path]:
 
 
 def finished() -> list[Path]:
+    """Runs that ended with every file on disk (a run killed writing its plots has a summary that lists them)."""
+    return [d for d in ended() if "missing" not in json.loads((d / "summary.json").read_text())]
+
+
+def ended() -> list[Path]:
+    """Runs that trained to their end: finished, or killed while writing their plots (finished by --resume)."""
     return [d for d in run_dirs() if (d / "summary.json").is_file()]
 
 
@@ -203,7 +210,8 @@ def test_killing_the_driver_kills_its_workers_and_resume_trains_only_what_did_no
 
     sweep_dir = the_sweep()
     done = {d: (d / "summary.json").read_text() for d in finished()}
-    assert 1 <= len(done) < 4
+    trained = len(ended())  # with a run killed as it wrote its plots, which --resume finishes, not retrains
+    assert 1 <= len(done) <= trained < 4
     # The worst case the driver can leave: it died before writing down any result.
     manifest = json.loads((sweep_dir / "sweep.json").read_text())
     for point in manifest["points"]:
@@ -213,7 +221,7 @@ def test_killing_the_driver_kills_its_workers_and_resume_trains_only_what_did_no
     monkeypatch.setattr(sweep, "make_executor", lambda *args: InProcess())
     result = runner.invoke(app, ["sweep", "--resume", str(sweep_dir)])
     assert result.exit_code == 0, result.output
-    assert f"{4 - len(done)} of 4 runs left" in result.stdout
+    assert f"{4 - trained} of 4 runs left" in result.stdout
     points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
     assert [p["status"] for p in points] == ["completed"] * 4
     assert {d: (d / "summary.json").read_text() for d in done} == done  # finished runs were taken, not retrained
@@ -316,3 +324,26 @@ def test_one_driver_at_a_time_runs_a_sweep(tmp_path):
         holder.wait()
     assert result.exit_code == 1 and "being run by another dlrun sweep" in result.stderr, result.output
     assert not run_dirs()
+
+
+def test_resume_finishes_a_run_killed_while_writing_its_plots_instead_of_training_it_again(tmp_path, monkeypatch):
+    make_binary_csv(tmp_path / "data.csv", rows=80)
+    spec = write_spec(tmp_path, binary_spec(epochs=1, batch_size=64))
+    sweep_dir = sweep.start(spec, sweep.make_grid(["seed=0"]), Path("runs"))
+    monkeypatch.setattr(sweep, "make_executor", lambda *args: InProcess())
+    assert runner.invoke(app, ["sweep", "--resume", str(sweep_dir)]).exit_code == 0
+    (run_dir,) = run_dirs()
+    summary = json.loads((run_dir / "summary.json").read_text())  # as a worker killed among its PNGs leaves it
+    missing = [f"plots/{p.name}" for p in sorted((run_dir / "plots").iterdir())]
+    shutil.rmtree(run_dir / "plots")
+    pending = {**summary, "status": "incomplete", "final_status": "completed", "missing": missing}
+    (run_dir / "summary.json").write_text(json.dumps(pending))
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    manifest["points"][0].update(status="pending", run_dir=None, error=None)
+    (sweep_dir / "sweep.json").write_text(json.dumps(manifest))
+
+    result = runner.invoke(app, ["sweep", "--resume", str(sweep_dir)])
+    assert result.exit_code == 0, result.output
+    assert "0 of 1 runs left" in result.stdout and run_dirs() == [run_dir]  # finished, not trained again
+    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    assert [f"plots/{p.name}" for p in sorted((run_dir / "plots").iterdir())] == missing

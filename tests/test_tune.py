@@ -394,3 +394,84 @@ def test_a_postgresql_study_whose_process_was_killed_resumes_with_its_running_tr
     assert trials[2].user_attrs["dlrun.retry_of"] == 1
     assert not half.exists()  # the half-written run of the killed trial is replaced
     assert len([d for d in the_tune().glob("*/*") if d.is_dir()]) == 2
+
+
+def _cut_last_record(journal: Path) -> bytes:
+    data = journal.read_bytes()
+    last = data[: len(data) - 1].rfind(b"\n") + 1
+    cut = data[last : last + (len(data) - last) // 2]
+    journal.write_bytes(data[:last] + cut)
+    return cut
+
+
+@pytest.mark.parametrize("join", [False, True], ids=["resume", "join"])
+def test_a_cut_last_journal_record_is_set_aside_before_anything_is_appended(tmp_path, in_process, join):
+    make_binary_csv(tmp_path / "data.csv", rows=40)
+    spec = write_spec(tmp_path, binary_spec(epochs=1))
+    search = ["--set", f"{LR}=loguniform(1e-3,1e-1)", "--pruner", "none"]
+    journal = tmp_path / "study.log"
+    first = ["tune", str(spec), *search, "--trials", "1", "--storage", str(journal), "--study", "s1"]
+    assert runner.invoke(app, first).exit_code == 0
+    cut = _cut_last_record(journal)  # a crash (or a full disk) while Optuna appended its last record
+
+    if join:
+        again = ["tune", str(spec), *search, "--trials", "2", "--storage", str(journal), "--study", "s1"]
+    else:
+        again = ["tune", "--resume", str(the_tune()), "--trials", "2"]
+    result = runner.invoke(app, again)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: the last record of {journal} was cut short (a crash or a full disk while it was written); it is "
+        "set aside in study.log.cut-1, and the study goes on from the records before it, as Optuna reads it"
+    ) in result.stderr
+    assert (tmp_path / "study.log.cut-1").read_bytes() == cut
+    assert journal.read_bytes().endswith(b"\n")
+    study = optuna.load_study(study_name="s1", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))  # fmt: skip
+    assert studies.counted(study.get_trials()) == 2  # Optuna reads every record, the new ones included
+
+
+def test_a_journal_cut_in_the_middle_is_refused_in_one_line_and_left_as_it_is(tmp_path):
+    journal = tmp_path / "study.log"
+    journal.write_bytes(b'{"op_code": 0, "worker_id": "a"}\n{"op_code": 1, "wor{"op_code": 2}\n')
+    before = journal.read_bytes()
+    with pytest.raises(studies.DlrunError) as caught:
+        studies.open_storage(str(journal))
+    assert str(caught.value) == (
+        f"{journal} line 2 is not a whole record (a write was cut short, then records were appended after it): "
+        "Optuna cannot read the study past it; keep a copy of the file and delete that line, or start a new tune"
+    )
+    assert journal.read_bytes() == before and not list(tmp_path.glob("study.log.*"))
+
+
+def test_a_tune_that_outlives_a_killed_peer_says_its_trial_is_held_by_a_dead_process(tmp_path, monkeypatch):
+    make_binary_csv(tmp_path / "data.csv", rows=40)
+    spec = write_spec(tmp_path, binary_spec(epochs=1))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+
+    class PeerDiesMidway(InProcess):
+        """While this tune runs, a peer sharing the study asks a trial and is killed (kill -9) before it ends."""
+
+        def run(self, tasks, on_start):
+            manifest = tuning.read_manifest(the_tune())
+            peer = tuning.open_study(manifest).ask(studies.Space(manifest["search"]).optuna())
+            peer.set_user_attr(studies.OWNER, {"pid": dead.pid, "host": socket.gethostname(), "started": None})
+            yield from super().run(tasks, on_start)
+
+    monkeypatch.setattr("dlrun.cli.search.make_tune_executor", lambda *args: PeerDiesMidway())
+    args = ["tune", str(spec), "--set", f"{LR}=loguniform(1e-3,1e-1)", "--trials", "2", "--pruner", "none"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    tune_dir = the_tune()
+    assert (
+        "warning: the study holds 1 trial(s) left running by a process that is gone (trial 0): they count toward "
+        f"the trial count but will never finish; try their values again with: dlrun tune --resume {tune_dir}"
+    ) in result.stderr
+
+    monkeypatch.setattr("dlrun.cli.search.make_tune_executor", lambda *args: InProcess())
+    result = runner.invoke(app, ["tune", "--resume", str(tune_dir)])  # the command it gave retries them
+    assert result.exit_code == 0 and "left running" not in result.stderr, result.output
+    trials = study_of(tune_dir).get_trials()
+    assert [t.state.name for t in trials if not studies.left_out(t)] == ["COMPLETE", "COMPLETE"]
+    assert trials[0].user_attrs[studies.RETRY] and trials[-1].params == trials[0].params

@@ -33,9 +33,13 @@ def plot(
     ] = Band.minmax,
 ) -> None:
     """Draw learning curves from one or several runs, overlaid and labelled by run."""
+    from dlrun.runs.finishing import finish_found
     from dlrun.runs.plot import plot_histories
 
     with reported():
+        for run_dir, lacking, summary in finish_found(sources):  # a run whose own plots were never written
+            shown = ", ".join(lacking) or "nothing (they were on disk)"
+            out.print(f"finished {run_dir}: wrote {shown}; it is {summary['status']}", markup=False, soft_wrap=True)
         chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
         written = plot_histories(sources, chosen, from_epoch, out_file, group_seeds=group_seeds, band=band.value)
     out.print(f"wrote {written}")

@@ -340,6 +340,15 @@ def show_tune(result) -> None:
             error = _trial_error(study, row["trial"])
             if error:
                 err.print(f"trial {row['trial']} {row.get('status')}: {error}", markup=False, soft_wrap=True)
+    if result.orphans:
+        numbers = ", ".join(map(str, result.orphans))
+        err.print(
+            f"warning: the study holds {len(result.orphans)} trial(s) left running by a process that is gone "
+            f"(trial {numbers}): they count toward the trial count but will never finish; try their values "
+            f"again with: dlrun tune --resume {tune_dir}",
+            markup=False,
+            soft_wrap=True,
+        )
     if result.interrupted:
         error = DlrunError(
             f"tune interrupted; finished trials are kept in the study. Continue it with: dlrun tune --resume {tune_dir}"

@@ -115,6 +115,10 @@ def _resume(run_dir: Path, spec: Path | None, out_dir: Path | None, overrides, q
     plan = plan_resume(run_dir)
     for note in plan.notes:
         err.print(f"warning: {note}", markup=False, soft_wrap=True)
+    if plan.spec is None:
+        shown = ", ".join(plan.missing) or "nothing (they are on disk)"
+        out.print(f"finishing {run_dir}: it ended; writing {shown}", markup=False, soft_wrap=True)
+        return resume(plan, out, quiet, every)
     epochs = plan.spec.training.epochs
     where = "its checkpoint" if plan.state is not None else "the start (no checkpoint yet)"
     out.print(f"resuming {run_dir} at epoch {plan.first_epoch} of {epochs}, from {where}", markup=False, soft_wrap=True)

@@ -61,7 +61,7 @@ def fit_datasets(
         # that has reached the end of a pass stops the next epoch
         valid = data.stream.dataset("validation", batch_size)
         if weighted and class_weight:
-            train = train.map(_times_class_weight(class_weight))
+            train = train.map(class_weight_map(class_weight, sample_weights=True))
             class_weight = None
         return Datasets(train, valid, steps, valid_steps, class_weight)
     weights = data.w_train
@@ -133,14 +133,22 @@ def _parts(data: Prepared, x, y, w) -> tuple:
     return (x, y) if w is None else (x, y, w)
 
 
-def _times_class_weight(class_weight: dict[int, float]):
-    """Return a `Dataset.map` function that multiplies each row's sample weight by its class's weight."""
+def class_weight_map(class_weight: dict[int, float], sample_weights: bool = False):
+    """Return a `Dataset.map` function that weighs each row by its class, as `model.fit(class_weight=...)` does.
+
+    The class is the target rounded to an id (a one-hot target's largest entry); its weight becomes the
+    row's sample weight, or multiplies the one it has (`sample_weights`). The lean loop maps its
+    training rows with it, where `model.fit` maps them with Keras's own function.
+    """
     import tensorflow as tf
 
-    table = tf.constant([class_weight[i] for i in range(len(class_weight))], dtype=tf.float32)
+    table = tf.constant([float(class_weight.get(i, 1.0)) for i in range(max(class_weight) + 1)], dtype=tf.float32)
 
-    def weigh(x, y, w):
-        ids = tf.reshape(tf.cast(tf.round(y), tf.int32), [-1])
-        return x, y, w * tf.gather(table, ids)
+    def ids(y):
+        if y.shape.rank >= 2 and y.shape[-1] is not None and y.shape[-1] > 1:
+            return tf.argmax(y, axis=-1, output_type=tf.int32)
+        return tf.reshape(tf.cast(tf.round(y), tf.int32), [-1])
 
-    return weigh
+    if sample_weights:
+        return lambda x, y, w: (x, y, w * tf.gather(table, ids(y)))
+    return lambda x, y: (x, y, tf.gather(table, ids(y)))

@@ -24,6 +24,8 @@ from dlrun.data.files import first_rows, read_header, stored_kinds
 from dlrun.errors import DataError
 from dlrun.spec.models import DATE_PARTS, DataSpec
 
+UNUSABLE_REASON = "holds lists, structs or bytes, which cannot be model inputs"
+"""Why a Parquet or Feather column of such a type is refused: no declared kind makes it usable."""
 KIND_ROWS = 10_000
 """Data rows, from the top of the training file, that decide the kind of every column."""
 NUMERIC, CATEGORICAL, DATE = "numeric", "categorical", "date"
@@ -197,7 +199,7 @@ def infer_kind(name: str, cells: list[str], spec: DataSpec, complete: bool = Fal
     if declared is None and column is not None and (column.format or column.date_parts):
         declared = DATE
     if stored == UNUSABLE:
-        return Kind(None, "holds lists, structs or bytes, which cannot be model inputs", declared=declared is not None)
+        return Kind(None, UNUSABLE_REASON, declared=declared is not None)
     if declared in (NUMERIC, CATEGORICAL):
         return Kind(declared, declared=True)
     if declared == DATE:
@@ -335,11 +337,22 @@ def unusable_error(kinds: dict[str, Kind], source: str) -> DataError | None:
         return None
     listed = "; ".join(f"{name!r}: {why}" for name, why in refused)
     names = ", ".join(name for name, _ in refused)
+    stored = [name for name, why in refused if why == UNUSABLE_REASON]
+    declare = "declare how to use a column with data.columns.<name>.kind: categorical, numeric or date"
+    if not stored:
+        fix = f", or {declare}"
+    elif len(stored) == len(refused):
+        fix = (
+            ", or store its values as columns of numbers or text"
+            if len(stored) == 1
+            else (", or store their values as columns of numbers or text")
+        )
+    else:
+        fix = f", or {declare} (not {', '.join(stored)}: store lists and structs as columns of numbers or text)"
     return DataError(
         f"feature column{'s' if len(refused) > 1 else ''} in {source} that cannot be used as "
         f"{'they are' if len(refused) > 1 else 'it is'}: {listed}. Leave {'them' if len(refused) > 1 else 'it'} "
-        f"out with data.drop: [{names}], or declare how to use a column with data.columns.<name>.kind: "
-        "categorical, numeric or date"
+        f"out with data.drop: [{names}]{fix}"
     )
 
 

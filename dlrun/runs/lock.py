@@ -155,6 +155,34 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+def stillborn(folder: Path) -> bool:
+    """Tell whether a folder is what a kill -9 right after a run's folder was made leaves.
+
+    That is its lock, naming a process that is gone, and nothing else but temporary files: the run
+    never wrote its config, so there is nothing in it to read or resume.
+    """
+    current = holder(folder)
+    if current is None or current.alive():
+        return False
+    return all(p.name == LOCK or ".tmp" in p.name for p in Path(folder).iterdir())
+
+
+STILLBORN = "a run killed as it started: it holds only its lock (its process is gone) and temporary files"
+"""Why a stillborn folder is not a run, in messages."""
+
+
+def remove_stillborn(parent: Path) -> list[Path]:
+    """Remove the stillborn run folders (`stillborn`) directly below `parent`; return them."""
+    import shutil
+
+    removed = []
+    for folder in sorted(Path(parent).iterdir()) if Path(parent).is_dir() else []:
+        if folder.is_dir() and stillborn(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _alive(pid: int, started: int | None) -> bool:
     """Tell whether process `pid` runs and is the one that started at `started` (not a zombie, not a reused pid)."""
     try:

@@ -103,7 +103,9 @@ def run_figures(
     figures: dict[str, Figure] = {}
     if frame.empty:
         return figures
-    for quantity in quantities(_columns_with_values(frame)):
+    for quantity in _figure_quantities(frame):
+        if quantity == LEARNING_RATE:
+            continue
         fig = Figure(figsize=(6.4, 4.2), layout="constrained")
         ax = fig.subplots()
         for column, style, colour in ((quantity, "-", "C0"), (VAL + quantity, "--", "C1")):
@@ -123,7 +125,7 @@ def run_figures(
         ax.set_title(f"{quantity}: {title}")
         ax.legend(fontsize="small")
         figures[quantity] = fig
-    if _changes(frame, LEARNING_RATE):
+    if LEARNING_RATE in _figure_quantities(frame):
         fig = Figure(figsize=(6.4, 4.2), layout="constrained")
         ax = fig.subplots()
         _draw(ax, frame, LEARNING_RATE, dots=len(frame) <= DOTS_UP_TO, color="C2", label="at the epoch's end")
@@ -136,12 +138,26 @@ def run_figures(
     return figures
 
 
-def write_run_plots(run_dir: Path, plots_dir: Path | None = None) -> list[Path]:
+def _figure_quantities(frame: pd.DataFrame) -> list[str]:
+    """The quantities a run's figures draw, in order: `loss`, the metrics, then the learning rate when it changes."""
+    if frame.empty:
+        return []
+    drawn = list(quantities(_columns_with_values(frame)))
+    return drawn + [LEARNING_RATE] if _changes(frame, LEARNING_RATE) else drawn
+
+
+def plot_names(history: History) -> list[str]:
+    """Return the file names `write_run_plots` gives a run's figures (none for a run with no epoch)."""
+    return [f"{_file_stem(quantity)}.png" for quantity in _figure_quantities(history_frame(history))]
+
+
+def write_run_plots(run_dir: Path, plots_dir: Path | None = None, summary: dict | None = None) -> list[Path]:
     """Write one PNG per quantity of a run into its `plots/` folder (see `run_figures`).
 
     Args:
         run_dir: The run directory (or its history CSV).
         plots_dir: Folder for the PNGs, created when missing; default `<run_dir>/plots`.
+        summary: The run's summary; default: its summary.json.
 
     Returns:
         The files written, `loss.png` first; none for a run that has no epoch yet.
@@ -151,7 +167,7 @@ def write_run_plots(run_dir: Path, plots_dir: Path | None = None) -> list[Path]:
     """
     csv = history_path(Path(run_dir))
     history = read_history(csv)
-    summary = read_summary(csv.parent)
+    summary = read_summary(csv.parent) if summary is None else summary
     best = best_of(history, summary)
     plots_dir = Path(plots_dir) if plots_dir is not None else csv.parent / "plots"
     written = []

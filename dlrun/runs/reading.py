@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dlrun.errors import DlrunError
+from dlrun.runs import lock
 from dlrun.runs.history import History, read_history
 from dlrun.runs.layout import CONFIG, HISTORY, RUN_FILES, SUMMARY
 from dlrun.runs.status import Status, status_of
@@ -42,9 +43,12 @@ def find_runs(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
             found.append(path)
         elif path.is_dir():
             below = sorted({p.parent for name in RUN_FILES for p in path.rglob(name)})
+            left = sorted(p.parent for p in path.rglob(lock.LOCK) if lock.stillborn(p.parent))
+            stillborn = [Skipped(folder, _stillborn(folder)) for folder in left]
+            skipped += stillborn
             if below:
                 found += below
-            else:
+            elif not stillborn:
                 skipped.append(
                     Skipped(path, f"not a run directory and holds none (no {CONFIG} or {HISTORY} in it or below it)")
                 )
@@ -52,6 +56,10 @@ def find_runs(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
             skipped.append(Skipped(path, "does not exist"))
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique, skipped
+
+
+def _stillborn(folder: Path) -> str:
+    return f"{lock.STILLBORN}; the next dlrun train into {folder.parent} removes it (or remove it yourself)"
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

@@ -8,6 +8,8 @@ does not tune.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -105,6 +107,9 @@ def open_storage(url: str):
     Raises:
         DlrunError: the database cannot be reached, or its driver is not installed.
     """
+    if "://" not in url:  # before every use: the file may have been cut since this process opened it
+        if repair_journal(Path(url), every_record=url not in _storages) is not None:
+            _storages.pop(url, None)  # what it read of the file is not what the file holds now
     if url in _storages:
         return _storages[url]
     optuna = import_optuna()
@@ -121,6 +126,8 @@ def open_storage(url: str):
 
             Path(url).parent.mkdir(parents=True, exist_ok=True)
             storage = optuna.storages.JournalStorage(JournalFileBackend(url))
+    except DlrunError:
+        raise
     except ImportError as exc:
         raise DlrunError(f"--storage {url}: its driver is not installed ({exc}); pip install it") from None
     except Exception as exc:  # SQLAlchemy's many errors: a bad URL, a server that is down, no permission
@@ -128,6 +135,68 @@ def open_storage(url: str):
         raise DlrunError(f"cannot open the study storage {shown(url)}: {reason}") from None
     _storages[url] = storage
     return storage
+
+
+def repair_journal(path: Path, every_record: bool = True) -> Path | None:
+    """Set aside a journal file's cut last record (a crash or a full disk while Optuna appended it).
+
+    Optuna reads a journal up to its last whole line, but appends after whatever the file ends with: the
+    next record would join the fragment and make the study unreadable. So the fragment is moved, under the
+    journal's own lock, to `<journal>.cut-<n>` (a warning says where) before anything is appended.
+
+    Args:
+        every_record: also check that each record before the last is whole JSON (once per process).
+
+    Returns:
+        The file that keeps the fragment, or None when the journal was whole.
+
+    Raises:
+        DlrunError: a record before the last one is not whole JSON (nothing is written then).
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+        end = data.rfind(b"\n") + 1
+        if every_record:
+            _check_records(path, data[:end])
+        if end == len(data):
+            return None
+        kept = path.with_name(f"{path.name}.cut-1")
+        while kept.exists():
+            kept = path.with_name(f"{path.name}.cut-{int(kept.name.rpartition('-')[2]) + 1}")
+        kept.write_bytes(data[end:])
+        with open(path, "r+b") as file:
+            file.truncate(end)
+            file.flush()
+            os.fsync(file.fileno())
+    finally:
+        lock.release()
+    print(
+        f"warning: the last record of {path} was cut short (a crash or a full disk while it was written); "
+        f"it is set aside in {kept.name}, and the study goes on from the records before it, as Optuna reads it",
+        file=sys.stderr,
+    )
+    return kept
+
+
+def _check_records(path: Path, data: bytes) -> None:
+    import json
+
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise DlrunError(
+                f"{path} line {number} is not a whole record (a write was cut short, then records were appended "
+                "after it): Optuna cannot read the study past it; keep a copy of the file and delete that line, "
+                "or start a new tune"
+            ) from None
 
 
 def shown(url: str) -> str:
@@ -362,3 +431,20 @@ def owner_gone(trial) -> bool:
         started = trial.datetime_start
         return started is None or (datetime.datetime.now() - started).total_seconds() > 60
     return not Holder(Path(), int(named["pid"]), str(named["host"]), named.get("started")).alive()
+
+
+# --- Optuna's trials through its public API: a trial by its number --------------------------------
+
+
+def trial_id(url: str, study_name: str, number: int) -> int:
+    """Return the storage's id of trial `number` of a study (`BaseStorage`'s public methods, not `trial._trial_id`)."""
+    storage = open_storage(url)
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
+
+
+def set_user_attrs(url: str, study_name: str, number: int, attrs: dict[str, Any]) -> None:
+    """Set user attributes of trial `number` of a study, whichever process asked for it."""
+    storage = open_storage(url)
+    found = trial_id(url, study_name, number)
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(found, key, value)

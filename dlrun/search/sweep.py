@@ -209,6 +209,7 @@ def reconcile(sweep_dir: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]
     todo = []
     for point in points:
         for run_dir in found[point["index"]]:
+            _finish_files(run_dir)
             if _status(run_dir) in HALF_WRITTEN:
                 shutil.rmtree(run_dir)  # nobody writes it any more
         kept = sorted(
@@ -243,6 +244,19 @@ def _runs_on_disk(sweep_dir: Path, points: list[dict[str, Any]]) -> tuple[dict[i
         elif (holder := lock.holder(run_dir)) is not None and not holder.alive() and _status(run_dir) in HALF_WRITTEN:
             debris.append(run_dir)
     return found, debris
+
+
+def _finish_files(run_dir: Path) -> None:
+    """Write the plots of a run that ended but lacks them (its worker was killed writing them): it is not retrained."""
+    from dlrun.runs import finishing
+
+    try:
+        ended = finishing.FINAL in read_summary(run_dir)
+    except DlrunError:
+        return
+    if ended:
+        with lock.held(run_dir):
+            finishing.finish(run_dir)
 
 
 def _status(run_dir: Path) -> Status:

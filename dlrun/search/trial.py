@@ -42,23 +42,24 @@ def run_trial(
 class Reporter:
     """Report a trial's epochs to its study, and ask the study's pruner whether to stop.
 
-    `settings`: {"storage": URL or path, "study": name, "trial_id", "metric": the logged quantity, "pruner":
+    `settings`: {"storage": URL or path, "study": name, "trial": its number, "metric": the logged quantity, "pruner":
     `dlrun.search.study.make_pruner`'s settings}.
     """
 
     def __init__(self, settings: dict[str, Any]):
-        from dlrun.search.study import import_optuna, make_pruner, open_storage
+        from dlrun.search.study import import_optuna, make_pruner, open_storage, trial_id
 
         optuna = import_optuna()
         self.metric = settings["metric"]
         self.broken: str | None = None
-        study = optuna.load_study(
+        self.storage = open_storage(settings["storage"])
+        self.study = optuna.load_study(
             study_name=settings["study"],
-            storage=open_storage(settings["storage"]),
+            storage=self.storage,
             sampler=optuna.samplers.RandomSampler(),  # never samples here: the driver asked for the values
             pruner=make_pruner(settings["pruner"]),
         )
-        self.trial = optuna.trial.Trial(study, settings["trial_id"])
+        self.trial_id = trial_id(settings["storage"], settings["study"], settings["trial"])
 
     def report(self, epoch: int, logs: dict[str, Any] | None) -> bool:
         """Report epoch `epoch` (1-based) and return whether the pruner stops the trial there."""
@@ -68,9 +69,9 @@ class Reporter:
         value = float(value)
         if not math.isfinite(value):
             return False  # TerminateOnNaN ends the run; the driver records it as failed
-        try:
-            self.trial.report(value, epoch)
-            return self.trial.should_prune()
+        try:  # what Trial.report and Trial.should_prune do, through the storage's and pruner's public methods
+            self.storage.set_trial_intermediate_value(self.trial_id, epoch, value)
+            return self.study.pruner.prune(self.study, self.storage.get_trial(self.trial_id))
         except Exception as exc:  # a storage that went away: train on, unpruned
             self.broken = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             return False

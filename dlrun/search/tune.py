@@ -208,6 +208,8 @@ class TuneResult:
     """How a stopped tune exits: 130 after Ctrl-C, 143 after SIGTERM (the shell's 128 + signal)."""
     warnings: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    orphans: list[int] = field(default_factory=list)
+    """Trials the study holds as running whose process is gone (a peer killed): counted, but never finished."""
 
 
 def execute(
@@ -294,7 +296,14 @@ class _Driver:
                 for trial in self.running.values():  # their results were lost: tried again by --resume
                     self._retry(trial, Status.INTERRUPTED, "interrupted before it reported")
                 self.running.clear()
+        self.result.orphans = [trial.number for trial in self._orphans()]
         return self.result
+
+    def _orphans(self) -> list:
+        """The study's running trials whose process is gone (a peer killed while this process ran)."""
+        optuna = studies.import_optuna()
+        running = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        return [frozen for frozen in running if studies.owner_gone(frozen)]
 
     def _check_spec(self) -> None:
         if not self.spec.is_file():
@@ -307,10 +316,8 @@ class _Driver:
 
     def _reconcile(self) -> None:
         """Fail the trials left running by a process that is gone, so their values are tried again."""
-        optuna = studies.import_optuna()
-        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if studies.owner_gone(frozen):
-                self._retry(optuna.trial.Trial(self.study, frozen._trial_id), Status.INTERRUPTED, "its process is gone")
+        for frozen in self._orphans():
+            self._retry(frozen, Status.INTERRUPTED, "its process is gone")
         retried = [t for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(studies.RETRY)]
         for trial in retried:  # their values are trained again: their half-written runs would be duplicates
             for run_dir in _runs_of(self.tune_dir, trial, since_start=False):
@@ -348,7 +355,7 @@ class _Driver:
                 "trial": {
                     "storage": self.manifest["storage"],
                     "study": self.manifest["study"],
-                    "trial_id": trial._trial_id,
+                    "trial": trial.number,
                     "metric": self.manifest["metric"],
                     "pruner": self.manifest["pruner"],
                 },
@@ -417,12 +424,16 @@ class _Driver:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     def _retry(self, trial, status: Status, error: str) -> None:
-        """Fail a trial whose end says nothing about its values (a dead worker, an interrupt); queue them again."""
+        """Fail a trial whose end says nothing about its values (a dead worker, an interrupt); queue them again.
+
+        Args:
+            trial: the trial this process asked for, or a `FrozenTrial` of the study (another process's).
+        """
         optuna = studies.import_optuna()
-        for key, value in {studies.STATUS: str(status), studies.ERROR: error, studies.RETRY: True}.items():
-            trial.set_user_attr(key, value)
+        attrs = {studies.STATUS: str(status), studies.ERROR: error, studies.RETRY: True}
+        studies.set_user_attrs(self.manifest["storage"], self.manifest["study"], trial.number, attrs)
         params = trial.params
-        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         if len(params) == len(self.distributions):
             self.study.enqueue_trial(params, user_attrs={RETRY_OF: trial.number})
 

@@ -67,7 +67,7 @@ def read_yaml(path: Path) -> Source:
         found = f" (it holds {', '.join(specs)}{', ...' if len(specs) == 3 else ''})" if specs else ""
         raise SpecError(f"{path} is a folder, not a spec file: give the path of a YAML spec{found}") from None
     except UnicodeDecodeError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+        raise SpecError(f"cannot read spec file {path}", [_not_utf8(path, exc)]) from None
     loader = SpecLoader(text)
     try:
         node = loader.get_single_node()
@@ -420,6 +420,21 @@ def _union_for(error: dict, loc: Loc, data: Any) -> _Union:
             or (union.key == "type" and any(issubclass(m, BaseModel) and "type" in m.model_fields for m in members))
         ]
     return candidates[0] if candidates else _UNIONS[0]
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> Problem:
+    """Say where a spec file stops being UTF-8 (its line and column, as an editor counts them) and how to fix it."""
+    data = exc.object
+    start = data.rfind(b"\n", 0, exc.start) + 1
+    end = data.find(b"\n", exc.start)
+    line = data[start : end if end >= 0 else len(data)].decode("utf-8", errors="replace").rstrip("\r")
+    column = len(data[start : exc.start].decode("utf-8", errors="replace")) + 1
+    message = (
+        f"byte 0x{data[exc.start]:02x} is not UTF-8 text: save the spec as UTF-8 (an editor's Save with Encoding; "
+        "or iconv -f latin1 -t utf-8)"
+    )
+    number = data.count(b"\n", 0, exc.start) + 1
+    return Problem("", message, f"{path}:{number}:{column}", line)
 
 
 def _problem(source: Source, error: dict) -> Problem:

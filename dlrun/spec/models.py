@@ -1339,12 +1339,16 @@ SEARCH_TYPES = ("float", "int", "choice")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy, Python's random and TensorFlow all take."""
+
+
 class Spec(StrictModel):
     """One experiment: data, model and training, as dlrun reads it from YAML."""
 
     name: str | None = None
     """Run name, used as the folder under the output directory; default: the spec file's stem."""
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Annotated[int, Field(json_schema_extra={"minimum": 0, "maximum": MAX_SEED})] = 0
     """Seeds the validation split, weight initialization, dropout and shuffling."""
     data: DataSpec
     """The CSV to learn from and how to split it."""
@@ -1366,6 +1370,17 @@ class Spec(StrictModel):
                 "bad_name",
                 "{detail}",
                 {"detail": f"name {value!r} cannot be a folder name: use letters, digits, '.', '_' and '-'"},
+            )
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, value: int) -> int:
+        if not 0 <= value <= MAX_SEED:
+            raise PydanticCustomError(
+                "seed_range",
+                "{detail}",
+                {"detail": f"seed {value} is out of range: expected a whole number from 0 to {MAX_SEED} (2**32 - 1)"},
             )
         return value
 

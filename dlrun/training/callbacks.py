@@ -35,6 +35,20 @@ class Callbacks:
             if hasattr(callback, "progress"):
                 callback.progress.stop()
 
+    def close_history(self) -> None:
+        """Close history.csv after fit ended by an exception (Keras closes it only at the end of training).
+
+        A full disk fails CSVLogger's flush with an epoch's row still in its buffer: closing writes it
+        when it can, so the epochs read afterwards (and told to the user) are the ones on disk.
+        """
+        for callback in self.all:
+            handle = getattr(callback, "csv_file", None)
+            if handle is not None and not handle.closed:
+                try:
+                    handle.close()
+                except OSError:
+                    pass  # still no space: the row stays half-written, and the history reader leaves it out
+
 
 def require_tensorboard(training: TrainingSpec) -> None:
     """Refuse `training.tensorboard` before any work when the tensorboard package, which writes the logs, is missing.

@@ -29,6 +29,7 @@ import numpy as np
 from dlrun.backend import import_keras
 from dlrun.errors import DlrunError
 from dlrun.runs.layout import CHECKPOINT, HISTORY, atomic_path
+from dlrun.training import keras_compat
 from dlrun.training.interrupts import StopRequest
 
 keras = import_keras()
@@ -37,10 +38,6 @@ EVERY_S = 5.0
 """Default seconds between checkpoints: a kill -9 loses at most this much training."""
 MAX_SHARE = 0.05
 """Checkpoints wait at least 1/MAX_SHARE times as long as the last one took, so big models train on."""
-_EARLY = ("wait", "stopped_epoch", "best", "best_epoch")
-"""`keras.callbacks.EarlyStopping`'s counters, reset by its `on_train_begin`."""
-_PLATEAU = ("wait", "cooldown_counter", "best")
-"""`keras.callbacks.ReduceLROnPlateau`'s counters, reset by its `on_train_begin` (the rate is an optimizer variable)."""
 
 
 @dataclass
@@ -54,13 +51,13 @@ class State:
     stopped: bool
     """Early stopping ended training at that epoch: nothing is left to train."""
     early: dict[str, Any] | None
-    """Early stopping's counters (`_EARLY`), when the spec has early stopping."""
+    """Early stopping's counters (`keras_compat.EARLY_COUNTERS`), when the spec has early stopping."""
     model: list[np.ndarray]
     optimizer: list[np.ndarray]
     best_weights: list[np.ndarray] | None = None
     """The weights early stopping keeps for `restore_best_weights`, when it has some."""
     plateau: dict[str, Any] | None = None
-    """ReduceLROnPlateau's counters (`_PLATEAU`), when the spec has it."""
+    """ReduceLROnPlateau's counters (`keras_compat.PLATEAU_COUNTERS`), when the spec has it."""
 
     @property
     def epochs_done(self) -> int:
@@ -69,7 +66,7 @@ class State:
 
 def capture(model, early, epoch: int, wall: float, plateau=None) -> State:
     """Copy a model's, its optimizer's, early stopping's and ReduceLROnPlateau's state at the end of `epoch`."""
-    counters = _counters(early, _EARLY)
+    counters = keras_compat.counters(early, keras_compat.EARLY_COUNTERS)
     return State(
         epoch=epoch,
         wall=wall,
@@ -78,18 +75,8 @@ def capture(model, early, epoch: int, wall: float, plateau=None) -> State:
         model=[np.asarray(v.numpy()) for v in model.variables],
         optimizer=[np.asarray(v.numpy()) for v in model.optimizer.variables],
         best_weights=None if early is None or early.best_weights is None else list(early.best_weights),
-        plateau=_counters(plateau, _PLATEAU),
+        plateau=keras_compat.counters(plateau, keras_compat.PLATEAU_COUNTERS),
     )
-
-
-def _counters(callback, names: tuple[str, ...]) -> dict[str, Any] | None:
-    """Return a callback's counters as JSON data (its `best` a plain float), or None without the callback."""
-    if callback is None:
-        return None
-    counters = {name: getattr(callback, name) for name in names}
-    if counters.get("best") is not None:
-        counters["best"] = float(counters["best"])
-    return counters
 
 
 def restore_model(model, state: State) -> None:
@@ -106,15 +93,13 @@ def restore_model(model, state: State) -> None:
 
 def restore_early(early, state: State) -> None:
     """Give early stopping back its counters and best weights (call after its `on_train_begin`)."""
-    for name, value in (state.early or {}).items():
-        setattr(early, name, value)
+    keras_compat.set_counters(early, state.early)
     early.best_weights = state.best_weights
 
 
 def restore_plateau(plateau, state: State) -> None:
     """Give ReduceLROnPlateau back its counters (call after its `on_train_begin`)."""
-    for name, value in (state.plateau or {}).items():
-        setattr(plateau, name, value)
+    keras_compat.set_counters(plateau, state.plateau)
 
 
 def _assign(variables, values: list[np.ndarray], what: str) -> None:
@@ -156,26 +141,36 @@ def read_checkpoint(path: Path) -> State | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with archive:
+            if "state" not in archive.files:
+                raise ValueError("no 'state' in the archive")
             meta = json.loads(str(archive["state"]))
             groups: dict[str, list[np.ndarray]] = {"model": [], "optimizer": [], "best": []}
             for prefix, values in groups.items():
                 while f"{prefix}_{len(values)}" in archive.files:
                     values.append(archive[f"{prefix}_{len(values)}"])
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        return State(
+            epoch=int(meta["epoch"]),
+            wall=float(meta["wall"]),
+            stopped=bool(meta["stopped"]),
+            early=meta["early"],
+            model=groups["model"],
+            optimizer=groups["optimizer"],
+            best_weights=groups["best"] if meta["early"] is not None and groups["best"] else None,
+            plateau=meta.get("plateau"),
+        )
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        # NumPy takes bytes that are no archive for a pickle, and advises allow_pickle: never the fix here
+        pickled = isinstance(exc, ValueError) and "allow_pickle" in str(exc)
+        reason = "it is not a NumPy .npz archive" if pickled or isinstance(exc, zipfile.BadZipFile) else exc
+        reason = f"its state lacks {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else reason
         raise DlrunError(
-            f"{path} cannot be read ({type(exc).__name__}: {exc}); delete it to resume from the first epoch"
+            f"{path} cannot be read (it is damaged or not a dlrun checkpoint: {reason}); delete it to resume from "
+            "the first epoch"
         ) from None
-    return State(
-        epoch=int(meta["epoch"]),
-        wall=float(meta["wall"]),
-        stopped=bool(meta["stopped"]),
-        early=meta["early"],
-        model=groups["model"],
-        optimizer=groups["optimizer"],
-        best_weights=groups["best"] if meta["early"] is not None and groups["best"] else None,
-        plateau=meta.get("plateau"),
-    )
 
 
 class Checkpoint(keras.callbacks.Callback):

@@ -19,12 +19,11 @@ from __future__ import annotations
 import numpy as np
 
 from dlrun.backend import import_keras
+from dlrun.training import keras_compat
 
 keras = import_keras()
-try:
-    from keras.src.callbacks.monitor_callback import MonitorCallback
-except ImportError:  # a Keras without the monitors' shared base: the monitors dlrun uses
-    MonitorCallback = (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
+# a Keras without the monitors' shared base trains with model.fit (keras_compat.missing); these two remain
+MonitorCallback = keras_compat.monitor_callback() or (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau)
 _ops = keras.ops
 _FLOAT32 = {_ops.less: np.less, _ops.greater: np.greater}
 """Keras's comparisons a monitor callback uses, and numpy's of the same float32 values."""
@@ -37,7 +36,7 @@ class EpochCallbacks(keras.callbacks.CallbackList):
     or a Keras whose `CallbackList` lacks the internals these hooks repeat, take Keras's own hooks.
     """
 
-    _INTERNALS = ("_async_train", "_async_test", "_flush_futures", "_on_begin", "_on_end")
+    _INTERNALS = keras_compat.CALLBACK_LIST
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -54,8 +53,7 @@ class EpochCallbacks(keras.callbacks.CallbackList):
         plain = _plain(logs) if self._fast else None
         if plain is None:
             return super().on_epoch_end(epoch, logs)
-        if self._async_train:
-            self._flush_futures()
+        keras_compat.flush_train(self)
         for callback in self.callbacks:
             callback.on_epoch_end(epoch, plain)
 
@@ -63,7 +61,7 @@ class EpochCallbacks(keras.callbacks.CallbackList):
         plain = _plain(logs) if self._fast else None
         if plain is None:
             return super().on_test_begin(logs)
-        self._on_begin()
+        keras_compat.begin_test(self)
         for callback in self.callbacks:
             callback.on_test_begin(plain)
 
@@ -71,11 +69,10 @@ class EpochCallbacks(keras.callbacks.CallbackList):
         plain = _plain(logs) if self._fast else None
         if plain is None:
             return super().on_test_end(logs)
-        if self._async_test:
-            self._flush_futures()
+        keras_compat.flush_test(self)
         for callback in self.callbacks:
             callback.on_test_end(plain)
-        self._on_end()
+        keras_compat.end_test(self)
 
 
 def _plain(logs) -> dict | None:

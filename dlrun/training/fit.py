@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from dlrun.data.prepare import Prepared, prepare
 from dlrun.data.preprocess import task_of
 from dlrun.errors import DataError, DlrunError, TrainingError
 from dlrun.model import check_output_width
-from dlrun.runs import layout, lock
+from dlrun.runs import finishing, layout, lock
 from dlrun.runs.history import History, read_history
 from dlrun.runs.status import Status
 from dlrun.spec import names
@@ -86,8 +87,13 @@ def train(
 def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None) -> Path:
     """Create the run directory and write what is known before training: config, overrides, preprocessing, start.
 
-    A write that fails (a full disk) removes the folder again: a run directory is never left without its config.
+    A write that fails (a full disk) removes the folder again. A kill -9 before the config is in place
+    cannot: it leaves a folder with only the lock and a temporary file. The next run into the same
+    folder removes such leftovers (`lock.remove_stillborn`), as `sweep --resume` does; `compare` and
+    `plot` name them.
     """
+    for leftover in lock.remove_stillborn(Path(out) / spec.name):
+        print(f"warning: removed {leftover}: {lock.STILLBORN}", file=sys.stderr)
     run_dir = layout.new_run_dir(out, spec.name)
     try:
         lock.acquire(run_dir)  # before any file: `sweep --resume` never deletes a run a live process writes
@@ -215,6 +221,7 @@ def _run_fit(
         return Status.FAILED, exc
     finally:
         callbacks.stop_displays()
+        callbacks.close_history()
     return (Status.INTERRUPTED if callbacks.checkpoint.interrupted else Status.COMPLETED), None
 
 
@@ -280,7 +287,8 @@ def _finish(
 ):
     """Save the model and summary.json, draw the plots, evaluate the test rows; raise for a run that did not finish.
 
-    A finished run's checkpoint is removed once its summary is written; any other keeps it for `--resume`.
+    A finished run's checkpoint is removed once its summary and plots are written (`dlrun.runs.finishing`);
+    any other keeps it for `--resume`.
     """
     try:
         if status in (Status.NAN, Status.FAILED):
@@ -296,18 +304,19 @@ def _finish(
         if data.stream is not None:
             summary["unseen_categories"] = {p: u for p, u in data.stream.unseen.items() if u and p != "train"}
             summary["streaming_cache"] = dict(data.stream.caches)
-        layout.write_json(run_dir / layout.SUMMARY, summary)
-        if len(history):
-            from dlrun.runs.plot import write_run_plots
-
-            write_run_plots(run_dir)
+        files = finishing.promised(history)
+        if files:  # until every plot is on disk, the run says which are missing and keeps its checkpoint
+            layout.write_json(run_dir / layout.SUMMARY, finishing.pending(summary, status, files))
+            finishing.finish(run_dir, summary)
+        else:
+            layout.write_json(run_dir / layout.SUMMARY, summary)
+            if status in finishing.ENDED:
+                (run_dir / layout.CHECKPOINT).unlink(missing_ok=True)  # nothing to resume: a NaN would come back
     except DlrunError as exc:
         if failure is None or isinstance(failure, KeyboardInterrupt):
             raise
         exc = DlrunError(f"{exc}; and before that: {_failure_text(failure, run_dir)}")
         raise exc from None
-    if status.finished or status in (Status.NAN, Status.PRUNED):  # nothing to resume: a NaN would come back
-        (run_dir / layout.CHECKPOINT).unlink(missing_ok=True)
     _raise_unfinished(status, failure, len(history), run_dir, exit_code)
     return summary
 

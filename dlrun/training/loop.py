@@ -36,7 +36,6 @@ checkpoint waits for the last epoch of a call, whose weights the model holds (`C
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -100,6 +99,15 @@ def choose(training: TrainingSpec, streamed: bool, callbacks: list) -> Loop:
         return Loop("fit", "the data is streamed from disk (data.streaming): model.fit reads it chunk by chunk")
     if training.distribute:
         return Loop("fit", "training.distribute: mirrored trains on several devices, which model.fit drives")
+    from dlrun.training import keras_compat
+
+    internal = keras_compat.missing(callbacks)
+    if internal is not None:
+        return Loop(
+            "fit",
+            f"this Keras or TensorFlow lacks {internal} as the lean loop relies on it: model.fit trains (the same "
+            "history)",
+        )
     for callback in callbacks:
         if _acts_per_batch(keras, callback):
             return Loop(
@@ -123,8 +131,12 @@ def _acts_per_batch(keras, callback) -> bool:
     if isinstance(callback, keras.callbacks.TerminateOnNaN):
         return False
     if isinstance(callback, keras.callbacks.TensorBoard):
-        return callback.update_freq != "epoch" or callback._should_trace
-    return any(not getattr(getattr(callback, hook), "_is_default", False) for hook in _BATCH_HOOKS)
+        from dlrun.training.keras_compat import should_trace
+
+        return callback.update_freq != "epoch" or bool(should_trace(callback))
+    from dlrun.training.keras_compat import is_default
+
+    return any(not is_default(getattr(callback, hook)) for hook in _BATCH_HOOKS)
 
 
 def _replayable(keras, callback) -> bool:
@@ -260,9 +272,9 @@ class _Epochs:
         self.stop_on_nan = stop_on_nan
         train = datasets.train
         if datasets.class_weight:  # as fit maps them onto a dataset
-            from keras.src.trainers.data_adapters.tf_dataset_adapter import make_class_weight_map_fn
+            from dlrun.data.datasets import class_weight_map
 
-            train = train.map(make_class_weight_map_fn(datasets.class_weight)).prefetch(tf.data.AUTOTUNE)
+            train = train.map(class_weight_map(datasets.class_weight)).prefetch(tf.data.AUTOTUNE)
         self.train = iter(train)  # one iterator for the whole run, as fit keeps with steps_per_epoch
         self.valid = iter(datasets.valid) if self.validates else None  # a pass per epoch: read from its start
         self.last_logs: dict[str, Any] | None = None
@@ -467,11 +479,7 @@ class _Epochs:
 
 
 def _executor(name: str):
-    """TensorFlow's function executor `name` for the calls inside ("" is its default); the default where
-    this TensorFlow has no such switch."""
-    try:
-        from tensorflow.python.eager import context
-    except ImportError:
-        return contextlib.nullcontext()
-    switch = getattr(context, "function_executor_type", None)
-    return switch(name) if switch is not None and name else contextlib.nullcontext()
+    """TensorFlow's function executor `name` for the calls inside ("" is its default)."""
+    from dlrun.training.keras_compat import executor
+
+    return executor(name)

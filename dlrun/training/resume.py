@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlrun.errors import DlrunError
-from dlrun.runs import layout, lock
+from dlrun.runs import finishing, layout, lock
 from dlrun.runs.history import complete_lines, trim_history
 from dlrun.runs.reading import flatten, read_summary
 from dlrun.runs.status import Status, status_of
@@ -27,11 +27,14 @@ class Resumption:
     """A run that can be resumed: its spec, its checkpoint, and what the user should know first."""
 
     run_dir: Path
-    spec: Spec
+    spec: Spec | None
+    """None for a run that ended and lacks only files (`missing`)."""
     state: object = None
     """The `dlrun.training.checkpoint.State` to continue from; None: start over at the first epoch."""
     notes: list[str] = field(default_factory=list)
     """Warnings: other library versions than at the start (the result may differ slightly)."""
+    missing: list[str] = field(default_factory=list)
+    """Files a run that ended lacks (its plots: a full disk, a kill): written, with no epoch trained."""
 
     @property
     def first_epoch(self) -> int:
@@ -51,6 +54,9 @@ def plan_resume(run_dir: str | Path) -> Resumption:
 
     run_dir = Path(run_dir)
     start = _read_start(run_dir)
+    summary = read_summary(run_dir)
+    if finishing.FINAL in summary:  # it ended; only files are missing, and writing them trains nothing
+        return Resumption(run_dir, None, missing=finishing.missing(run_dir, summary))
     _check_status(run_dir)
     spec = load_spec(run_dir / layout.CONFIG)
     _check_spec(run_dir, spec, start.get("spec") or {})
@@ -76,6 +82,10 @@ def resume(plan: Resumption, console=None, quiet: bool = False, checkpoint_every
     from dlrun.training.fit import Outcome, fit
 
     spec, run_dir = plan.spec, plan.run_dir
+    if spec is None:
+        with lock.held(run_dir):
+            lock.remove_stale_temporaries(run_dir)
+            return Outcome(run_dir, finishing.finish(run_dir))
     data = prepare(spec.data, spec.seed, spec.training.loss)
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
     lock.acquire(run_dir)  # another process still training this run (or resuming it) is refused
