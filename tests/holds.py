@@ -22,10 +22,18 @@ TIMEOUT_S = 300.0
 
 
 class Holds:
-    def __init__(self, folder: Path, epoch: int = 1, runs: list[int] | str = "all"):
+    def __init__(self, folder: Path, epoch: int = 1, runs: list[int] | str | None = "all"):
+        """Hold `runs` (their ordinals, or "all") at the end of `epoch`; with runs None, none until `plan`."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "plan.json").write_text(json.dumps({"epoch": epoch, "runs": runs}))
+        if runs is not None:
+            self.plan(epoch, runs)
+
+    def plan(self, epoch: int = 1, runs: list[int] | str = "all") -> None:
+        """Hold the runs that start from now on: `runs` (ordinals, or "all") at the end of `epoch`."""
+        path = self.folder / "plan.json"
+        path.with_suffix(".tmp").write_text(json.dumps({"epoch": epoch, "runs": runs}))
+        path.with_suffix(".tmp").replace(path)
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
         """The environment of a process whose runs are held (tests/support first on its PYTHONPATH)."""

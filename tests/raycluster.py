@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from holds import Holds
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -33,6 +35,8 @@ class Cluster:
     env: dict[str, str]
     head_dir: Path
     node2_dir: Path
+    holds: Holds
+    """Holds for the runs of the cluster's workers (none until a test plans them: `holds.plan(...)`)."""
     hidden: Path | None
     """A folder the second node does not see (an empty tmpfs over it, in its own mount namespace); None
     where this process may not make one (not root)."""
@@ -75,6 +79,8 @@ def start() -> Cluster:
         "RAY_health_check_timeout_ms": "1000",
         "RAY_health_check_failure_threshold": "2",
     }
+    holds = Holds(root / "holds", runs=None)
+    env = holds.env(env)  # the nodes' workers inherit it
     port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
@@ -85,7 +91,7 @@ def start() -> Cluster:
         hidden.mkdir()
         mount = 'mount -t tmpfs tmpfs "$0" && exec "$@"'
         node2 = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, str(hidden), *node2]
-    cluster = Cluster(address, env, head_dir, node2_dir, hidden)
+    cluster = Cluster(address, env, head_dir, node2_dir, holds, hidden)
     try:
         for command in (head + common, node2 + common):
             done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=root)

@@ -160,7 +160,7 @@ def test_a_dead_worker_fails_only_its_point_and_resume_retrains_just_that_point(
     driver = start_sweep(str(small_spec), *SEEDS, "--jobs", "2", holds=holds)
     held = holds.wait(driver)[0]
     victim = Path(held["run_dir"])
-    assert victim in training()  # a finished epoch on disk, still training
+    assert victim in [d.resolve() for d in training()]  # a finished epoch on disk, still training
     worker = worker_of(victim, driver.pid)
     assert worker == held["pid"]
     os.kill(worker, signal.SIGKILL)

@@ -4,10 +4,11 @@ A test that kills, interrupts or races a training in another process (a sweep's 
 `dlrun train` writing to a log) needs the run to be mid-training when it acts, whatever the machine's
 speed. Python imports this module at start-up in every process whose PYTHONPATH holds tests/support
 (multiprocessing's spawned workers too); with DLRUN_TEST_HOLD naming a folder (`tests/holds.py` writes
-it), `dlrun.training.fit.fit` is wrapped so that each run this process trains takes an ordinal (1, 2, ...
-over all the processes, in the order they start) and, when `plan.json` lists it, waits at the end of the
-plan's epoch: it writes `held-<ordinal>.json` (its pid and run directory), then waits until the file
-`release` exists or the process gets SIGINT or SIGTERM (which dlrun's own handler then sees as usual).
+it), `dlrun.training.fit.fit` is wrapped so that, once the folder holds a `plan.json`, each run this
+process trains takes an ordinal (1, 2, ... over all the processes, in the order they start) and, when
+the plan lists it, waits at the end of the plan's epoch: it writes `held-<ordinal>.json` (its pid and
+run directory), then waits until the file `release` exists or the process gets SIGINT or SIGTERM (which
+dlrun's own handler then sees as usual).
 Without DLRUN_TEST_HOLD nothing changes.
 """
 
@@ -58,7 +59,7 @@ def _hold_callback(folder: str, ordinal: int, epoch: int, run_dir):
             try:
                 held = os.path.join(folder, f"held-{ordinal}.json")
                 with open(held + ".tmp", "w") as out:  # whole or absent: the test reads it as it appears
-                    json.dump({"pid": os.getpid(), "run_dir": str(run_dir), "epoch": epoch}, out)
+                    json.dump({"pid": os.getpid(), "run_dir": os.path.abspath(run_dir), "epoch": epoch}, out)
                 os.replace(held + ".tmp", held)
                 while not signalled and not os.path.exists(os.path.join(folder, "release")):
                     time.sleep(0.01)
@@ -78,8 +79,11 @@ def _wrap(module) -> None:
 
     def fit(*args, **kwargs):
         call = signature.bind(*args, **kwargs)
-        with open(os.path.join(FOLDER, "plan.json")) as plan_file:
-            plan = json.load(plan_file)
+        try:
+            with open(os.path.join(FOLDER, "plan.json")) as plan_file:
+                plan = json.load(plan_file)
+        except FileNotFoundError:  # no hold asked for (yet): the run trains as it would
+            return original(*call.args, **call.kwargs)
         ordinal = _ordinal(FOLDER)
         if plan["runs"] == "all" or ordinal in plan["runs"]:
             hold = _hold_callback(FOLDER, ordinal, plan["epoch"], call.arguments["run_dir"])
