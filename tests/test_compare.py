@@ -19,13 +19,13 @@ from dlrun.runs import compare, plot, reading
 
 from conftest import assert_fits, binary_spec, make_binary_csv, write_spec
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("compare")
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     """Train two real runs that differ in optimizer and metrics: adam + accuracy, sgd + accuracy and auc."""
     from dlrun.spec.loader import load_spec

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("datasets")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def _load_script():
     return module
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def regenerated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data")
     written = _load_script().main(out)

@@ -17,7 +17,7 @@ from dlrun.cli import app
 
 from conftest import binary_spec, make_binary_csv, write_spec
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("devices")
 
 runner = CliRunner()
@@ -46,7 +46,7 @@ print(json.dumps(codes))
 MIRRORED = ["training.distribute=mirrored", "training.devices=[/cpu:0,/cpu:1]"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def two_devices(tmp_path_factory) -> Path:
     """Train one spec on one device, mirrored on two, streamed and mirrored, and mixed and mirrored."""
     folder = tmp_path_factory.mktemp("devices")

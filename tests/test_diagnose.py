@@ -18,7 +18,7 @@ from dlrun.runs.plot import run_figures
 
 from conftest import CONFIGS
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("diagnose")
 
 runner = CliRunner()
@@ -37,7 +37,7 @@ KNOWN = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def runs(tmp_path_factory) -> dict[str, Path]:
     """Train the three runs; `underfit` through the CLI, whose end-of-run output is kept."""
     from dlrun.spec.loader import load_spec

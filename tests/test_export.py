@@ -21,7 +21,7 @@ from dlrun.export import INFO, check_exportable, date_regex, input_names
 
 from conftest import CONFIGS, write_spec
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("export")
 
 runner = CliRunner()
@@ -93,7 +93,7 @@ def _mixed(rows: int, seed: int, new: bool = False) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def exported(tmp_path_factory) -> dict:
     """Train configs 06 and 07 and a mixed-column regression briefly, predict and export each, serve them."""
     folder = tmp_path_factory.mktemp("export")

@@ -33,7 +33,7 @@ from dlrun.training.resume import plan_resume, resume
 from conftest import ROOT, binary_spec, make_binary_csv, write_spec
 from holds import Holds
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("faults")
 
 runner = CliRunner()
@@ -71,7 +71,7 @@ def resumable_spec(folder: Path, epochs: int = 40) -> Path:
     return write_spec(folder, data)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def reference(tmp_path_factory) -> dict:
     """An uninterrupted run of `resumable_spec`: what every resumed run must equal, value for value."""
     folder = tmp_path_factory.mktemp("reference")
@@ -316,7 +316,7 @@ def test_a_streamed_run_resumes_to_the_same_history(tmp_path, monkeypatch):
 # --- full disks and denied folders ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def finished(tmp_path_factory) -> Path:
     """A small finished run, for the commands that read one."""
     folder = tmp_path_factory.mktemp("finished")

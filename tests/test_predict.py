@@ -18,13 +18,13 @@ from dlrun.spec.loader import load_spec
 
 from conftest import binary_spec, mixed_frame, write_spec
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("predict")
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # kept for the whole worker: xdist may run other files between this file's tests
 def trained(tmp_path_factory) -> dict:
     """Train a binary model on numbers, strings, NaNs and an id column (dropped), with a test split."""
     folder = tmp_path_factory.mktemp("mixed")

@@ -19,7 +19,7 @@ from dlrun.training import tracking
 
 from conftest import binary_spec, make_binary_csv, write_spec
 
-# Its module-scoped runs are trained once: every test of this file runs in the same pytest-xdist worker
+# Its runs are trained once (session-scoped fixtures): every test of this file runs in the same pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("tracking")
 
 mlflow = pytest.importorskip("mlflow")
