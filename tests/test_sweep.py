@@ -244,6 +244,7 @@ def test_address_needs_the_ray_executor(experiment):
 
 @pytest.mark.xdist_group("ray")  # one Ray at a time: a local ray.init() may join a cluster `ray start` made
 def test_ray_sweep_2x2_on_a_local_instance(experiment):
+    # ~40 s on 2 cores: a local Ray instance starts, and its workers start TensorFlow; both are what is tested
     pytest.importorskip("ray")
     result = runner.invoke(
         app,

@@ -156,6 +156,8 @@ def runs_per_point(sweep_dir: Path) -> dict[str, int]:
 def test_a_dead_worker_fails_only_its_point_and_resume_retrains_just_that_point(
     small_spec, start_sweep, monkeypatch, tmp_path
 ):
+    # ~50 s on 2 cores beside the rest of the suite: a real sweep (a driver, two spawned workers starting TensorFlow),
+    # a worker killed and replaced, then a resume; the processes are what is tested
     holds = Holds(tmp_path / "holds", epoch=1)
     driver = start_sweep(str(small_spec), *SEEDS, "--jobs", "2", holds=holds)
     held = holds.wait(driver)[0]
@@ -195,6 +197,7 @@ def test_a_dead_worker_fails_only_its_point_and_resume_retrains_just_that_point(
 def test_killing_the_driver_kills_its_workers_and_resume_trains_only_what_did_not_finish(
     small_spec, start_sweep, monkeypatch, tmp_path
 ):
+    # ~40 s on 2 cores beside the rest of the suite: a real driver and its workers, killed, then a resume
     holds = Holds(tmp_path / "holds", epoch=1, runs=[2, 3, 4])  # the first run to start finishes, no other
     driver = start_sweep(str(small_spec), *SEEDS, "--jobs", "2", holds=holds)
     holds.wait(driver, count=2, also=lambda: bool(finished()))  # both workers busy, one run done

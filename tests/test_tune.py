@@ -185,6 +185,7 @@ def test_two_processes_sharing_a_storage_run_the_trial_count_once(tmp_path):
 
 
 def test_ctrl_c_keeps_the_finished_trials_and_resume_tries_the_interrupted_one_again(tmp_path, in_process):
+    # ~35 s on 2 cores: a real tune process and its worker (TensorFlow starts there), Ctrl-C to both, then a resume
     make_binary_csv(tmp_path / "data.csv", rows=100)
     spec = write_spec(tmp_path, binary_spec(epochs=4, batch_size=16))
     holds = Holds(tmp_path / "holds", epoch=1, runs=[2])  # the first trial finishes, the second waits mid-run
@@ -321,7 +322,7 @@ def test_missing_packages_say_how_to_install_them(tmp_path, monkeypatch):
 
 @pytest.mark.postgres
 def test_four_processes_started_together_on_a_new_postgresql_study_run_the_trial_count_once(tmp_path, postgres_url):
-    # ~30 s on 2 cores (4 TensorFlow starts): 4 processes are what is tested; each trains its trials itself
+    # ~40 s on 2 cores beside the rest of the suite (4 TensorFlow starts): 4 processes are what is tested
     make_binary_csv(tmp_path / "data.csv", rows=80)
     spec = write_spec(tmp_path, binary_spec(epochs=1, batch_size=32))
     command = [sys.executable, "-c", TUNE_IN_PROCESS, "tune", str(spec), "--set", f"{LR}=loguniform(1e-3,1e-1)"]
