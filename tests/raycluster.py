@@ -54,7 +54,8 @@ class Cluster:
     def dlrun(self, *args: str) -> subprocess.CompletedProcess:
         """Run a dlrun command as a driver of this cluster (Ray reads its token from the environment at import)."""
         command = [sys.executable, "-m", "dlrun", *args]
-        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=300)
+        # a guard against a hang only, far above what a busy machine needs (it took over 300 s beside tests/stress.sh)
+        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=1800)
 
     def kill_node2(self) -> list[int]:
         """Kill every process of the second node (its raylet and workers) at once; return their pids."""
