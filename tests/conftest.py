@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,13 @@ def _isolated(tmp_path, monkeypatch):
     """Run every test in its own folder, so relative paths like runs/ never touch the repo; caches stay there too."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DLRUN_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for the servers tests start: PostgreSQL, Ray)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def make_binary_csv(path: Path, rows: int = 120, features: int = 4, seed: int = 0) -> Path:
