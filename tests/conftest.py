@@ -24,6 +24,29 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 
 
+# Files whose tests take longest (measured with --durations), longest first. pytest-xdist hands a worker its
+# next test in collection order (after the xdist_groups, largest first): a long test collected last would
+# run alone at the end while the other cores idle, so these files' tests are collected first.
+LONGEST_FIRST = (
+    "test_tune.py",
+    "test_sweep_faults.py",
+    "test_sweep.py",
+    "test_databases.py",
+    "test_loop.py",
+    "test_progress.py",
+    "test_fuzz.py",
+    "test_training_options.py",
+    "test_train.py",
+    "test_init.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Collect the longest files' tests first, keeping each file's own order (see LONGEST_FIRST)."""
+    rank = {name: at for at, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Run every test in its own folder, so relative paths like runs/ never touch the repo; caches stay there too."""

@@ -78,7 +78,8 @@ def study_of(tune_dir: Path):
     return load_study(manifest["storage"], manifest["study"])
 
 
-def test_a_short_study_leaves_a_table_importances_pngs_and_a_best_yaml_that_trains_as_is(tmp_path):
+def test_a_short_study_leaves_a_table_importances_pngs_and_a_best_yaml_that_trains_as_is(tmp_path, in_process):
+    # trials in this process: the tune worker process is what the Ctrl-C and two-process tests start
     make_binary_csv(tmp_path / "data.csv", rows=80)
     spec = write_spec(tmp_path, binary_spec(epochs=3, batch_size=64))
     result = runner.invoke(
