@@ -154,9 +154,7 @@ def fit(
         callbacks.all += extra_callbacks or []  # last: they see the logs the others completed (learning_rate)
         loop = choose(training, data.stream is not None, callbacks.all)
         if loop.kind == "lean" and not resumed:  # a sweep worker's model of the same graph, traced already
-            model = trained_model(
-                model, graph_key(spec, data.preprocessing.width, per_execution), datasets.train.element_spec
-            )
+            model = trained_model(model, graph_key(spec, data.preprocessing.width, per_execution))
         status, failure = _run_fit(model, datasets, callbacks, first, last, loop)
         history = _logged(run_dir)
         status = _final_status(status, history, callbacks)

@@ -13,9 +13,11 @@ Tracing the lean loop's compiled calls costs a point more than all its epochs on
 whose model and training differ from a kept one's only in values Keras holds in variables (the
 learning rate, the seed: initial weights and dropout's seed state; the class weights, mapped onto the
 data; the epochs and early stopping, which act through callbacks) trains the kept model instead
-(`trained_model`): every variable of the point's own fresh model, compiled and built as usual (the
-layers', the optimizer's and the metrics'), is copied into it, so it starts exactly where the fresh
-one would, and its traced calls run on the point's own datasets (`loop._Epochs.restart`). Up to
+(`trained_model`): the variables of the point's own fresh model, compiled as usual (its layers' and
+seed states, its optimizer's iterations and learning rate), are copied into it, and the ones only a
+build makes (the optimizer's slots, the metrics') get the values the kept model was built with, so it
+starts exactly where the fresh one would; its traced calls run on the point's own datasets
+(`loop._Epochs.restart`). Up to
 `MAX_MODELS` models are kept, the least recently used dropped first.
 
 Only in-memory data is kept: a streamed file is read chunk by chunk every epoch anyway. Nothing is
@@ -50,6 +52,8 @@ _keeping = False
 _kept: _Kept | None = None
 _models: dict[str, Any] = {}
 """Kept models by their graph key (`graph_key`), the least recently used first."""
+_initial: dict[int, list] = {}
+"""Each kept model's variables (`_state`) as they were before it first trained, by the model's id."""
 _epochs: dict[int, list] = {}
 """The lean loop's compiled calls (`loop._Epochs`) made for each kept model, by the model's id, the latest last."""
 
@@ -74,6 +78,7 @@ def forget() -> None:
     _kept = None
     _models.clear()
     _epochs.clear()
+    _initial.clear()
 
 
 def prepared(spec: DataSpec, seed: int, loss: str) -> Prepared:
@@ -136,25 +141,29 @@ def graph_key(spec: Spec, input_width: int, steps_per_execution: int) -> str:
     return json.dumps(key, sort_keys=True)
 
 
-def trained_model(fresh, key: str, element_spec):
-    """Return the model a point trains: a kept one of the same `key`, given all of `fresh`'s state, else `fresh`.
+def trained_model(fresh, key: str):
+    """Return the model a point trains: a kept one of the same `key`, given `fresh`'s state, else `fresh`.
 
     Args:
         fresh: The point's own model, compiled, with its initial weights.
-        element_spec: Its training dataset's batches (to build the optimizer's and metrics' variables).
     """
     if not _keeping:
         return fresh
     kept = _models.pop(key, None)
-    if kept is not None and _give_state(fresh, kept, element_spec):
+    if kept is not None and _give_state(fresh, kept):
         _models[key] = kept
         return kept
     if kept is not None:
-        _epochs.pop(id(kept), None)
+        _forget_model(kept)
     _models[key] = fresh
     while len(_models) > MAX_MODELS:
-        _epochs.pop(id(_models.pop(next(iter(_models)))), None)
+        _forget_model(_models.pop(next(iter(_models))))
     return fresh
+
+
+def _forget_model(model) -> None:
+    _epochs.pop(id(model), None)
+    _initial.pop(id(model), None)
 
 
 def kept_epochs(model) -> list:
@@ -163,9 +172,15 @@ def kept_epochs(model) -> list:
 
 
 def keep_epochs(model, epochs) -> None:
-    """Keep the compiled calls made for `model`, if the model is kept (up to `MAX_MODELS` of them)."""
+    """Keep the compiled calls made for `model`, if the model is kept (up to `MAX_MODELS` of them).
+
+    The first ones are made before the model trains, when all its variables exist: their values then
+    are the state a fresh model starts from (`_give_state`).
+    """
     if _keeping and any(kept is model for kept in _models.values()):
         _epochs[id(model)] = [*_epochs.get(id(model), []), epochs][-MAX_MODELS:]
+        if id(model) not in _initial:
+            _initial[id(model)] = [variable.numpy() for variable in _state(model)]
 
 
 def _state(model) -> list:
@@ -180,17 +195,39 @@ def _state(model) -> list:
     return found
 
 
-def _give_state(fresh, kept, element_spec) -> bool:
-    """Set every variable of `kept` to `fresh`'s value; False (nothing set) when their variables differ in kind."""
-    from dlrun.training.keras_compat import build_state
+def _give_state(fresh, kept) -> bool:
+    """Set every variable of `kept` to the value it has in `fresh` (compiled, not yet trained); False: none set.
 
-    build_state(fresh, element_spec)
-    source, target = _state(fresh), _state(kept)
-    if len(source) != len(target) or any(
-        (s.path.rsplit("/", 1)[-1], tuple(s.shape), s.dtype) != (t.path.rsplit("/", 1)[-1], tuple(t.shape), t.dtype)
-        for s, t in zip(source, target)
-    ):
+    The layers' variables and the optimizer's (before it is built: its iterations and learning rate)
+    come from `fresh`; the rest (the optimizer's slots, the metrics') take the values they had when
+    `kept` was built, which are the ones a build of `fresh` would give them.
+    """
+    initial = _initial.get(id(kept))
+    target = _state(kept)
+    if initial is None or len(initial) != len(target):
         return False
-    for s, t in zip(source, target):
-        t.assign(s.value)
+    at = {id(variable): index for index, variable in enumerate(target)}
+    values = list(initial)
+    optimizer = {_name(v): v for v in kept.optimizer.variables}
+    pairs = list(zip(fresh.variables, kept.variables))
+    pairs += [(v, optimizer.get(_name(v))) for v in fresh.optimizer.variables]
+    if len(fresh.variables) != len(kept.variables) or not all(_alike(a, b) for a, b in pairs):
+        return False
+    for source, variable in pairs:
+        values[at[id(variable)]] = source.value
+    for variable, value in zip(target, values):
+        variable.assign(value)
     return True
+
+
+def _name(variable) -> str:
+    return variable.path.rsplit("/", 1)[-1]
+
+
+def _alike(source, variable) -> bool:
+    return (
+        variable is not None
+        and _name(source) == _name(variable)
+        and tuple(source.shape) == tuple(variable.shape)
+        and source.dtype == variable.dtype
+    )
