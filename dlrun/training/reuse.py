@@ -209,6 +209,8 @@ def _give_state(fresh, kept) -> bool:
     at = {id(variable): index for index, variable in enumerate(target)}
     values = list(initial)
     optimizer = {_name(v): v for v in kept.optimizer.variables}
+    if len(optimizer) != len(kept.optimizer.variables):
+        return False  # two variables of one name (a wrapped optimizer): which is which is not known
     pairs = list(zip(fresh.variables, kept.variables))
     pairs += [(v, optimizer.get(_name(v))) for v in fresh.optimizer.variables]
     if len(fresh.variables) != len(kept.variables) or not all(_alike(a, b) for a, b in pairs):
