@@ -177,6 +177,7 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
     finally:
         if held is not None:
             held.remove()
+        epochs.release()  # calls kept for a sweep's next point hold no data of this one
     if isinstance(model.optimizer, keras.optimizers.Optimizer) and last > 0:
         model.optimizer.finalize_variable_values(model.trainable_weights)
     callback_list.on_train_end(logs=epochs.last_logs)
@@ -339,6 +340,12 @@ class _Epochs:
         """The logs of the last epoch handed to the callbacks (what `on_train_end` gets, as in fit)."""
         self.weights: list | None = None
         """The model's weights (`model.weights`' values) at the end of the last call, when `returns_weights`."""
+
+    def release(self) -> None:
+        """Let go of the run's iterators and weights (a kept call waits for `restart` with the next run's)."""
+        self.train = self.valid = self.train_data = self.iterators = None
+        self._flat = None
+        self.weights = None
 
     def _shape(self, datasets, stop_on_nan: bool, several: bool, returns_weights: bool) -> tuple:
         valid = datasets.valid.element_spec if datasets.valid is not None else None
