@@ -91,7 +91,7 @@ def baseline(spec: Spec, data: Prepared) -> dict[str, Any]:
     quantities = ["loss", *metrics]
     names = {"loss": spec.training.loss, **metrics}
     task = task_of(spec.training.loss)
-    width = _output_width(spec)
+    width = output_width(spec)
     chosen = {q: constant_for(names[q], task, data.y_train, width, spec.training.loss) for q in quantities}
     values: dict[str, float | None] = {}
     for value in dict.fromkeys(tuple(c.value) for c in chosen.values()):  # one compile per distinct constant
@@ -200,7 +200,7 @@ def _score(loss: str, metrics: list, constant: list[float], y_valid: np.ndarray)
     return {key: _finite(value) for key, value in results.items()}
 
 
-def _output_width(spec: Spec) -> int:
+def output_width(spec: Spec) -> int:
     return [layer for layer in spec.model.layers if layer.type == "dense"][-1].units
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from dlrun.data.fitter import class_weights, weights_by_label
-from dlrun.data.prepare import Prepared, prepare
+from dlrun.data.prepare import Prepared
 from dlrun.data.preprocess import task_of
 from dlrun.errors import DataError, DlrunError, TrainingError
 from dlrun.model import check_output_width
@@ -29,6 +29,7 @@ from dlrun.spec.models import KerasMetric, Spec
 from dlrun.training.callbacks import Callbacks, make_callbacks, require_tensorboard
 from dlrun.training.devices import check_devices, loss_scaled, precision, replicas, strategy
 from dlrun.training.loop import Loop, choose, fit_lean
+from dlrun.training.reuse import graph_key, prepared, trained_model
 from dlrun.training.summary import build_summary
 from dlrun.versions import node, versions
 
@@ -69,7 +70,7 @@ def train(
             what it did; the error's `status` says which).
     """
     require_tensorboard(spec.training)
-    data = prepare(spec.data, spec.seed, spec.training.loss)
+    data = prepared(spec.data, spec.seed, spec.training.loss)  # a sweep worker's last data, when unchanged
     check_output_width(spec.model, spec.data.target, data.preprocessing.classes)
     class_weights(spec.training.class_weight, data.preprocessing, data.class_counts)  # an unknown label: before the run
     check_devices(spec.training)
@@ -152,6 +153,8 @@ def fit(
         callbacks = make_callbacks(training, run_dir, console, quiet, stop, resumed, checkpoint_every)
         callbacks.all += extra_callbacks or []  # last: they see the logs the others completed (learning_rate)
         loop = choose(training, data.stream is not None, callbacks.all)
+        if loop.kind == "lean" and not resumed:  # a sweep worker's model of the same graph, traced already
+            model = trained_model(model, graph_key(spec, data.preprocessing.width, per_execution))
         status, failure = _run_fit(model, datasets, callbacks, first, last, loop)
         history = _logged(run_dir)
         status = _final_status(status, history, callbacks)

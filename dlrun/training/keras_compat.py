@@ -5,7 +5,9 @@ and change what it does. The lean loop (`dlrun.training.loop`, `dlrun.training.e
 checkpoint (`dlrun.training.checkpoint`) rely on the few listed in `INTERNALS`, each of which is
 used only through this module. `missing` checks each against the behaviour relied on, when a run
 first chooses its loop; a run whose Keras or TensorFlow fails a check trains with `model.fit` (the
-same history) and summary.json's `loop.why` names the internal.
+same history) and summary.json's `loop.why` names the internal. Two more only save time, and are
+skipped where missing: `Trainer._symbolic_build` (`build_state`) and `ConcreteFunction._call_flat`
+(`call_flat`).
 
 dlrun's class weights (`dlrun.data.datasets.class_weight_map`) replace Keras's
 `make_class_weight_map_fn`; Optuna is used through its public API only (`dlrun.search.study`).
@@ -163,6 +165,54 @@ def flush_test(callbacks) -> None:
 def end_test(callbacks) -> None:
     """Close a test pass in a `CallbackList`, as its `on_test_end` does after calling the callbacks."""
     callbacks._on_end()
+
+
+def build_state(model, element_spec) -> None:
+    """Create the model's, its metrics' and its optimizer's variables before the first trace of a step.
+
+    `Trainer._symbolic_build` builds them symbolically, as fit does under a distribution strategy: a
+    step traced afterwards creates no variable, so TensorFlow traces it once instead of twice (a first
+    trace that creates variables is traced again). Without it (another Keras), the first trace builds them.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if not callable(build):
+        return
+    with model.distribute_strategy.scope():
+        try:
+            build(data_batch=element_spec)
+        except TypeError:  # another signature: leave the building to the first trace
+            pass
+
+
+def flat_inputs(concrete, iterators: tuple, after: int) -> list | None:
+    """Return the tensors that stand for `iterators` (None skipped): a traced function's inputs but its last `after`.
+
+    None when `ConcreteFunction._call_flat` is missing or the tensors do not match the function's first
+    inputs: `call_flat` then calls the function with its structured arguments.
+    """
+    import tensorflow as tf
+
+    if not callable(getattr(concrete, "_call_flat", None)):
+        return None
+    try:
+        flat = tf.nest.flatten([it for it in iterators if it is not None], expand_composites=True)
+        inputs = concrete.inputs[: len(concrete.inputs) - len(concrete.captured_inputs)]
+    except Exception:  # noqa: BLE001  (another TensorFlow: the structured call still works)
+        return None
+    if len(flat) + after != len(inputs) or any(f.dtype != i.dtype for f, i in zip(flat, inputs)):
+        return None
+    return flat
+
+
+def call_flat(concrete, arguments: tuple, flat: list | None):
+    """Call a traced function with its flat input tensors (`flat_inputs`, and the plain tensors after them).
+
+    `ConcreteFunction._call_flat` skips matching the arguments to the signature, which costs as much as
+    an epoch's math on small data; None: the function is called with its structured `arguments`.
+    """
+    if flat is None:
+        return concrete(*arguments)
+    return concrete._call_flat(flat, concrete.captured_inputs)
 
 
 def executor(name: str):

@@ -169,8 +169,7 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
     model.stop_training = False
     callback_list.on_train_begin()
     held = HeldWeights(model) if _copies_weights(keras, callbacks) else None
-    # traced here, as fit traces in its first epoch
-    epochs = _Epochs(model, datasets, loop.stop_on_nan, loop.replay, returns_weights=held is not None)
+    epochs = _epochs_for(model, datasets, loop, held is not None)
     if held is not None:
         held.install()
     try:
@@ -178,9 +177,26 @@ def fit_lean(model, datasets, callbacks: list, first: int, last: int, loop: Loop
     finally:
         if held is not None:
             held.remove()
+        epochs.release()  # calls kept for a sweep's next point hold no data of this one
     if isinstance(model.optimizer, keras.optimizers.Optimizer) and last > 0:
         model.optimizer.finalize_variable_values(model.trainable_weights)
     callback_list.on_train_end(logs=epochs.last_logs)
+
+
+def _epochs_for(model, datasets, loop: Loop, returns_weights: bool) -> _Epochs:
+    """Return the compiled calls of a run: those a sweep worker kept for this model when they fit, else new ones.
+
+    New ones are traced here, as fit traces in its first epoch (`dlrun.training.reuse`).
+    """
+    from dlrun.training import reuse
+
+    for kept in reuse.kept_epochs(model):
+        if kept.fits(datasets, loop.stop_on_nan, loop.replay, returns_weights):
+            kept.restart(datasets)
+            return kept
+    epochs = _Epochs(model, datasets, loop.stop_on_nan, loop.replay, returns_weights=returns_weights)
+    reuse.keep_epochs(model, epochs)
+    return epochs
 
 
 def _copies_weights(keras, callbacks: list) -> bool:
@@ -270,24 +286,20 @@ class _Epochs:
         self.steps, self.valid_steps = datasets.steps, datasets.valid_steps
         self.validates = datasets.valid is not None and datasets.valid_steps > 0
         self.stop_on_nan = stop_on_nan
-        train = datasets.train
-        if datasets.class_weight:  # as fit maps them onto a dataset
-            from dlrun.data.datasets import class_weight_map
-
-            train = train.map(class_weight_map(datasets.class_weight)).prefetch(tf.data.AUTOTUNE)
-        self.train = iter(train)  # one iterator for the whole run, as fit keeps with steps_per_epoch
-        self.valid = iter(datasets.valid) if self.validates else None  # a pass per epoch: read from its start
-        self.last_logs: dict[str, Any] | None = None
-        """The logs of the last epoch handed to the callbacks (what `on_train_end` gets, as in fit)."""
         self.layout: dict[str, list] = {}
         """Each part's (name, shape, dtype) of the results, in order; known once the call is traced."""
         self._counts: dict[int, Any] = {}
         self._concrete = None
         self._parts = None
+        self.restart(datasets)
+        train = self.train_data
         self._train_step = self._step(model.train_step)
         self._test_step = self._step(model.test_step)
-        # Traced first, on their own: they build the metrics and the optimizer (as fit's first step
-        # does), so the epoch's graph resets and reads built metrics.
+        # The variables first (one trace of each step instead of two), then each step traced on its own, so
+        # the epoch's graph resets and reads built metrics.
+        from dlrun.training.keras_compat import build_state
+
+        build_state(model, train.element_spec)
         self._train_step.get_concrete_function(train.element_spec)
         if self.validates:
             self._test_step.get_concrete_function(datasets.valid.element_spec)
@@ -298,13 +310,51 @@ class _Epochs:
         one_pass = not several and self.steps == 1 and datasets.valid_steps <= UNROLLED
         self.executor = "SINGLE_THREADED_EXECUTOR" if one_pass and model.count_params() <= SMALL_MODEL else ""
         self.returns_weights = returns_weights
+        self.shape = self._shape(datasets, stop_on_nan, several, returns_weights)
+        """What the compiled calls were traced for: another run of the same model with the same shape reuses them."""
+        # The iterators are arguments, called flat (`keras_compat.call_flat`): as cheap as captured ones, and
+        # a later run of the same model (`restart`) calls the same graph with its own
+        if several:
+            self._call = tf.function(lambda iterators, count: self._epochs(*iterators, count), autograph=False)
+        else:
+            self._call = tf.function(lambda iterators: self._epoch(*iterators), autograph=False)
+
+    def _train_dataset(self, datasets):
+        """The training dataset the steps read: with the class weights mapped onto its batches, as fit maps them."""
+        import tensorflow as tf
+
+        if not datasets.class_weight:
+            return datasets.train
+        from dlrun.data.datasets import class_weight_map
+
+        return datasets.train.map(class_weight_map(datasets.class_weight)).prefetch(tf.data.AUTOTUNE)
+
+    def restart(self, datasets) -> None:
+        """Start a run on `datasets` (of the shape the calls were traced for): new iterators, nothing logged yet."""
+        self.train_data = self._train_dataset(datasets)
+        self.train = iter(self.train_data)  # one iterator for the whole run, as fit keeps it
+        self.valid = iter(datasets.valid) if self.validates else None  # a pass per epoch: read from its start
+        self.iterators = (self.train, self.valid) if self.validates else (self.train, None)
+        self._flat = None
+        self.last_logs: dict[str, Any] | None = None
+        """The logs of the last epoch handed to the callbacks (what `on_train_end` gets, as in fit)."""
         self.weights: list | None = None
         """The model's weights (`model.weights`' values) at the end of the last call, when `returns_weights`."""
-        # The iterators are captured, not passed: a call with no arguments (or one count) skips matching them
-        if several:
-            self._call = tf.function(lambda count: self._epochs(self.train, self.valid, count), autograph=False)
-        else:
-            self._call = tf.function(lambda: self._epoch(self.train, self.valid), autograph=False)
+
+    def release(self) -> None:
+        """Let go of the run's iterators and weights (a kept call waits for `restart` with the next run's)."""
+        self.train = self.valid = self.train_data = self.iterators = None
+        self._flat = None
+        self.weights = None
+
+    def _shape(self, datasets, stop_on_nan: bool, several: bool, returns_weights: bool) -> tuple:
+        valid = datasets.valid.element_spec if datasets.valid is not None else None
+        specs = (datasets.train.element_spec, bool(datasets.class_weight), valid)
+        return (repr(specs), datasets.steps, datasets.valid_steps, stop_on_nan, several, returns_weights)
+
+    def fits(self, datasets, stop_on_nan: bool, several: bool, returns_weights: bool) -> bool:
+        """Whether the calls traced here compute a run on `datasets` with these settings (then `restart` it)."""
+        return self._shape(datasets, stop_on_nan, several, returns_weights) == self.shape
 
     def _step(self, step):
         """Wrap a step as fit does: under the model's strategy, in a `tf.function` with the model's `jit_compile`."""
@@ -320,11 +370,16 @@ class _Epochs:
 
     def run(self, count: int) -> np.ndarray:
         """Train and validate `count` epochs (fewer when the loss turns NaN); return their rows of results."""
-        arguments = (self._count(count),) if self.several else ()
+        from dlrun.training.keras_compat import call_flat, flat_inputs
+
+        arguments = (self.iterators, self._count(count)) if self.several else (self.iterators,)
         if self._concrete is None:  # called directly, a traced function skips matching its arguments every call
             self._concrete = self._call.get_concrete_function(*arguments)
+        if self._flat is None:
+            self._flat = flat_inputs(self._concrete, self.iterators, len(arguments) - 1)
+        flat = None if self._flat is None else self._flat + ([arguments[1]] if self.several else [])
         with _executor(self.executor):
-            results = self._concrete(*arguments)
+            results = call_flat(self._concrete, arguments, flat)
         if not self.returns_weights:
             return results.numpy()  # the one host sync
         rows, self.weights = results

@@ -9,7 +9,7 @@ from dlrun.runs.diagnosis import diagnose
 from dlrun.runs.history import VAL, History, best_epoch, extreme_epoch
 from dlrun.runs.status import Status
 from dlrun.spec.models import Spec
-from dlrun.training.baseline import baseline
+from dlrun.training.reuse import baseline
 from dlrun.versions import node, versions
 
 
