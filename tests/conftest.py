@@ -29,10 +29,13 @@ CONFIGS = ROOT / "configs"
 # run alone at the end while the other cores idle, so these files' tests are collected first.
 LONGEST_FIRST = (
     "test_tune.py",
+    "test_notebook.py",
     "test_sweep_faults.py",
     "test_sweep.py",
     "test_databases.py",
     "test_loop.py",
+    "test_reuse.py",
+    "test_api.py",
     "test_progress.py",
     "test_fuzz.py",
     "test_training_options.py",
