@@ -609,9 +609,14 @@ def _refuse_missing(column: Column, series, gaps: np.ndarray, source: str, unrea
             f"value, or choose what such cells become with data.columns.{column.name}.missing: {strategies}"
             f"{'' if column.format else f'; or give data.columns.{column.name}.format'}"
         )
-    lines = positions(source, series.index[gaps][:5])
-    raise DataError(
-        f"missing (NaN) values in {source}: {column.name!r} ({int(gaps.sum())} rows) on {lines}"
-        f"{', ...' if gaps.sum() > 5 else ''}. Choose a strategy with data.missing (or "
-        f"data.columns.{column.name}.missing): {strategies}; or leave the column out with data.drop"
+    raise missing_error(column.name, source, int(gaps.sum()), list(series.index[gaps][:5]))
+
+
+def missing_error(name: str, source: str, count: int, first: list) -> DataError:
+    """Return the error for `count` empty cells in a column whose `missing` is error (`first`: the first rows)."""
+    strategies = "mean, median, most_frequent, constant, drop_rows"
+    return DataError(
+        f"missing (NaN) values in {source}: {name!r} ({count} rows) on {positions(source, first[:5])}"
+        f"{', ...' if count > 5 else ''}. Choose a strategy with data.missing (or "
+        f"data.columns.{name}.missing): {strategies}; or leave the column out with data.drop"
     )

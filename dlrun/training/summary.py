@@ -76,6 +76,7 @@ def build_summary(
         "data_warnings": list(data.warnings),
         "unseen_categories": data.unseen,
         "streaming": data.stream is not None,
+        "split": data.split,
         "data_sha256": data.sha256,
         "versions": versions(),
         "node": node(),
