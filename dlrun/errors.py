@@ -36,11 +36,13 @@ class DataError(DlrunError):
 class TrainingError(DlrunError):
     """Training started but did not finish (a NaN loss, an error, an interrupt): the run directory keeps what it did."""
 
-    def __init__(self, message: str, status: str = "failed"):
+    def __init__(self, message: str, status: str = "failed", run_dir=None):
         super().__init__(message)
         self.status = str(status)
         """How the run ended, as `dlrun.runs.status.Status` words it (nan, failed, interrupted)."""
         self.exit_code = 130 if self.status == "interrupted" else 1
+        self.run_dir = run_dir
+        """The run directory that keeps what training did, when one was made."""
 
 
 @dataclass

@@ -57,6 +57,11 @@ def register(frame) -> str:
     return name
 
 
+def registered(name: str) -> bool:
+    """Whether a frame of that name is held in this process."""
+    return str(name) in _frames
+
+
 def frame_of(name: str):
     """Return a registered frame.
 

@@ -329,12 +329,15 @@ def _raise_unfinished(status: Status, failure, epochs_run: int, run_dir: Path, e
             f"{run_dir / layout.HISTORY}. Try a lower training.optimizer.learning_rate, or scale the features "
             "(data.scale: standard)",
             status,
+            run_dir,
         )
     if status == Status.FAILED:
-        error = TrainingError(f"{_failure_text(failure, run_dir)}; they are kept in {run_dir}", status)
+        error = TrainingError(f"{_failure_text(failure, run_dir)}; they are kept in {run_dir}", status, run_dir)
         raise error from failure
     if status == Status.INTERRUPTED:
-        error = TrainingError(f"interrupted after {epochs_run} finished epochs, kept in {run_dir}; {resume}", status)
+        error = TrainingError(
+            f"interrupted after {epochs_run} finished epochs, kept in {run_dir}; {resume}", status, run_dir
+        )
         error.exit_code = exit_code
         raise error
 

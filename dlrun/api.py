@@ -1,0 +1,486 @@
+"""dlrun from Python: the public API that notebooks, scripts and the CLI share.
+
+    import dlrun
+    run = dlrun.train("configs/06.yaml", data=frame, overrides=["training.epochs=5"])
+    run.history, run.best, run.plot(), run.predict(new_rows)
+    dlrun.compare(dlrun.runs("runs"))
+
+Every function here calls the module that owns the behaviour (`dlrun.training.fit.train`,
+`dlrun.predict`, `dlrun.runs.compare`, ...), the very ones the CLI commands call, so a run trained here
+is the run `dlrun train` writes. Library manners: nothing is printed (progress aside, which `quiet`
+turns off), nothing exits; a user's mistake is a `DlrunError` subclass with the CLI's one-line message.
+TensorFlow is imported only by what trains or loads a model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dlrun.data.files import remembering
+from dlrun.errors import DataError, DlrunError, SpecError, TrainingError
+from dlrun.spec.models import Spec, is_dataframe
+
+SpecLike = Spec | dict | str | Path
+"""A spec: a loaded `Spec`, a mapping, a YAML file's path, or YAML text."""
+
+
+# --- specs ---------------------------------------------------------------------------------------
+
+
+def load_spec(spec: SpecLike, overrides: Sequence[str] = ()) -> Spec:
+    """Return a validated spec from a path, a mapping, YAML text or a `Spec`, with `--set`-style overrides.
+
+    A mapping or YAML text is read as a file in the current folder would be (data paths relative to it,
+    named `run` unless it says `name:`); its problems are reported with lines of that text.
+
+    Raises:
+        SpecError: anything wrong with the spec or the overrides, every problem at once.
+    """
+    from dlrun.spec import loader
+
+    if isinstance(spec, Spec):
+        if not overrides:
+            return spec.model_copy(deep=True)
+        spec = spec.resolved()
+    if isinstance(spec, dict):
+        import yaml
+
+        return loader.load_spec_text(yaml.safe_dump(spec, sort_keys=False), list(overrides))
+    if isinstance(spec, str) and _is_text(spec):
+        return loader.load_spec_text(spec, list(overrides))
+    if not isinstance(spec, (str, Path)):
+        raise SpecError(f"a spec is a path, a mapping, YAML text or a dlrun.Spec, not {type(spec).__name__}")
+    return loader.load_spec(Path(spec), list(overrides))
+
+
+def _is_text(spec: str) -> bool:
+    """Tell YAML text from a file's path: text has a line break or a `key: value`, and names no file."""
+    return "\n" in spec or ": " in spec or spec.rstrip().endswith(":")
+
+
+def data_path(data: Any) -> str:
+    """Return what `data.path` becomes for `train(data=...)`: a DataFrame's registered name, or a file's path.
+
+    Raises:
+        DataError: neither a DataFrame nor a path.
+    """
+    from dlrun.data import frames
+
+    if isinstance(data, (str, Path)):
+        return str(data) if is_dataframe(str(data)) else str(Path(data).resolve())
+    return frames.register(data)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def train(
+    spec: SpecLike,
+    data: Any = None,
+    out: str | Path = "runs",
+    overrides: Sequence[str] = (),
+    *,
+    quiet: bool = False,
+    checkpoint_every: float | None = None,
+    track: str | None = None,
+    track_uri: str | None = None,
+    callbacks: list | None = None,
+) -> Run:
+    """Train a spec and return its run (a new folder under `out/<name>/`).
+
+    Args:
+        spec: a path, a mapping, YAML text or a `Spec`.
+        data: a pandas DataFrame, or a data file's path, that replaces `data.path` (the run records a
+            frame's rows, columns and sha256, as it records a file's sha256).
+        overrides: `PATH=VALUE` texts, as `dlrun train --set` takes them.
+        quiet: no progress display.
+        checkpoint_every: seconds between checkpoints (None: the CLI's 5; 0: every epoch).
+        track: `mlflow` to log the run to MLflow (or `none`), as `--track`.
+        callbacks: more Keras callbacks, called after dlrun's own.
+
+    Interrupting (Ctrl-C, or a notebook's interrupt) stops training at the end of the epoch in
+    flight: the run keeps every finished epoch, and is returned with the status `interrupted` (a
+    `UserWarning` says so); a second interrupt stops at once.
+
+    Raises:
+        SpecError, DataError: the spec or the data cannot be used (nothing is written).
+        TrainingError: training failed (the loss became NaN, ...); the run directory keeps what it did.
+    """
+    from dlrun.training.fit import train as run_training
+    from dlrun.training.tracking import resolve
+
+    with remembering():
+        loaded = load_spec(spec, overrides)
+        if data is not None:
+            loaded.data.path = data_path(data)
+        out = Path(out)
+        tracking = resolve(loaded.tracking, track, track_uri, out, None)
+        every = 5.0 if checkpoint_every is None else checkpoint_every
+        try:
+            outcome = run_training(
+                loaded, out, list(overrides), _console(), quiet, every, tracking=tracking, callbacks=callbacks
+            )
+        except TrainingError as exc:
+            run_dir = exc.run_dir
+            if exc.status != "interrupted" or run_dir is None:
+                raise
+            warnings.warn(str(exc), UserWarning, stacklevel=2)
+            return load_run(run_dir)
+    return load_run(outcome.run_dir)
+
+
+def resume(run_dir: str | Path, data: Any = None, *, quiet: bool = False, checkpoint_every: float | None = None) -> Run:
+    """Continue a stopped run from its last checkpoint, in its own folder (`dlrun train --resume`); return it.
+
+    Args:
+        data: the DataFrame the run trained on, when it trained on one (a file is read from its path).
+
+    Raises:
+        DlrunError: as `dlrun train --resume`; a frame that is not the one the run started with.
+        TrainingError: as `train`.
+    """
+    from dlrun.runs.reading import read_config
+    from dlrun.training.resume import plan_resume
+    from dlrun.training.resume import resume as run_resume
+
+    with remembering():
+        if data is not None:
+            started = str((read_config(Path(run_dir)).get("data") or {}).get("path", ""))
+            given = data_path(data)
+            if given != started:
+                raise DataError(
+                    f"cannot resume {run_dir}: it started with data {started[:30]}..., not the data given "
+                    f"({given[:30]}...; the sha256 of their content differs); pass the frame it started with"
+                )
+        plan = plan_resume(run_dir)
+        for note in plan.notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        every = 5.0 if checkpoint_every is None else checkpoint_every
+        try:
+            outcome = run_resume(plan, _console(), quiet, every)
+        except TrainingError as exc:
+            if exc.status != "interrupted" or exc.run_dir is None:
+                raise
+            warnings.warn(str(exc), UserWarning, stacklevel=2)
+            return load_run(exc.run_dir)
+    return load_run(outcome.run_dir)
+
+
+def _console():
+    """Return the console progress is shown on: Jupyter's output in a notebook, else the terminal's stdout."""
+    from rich.console import Console
+
+    return Console()
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Best:
+    """A run's best epoch: the epoch, the quantity that decided it, and its value there."""
+
+    epoch: int | None
+    monitor: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """summary.json, typed: how a run ended, its best epoch, its rows and timings (`raw`: every key)."""
+
+    status: str
+    epochs_run: int
+    epochs: int
+    monitor: str | None
+    mode: str | None
+    best_epoch: int | None
+    best_value: float | None
+    final: dict[str, float | None]
+    best: dict[str, float | None]
+    rows: dict[str, int]
+    wall_time_s: float | None
+    seed: int | None
+    streaming: bool
+    split: dict[str, Any] | None
+    data_sha256: dict[str, str]
+    test: dict[str, float] | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Summary:
+        return cls(
+            status=str(data.get("status", "")),
+            epochs_run=int(data.get("epochs_run") or 0),
+            epochs=int(data.get("epochs") or 0),
+            monitor=data.get("monitor"),
+            mode=data.get("mode"),
+            best_epoch=data.get("best_epoch"),
+            best_value=data.get("best_value"),
+            final=dict(data.get("final") or {}),
+            best=dict(data.get("best") or {}),
+            rows=dict(data.get("rows") or {}),
+            wall_time_s=data.get("wall_time_s"),
+            seed=data.get("seed"),
+            streaming=bool(data.get("streaming")),
+            split=data.get("split"),
+            data_sha256=dict(data.get("data_sha256") or {}),
+            test=data.get("test"),
+            raw=data,
+        )
+
+
+class Run:
+    """A run directory, read lazily: its spec, summary, history, best epoch, and (on first use) its model."""
+
+    def __init__(self, run_dir: str | Path):
+        from dlrun.runs import reading
+
+        self.dir = Path(run_dir)
+        self._run = reading.load_run(self.dir)
+
+    def __repr__(self) -> str:
+        best = self.best
+        value = "" if best.value is None else f" {best.monitor}={best.value:.4g} at epoch {best.epoch}"
+        return f"Run({str(self.dir)!r}: {self.summary.status}, {self.summary.epochs_run} epochs{value})"
+
+    @property
+    def name(self) -> str:
+        return self._run.label
+
+    @cached_property
+    def spec(self) -> Spec:
+        """The spec the run trained, as its config.yaml records it (every default filled in)."""
+        from dlrun.runs.reading import read_config
+
+        return Spec.model_validate(read_config(self.dir))
+
+    @cached_property
+    def summary(self) -> Summary:
+        return Summary.from_dict(self._run.summary)
+
+    @cached_property
+    def history(self):
+        """history.csv as a DataFrame, one row per epoch (`epoch` from 1)."""
+        from dlrun.runs.plot import history_frame
+
+        return history_frame(self._run.history)
+
+    @property
+    def best(self) -> Best:
+        """The best epoch by the run's own rule (its early stopping's monitor, mode and min_delta)."""
+        from dlrun.runs.history import best_of
+
+        best = best_of(self._run.history, self._run.summary)
+        return Best(best.epoch, best.monitor, best.value(self._run.history))
+
+    @cached_property
+    def model(self):
+        """The trained Keras model (loaded on first use, in Keras's safe mode)."""
+        return self._trained.model
+
+    @cached_property
+    def _trained(self):
+        from dlrun.predict import load_trained
+
+        return load_trained(self.dir)
+
+    def predict(self, data: Any, threshold: float = 0.5):
+        """Return the rows of a DataFrame or data file with the model's predictions added (as `dlrun predict`)."""
+        from dlrun.predict import check_threshold, predictions
+
+        check_threshold(threshold)
+        with remembering():
+            return predictions(self._trained, data_path(data), threshold)
+
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Return the loss and every metric on labelled rows (a DataFrame or a data file), as `dlrun evaluate`."""
+        from dlrun.predict import evaluate
+
+        with remembering():
+            return evaluate(self.dir, data_path(data)).metrics
+
+    def plot(self, quantity: str = "loss"):
+        """Return the figure of one quantity's curves (`loss`, or a metric), as the run's plots/ draws it."""
+        from dlrun.runs.history import best_of
+        from dlrun.runs.plot import loss_of, run_figures
+
+        history = self._run.history
+        figures = run_figures(
+            history, best_of(history, self._run.summary), self.name, self._run.summary, loss_of(self.dir)
+        )
+        if quantity not in figures:
+            raise DlrunError(f"{self.dir} has no curve {quantity!r}; it has {', '.join(figures) or 'none yet'}")
+        return figures[quantity]
+
+    def diagnose(self):
+        """Return the reading of the run's learning curves (`dlrun.runs.diagnosis.Diagnosis`), as `dlrun diagnose`."""
+        return diagnosis_of(self.dir)[2]
+
+    def export(self, path: str | Path, force: bool = False, threshold: float = 0.5):
+        """Write the run as a SavedModel that takes raw columns (`dlrun.export.Exported`), as `dlrun export`."""
+        from dlrun.export import export
+
+        return export(self.dir, path, force, threshold)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        best = self.best
+        rows = [
+            ("run", str(self.dir)),
+            ("status", f"{self.summary.status} after {self.summary.epochs_run} of {self.summary.epochs} epochs"),
+            ("best", "none" if best.epoch is None else f"epoch {best.epoch}: {best.monitor} = {best.value:.4g}"),
+            ("rows", ", ".join(f"{k} {v}" for k, v in self.summary.rows.items())),
+        ]
+        rows += [(f"final {k}", f"{v:.4g}") for k, v in self.summary.final.items() if isinstance(v, float)]
+        left = "style='text-align:left'"
+        cells = "".join(f"<tr><th {left}>{html.escape(k)}</th><td {left}>{html.escape(v)}</td></tr>" for k, v in rows)
+        return f"<table>{cells}</table>"
+
+
+def load_run(path: str | Path) -> Run:
+    """Return the run in a run directory.
+
+    Raises:
+        DlrunError: the run is half-written (still training, or killed) or a file in it cannot be read.
+    """
+    return Run(path)
+
+
+def runs(*folders: str | Path) -> list[Run]:
+    """Return every readable run under the folders (default `runs`), oldest first; half-written ones are left out."""
+    from dlrun.runs.reading import find_runs
+
+    found, _ = find_runs([Path(f) for f in (folders or ("runs",))])
+    loaded = []
+    for run_dir in found:
+        try:
+            loaded.append(Run(run_dir))
+        except DlrunError:
+            continue
+    return loaded
+
+
+def compare(runs: Iterable[Run | str | Path], all_params: bool = False, sort: str | None = None):
+    """Return the compare table as a DataFrame, one row per run: what `dlrun compare` shows, every column.
+
+    Args:
+        sort: a column to sort by, as `dlrun compare --sort` takes it (`-` first: descending).
+    """
+    import pandas as pd
+
+    from dlrun.runs import compare as comparing
+
+    loaded = [(run if isinstance(run, Run) else Run(run))._run for run in runs]
+    if not loaded:
+        raise DlrunError("no run to compare: pass runs (dlrun.runs('runs')) or run directories")
+    columns, table = comparing.rows(loaded, all_params)
+    if sort:
+        table = comparing.sort_rows(columns, table, sort.removeprefix("-"), descending=sort.startswith("-"))
+    return pd.DataFrame([{c: row.get(c) for c in columns} for row in table], columns=columns)
+
+
+def diagnosis_of(path: str | Path):
+    """Return (history, summary, diagnosis, note) of a run directory or a history CSV, as `dlrun diagnose` reads it.
+
+    A run trained before baselines existed gets its baseline recomputed when its data is unchanged
+    (`note` says why not otherwise); nothing in the run directory is written.
+    """
+    from dlrun.runs.diagnosis import diagnose
+    from dlrun.runs.history import read_history
+    from dlrun.runs.layout import CONFIG, HISTORY
+    from dlrun.runs.reading import is_run_dir, read_config, read_summary
+
+    history = read_history(path)
+    run_dir = history.path.parent
+    known = is_run_dir(run_dir) and history.path.name == HISTORY
+    summary = read_summary(run_dir) if known else {}
+    config = read_config(run_dir) if known and (run_dir / CONFIG).is_file() else None
+    note = None
+    if summary and "baseline" not in summary and config is not None:
+        from dlrun.training.baseline import recompute  # TensorFlow: only for runs without a baseline
+
+        entries, note = recompute(run_dir, summary)
+        summary = {**summary, **(entries or {})}
+    return history, summary, diagnose(history, summary, config), note
+
+
+# --- searches ------------------------------------------------------------------------------------
+
+
+def sweep(
+    spec: str | Path,
+    sets: Sequence[str] = (),
+    seeds: str | None = None,
+    out: str | Path = "runs",
+    executor: str = "local",
+    jobs: int | None = None,
+):
+    """Train every point of a grid (`sets`: `PATH=V1,V2` as `dlrun sweep --set`); return the `SweepResult`.
+
+    The result holds the sweep folder, its manifest and the compare table of its runs.
+    """
+    from dlrun.search import sweep as sweeping
+
+    with remembering():
+        grid = sweeping.make_grid(list(sets), seeds)
+        points = len(grid.points())
+        sweep_dir = sweeping.start(Path(spec), grid, Path(out))
+        return sweeping.execute(sweep_dir, sweeping.make_executor(executor, jobs, None, points))
+
+
+def tune(
+    spec: str | Path,
+    sets: Sequence[str] = (),
+    trials: int | None = None,
+    out: str | Path = "runs",
+    jobs: int | None = None,
+    timeout: float | None = None,
+    **options: Any,
+):
+    """Search with Optuna (`sets`: `PATH=DIST` as `dlrun tune --set`); return the `TuneResult` (`.study`: Optuna's).
+
+    `options` are `dlrun.search.tune.Options` fields: sampler, seed, pruner, metric, direction, storage, study.
+
+    Raises:
+        DlrunError: neither `trials` nor `timeout` (nor the grid sampler) says when to stop.
+    """
+    from dlrun.search import tune as tuning
+    from dlrun.search.sweep import make_executor
+    from dlrun.search.trial import run_trial
+
+    with remembering():
+        settings = tuning.Options(trials=trials, **options)
+        if trials is None and timeout is None and str(settings.sampler.value) != "grid":
+            raise DlrunError("how many trials? give trials=N (or timeout=SECONDS)")
+        tune_dir = tuning.start(Path(spec), list(sets), settings, Path(out))
+        runner = make_executor("local", jobs or 1, None, jobs or 1)
+        runner.work = run_trial
+        runner.retry_lost = False
+        return tuning.execute(tune_dir, runner, timeout=timeout)
+
+
+__all__ = [
+    "Best",
+    "DataError",
+    "DlrunError",
+    "Run",
+    "Spec",
+    "SpecError",
+    "Summary",
+    "TrainingError",
+    "compare",
+    "load_run",
+    "load_spec",
+    "resume",
+    "runs",
+    "sweep",
+    "train",
+    "tune",
+]
