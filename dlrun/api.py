@@ -316,6 +316,7 @@ class Run:
         )
         if quantity not in figures:
             raise DlrunError(f"{self.dir} has no curve {quantity!r}; it has {', '.join(figures) or 'none yet'}")
+        _inline_figures()
         return figures[quantity]
 
     def diagnose(self):
@@ -342,6 +343,21 @@ class Run:
         left = "style='text-align:left'"
         cells = "".join(f"<tr><th {left}>{html.escape(k)}</th><td {left}>{html.escape(v)}</td></tr>" for k, v in rows)
         return f"<table>{cells}</table>"
+
+
+def _inline_figures() -> None:
+    """In IPython (Jupyter), show a returned matplotlib Figure inline as a PNG, as pyplot's inline backend does."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        from IPython.core.pylabtools import select_figure_formats
+
+        select_figure_formats(shell, {"png"})
 
 
 def load_run(path: str | Path) -> Run:
