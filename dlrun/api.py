@@ -472,7 +472,7 @@ def tune(
     from dlrun.search.trial import run_trial
 
     with remembering():
-        settings = tuning.Options(trials=trials, **options)
+        settings = tuning.Options(trials=trials, **_choices(options))
         if trials is None and timeout is None and str(settings.sampler.value) != "grid":
             raise DlrunError("how many trials? give trials=N (or timeout=SECONDS)")
         tune_dir = tuning.start(Path(spec), list(sets), settings, Path(out))
@@ -480,6 +480,26 @@ def tune(
         runner.work = run_trial
         runner.retry_lost = False
         return tuning.execute(tune_dir, runner, timeout=timeout)
+
+
+def _choices(options: dict[str, Any]) -> dict[str, Any]:
+    """Turn tune's choices given as text (`pruner="none"`) into their enums, as the CLI's options do.
+
+    Raises:
+        DlrunError: a value that is not one of the choices (they are listed).
+    """
+    from dlrun.search.study import Direction, PrunerKind, SamplerKind
+
+    chosen = dict(options)
+    for key, kind in (("sampler", SamplerKind), ("pruner", PrunerKind), ("direction", Direction)):
+        value = chosen.get(key)
+        if isinstance(value, str):
+            try:
+                chosen[key] = kind(value)
+            except ValueError:
+                known = ", ".join(member.value for member in kind)
+                raise DlrunError(f"tune: {key}={value!r} is not one of {known}") from None
+    return chosen
 
 
 __all__ = [

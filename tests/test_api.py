@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import dlrun
 from dlrun.cli import app
 from dlrun.data import frames
-from dlrun.errors import DataError, SpecError
+from dlrun.errors import DataError, DlrunError, SpecError
 
 from conftest import binary_spec, make_binary_csv, write_spec
 
@@ -114,3 +114,36 @@ def test_an_interrupt_stops_at_the_epoch_end_and_resume_needs_the_same_frame(tmp
     resumed = dlrun.resume(run.dir, data=frame, quiet=True)
     assert resumed.summary.status == "completed" and list(resumed.history["epoch"]) == [1, 2, 3]
     assert json.loads((run.dir / "summary.json").read_text())["epochs_run"] == 3
+
+
+class InProcess:
+    """An executor that trains each point or trial in this process with the work it is given (one TensorFlow)."""
+
+    def __init__(self):
+        from dlrun.search.executors import run_point
+
+        self.work = run_point
+
+    def run(self, tasks, on_start):
+        queue = iter(tasks) if isinstance(tasks, list) else iter(tasks, None)  # a sweep's list, a tune's function
+        for task in queue:
+            on_start(task[0])
+            yield self.work(*task, 1)
+
+
+def test_sweep_and_tune_return_their_results_and_the_optuna_study(tmp_path, monkeypatch):
+    # ~30 s: two sweep points and two trials of one epoch, trained in this process (no worker's TensorFlow start)
+    import optuna
+
+    monkeypatch.setattr("dlrun.search.sweep.make_executor", lambda *args: InProcess())
+    make_binary_csv(tmp_path / "data.csv", rows=80)
+    spec = write_spec(tmp_path, binary_spec(epochs=1, batch_size=64))
+    swept = dlrun.sweep(spec, ["model.layers[0].units=2,4"])
+    assert [p["status"] for p in swept.manifest["points"]] == ["completed", "completed"] and swept.ran == 2
+    assert [row["model.layers[0].units"] for row in swept.table] == [2, 4]
+    tuned = dlrun.tune(spec, ["training.optimizer.learning_rate=loguniform(1e-3,1e-1)"], trials=2, pruner="none")
+    assert isinstance(tuned.study, optuna.Study) and len(tuned.study.trials) == 2 and tuned.ran == 2
+    assert {t.state for t in tuned.study.trials} == {optuna.trial.TrialState.COMPLETE}
+    with pytest.raises(DlrunError) as caught:
+        dlrun.tune(spec, ["training.optimizer.learning_rate=loguniform(1e-3,1e-1)"])
+    assert str(caught.value) == "how many trials? give trials=N (or timeout=SECONDS)"
