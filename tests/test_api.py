@@ -60,6 +60,10 @@ def test_a_dataframe_trains_the_run_its_csv_trains_and_the_run_reads_back(tmp_pa
     sha = frames.frame_sha256(frame)
     assert from_frame.spec.data.path == f"dataframe:{sha}"
     assert from_frame.summary.data_sha256 == {f"dataframe:{sha}": sha}
+    assert from_frame.summary.raw["dataframes"] == {
+        f"dataframe:{sha}": {"rows": 160, "columns": ["f0", "f1", "f2", "f3", "target"], "sha256": sha}
+    }
+    assert from_csv.summary.raw["dataframes"] is None
     assert from_frame.summary.rows == from_csv.summary.rows == {"train": 120, "validation": 40}
     assert from_frame.summary.status == "completed" and from_frame.summary.epochs_run == 2
     assert from_frame.best.monitor == "val_loss"
