@@ -51,6 +51,7 @@ def test_a_spec_is_a_path_a_mapping_or_yaml_text(tmp_path):
 
 
 def test_a_dataframe_trains_the_run_its_csv_trains_and_the_run_reads_back(tmp_path):
+    # ~15 s (more on a busy machine): two trainings of 2 epochs, compared value for value, then one Run read
     csv = make_binary_csv(tmp_path / "data.csv", rows=160)
     frame = pd.read_csv(csv)
     spec = binary_spec(epochs=2)
@@ -84,6 +85,7 @@ def test_a_dataframe_trains_the_run_its_csv_trains_and_the_run_reads_back(tmp_pa
 
 
 def test_an_interrupt_stops_at_the_epoch_end_and_resume_needs_the_same_frame(tmp_path, monkeypatch):
+    # ~15 s: one training interrupted after its first epoch, then resumed to its third
     import keras
 
     frame = pd.read_csv(make_binary_csv(tmp_path / "data.csv", rows=120))
