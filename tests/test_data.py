@@ -95,3 +95,28 @@ def test_the_data_package_imports_only_the_spec_and_errors_from_the_rest_of_dlru
             for module in modules:
                 if module == "dlrun" or module.startswith("dlrun."):
                     assert module.startswith(allowed), f"{path.name} imports {module}"
+
+
+def test_each_numeric_cell_is_parsed_once_before_training(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from dlrun.data import fitter, preprocess
+    from dlrun.data.prepare import prepare
+    from dlrun.spec.loader import load_spec
+
+    mixed_frame(rows=300).drop(columns=["id"]).to_csv(tmp_path / "data.csv", index=False)
+    spec = binary_spec(epochs=1)
+    spec["data"] = {"path": "data.csv", "target": "target", "validation_split": 0.25, "missing": "mean"}
+    spec = load_spec(write_spec(tmp_path, spec))
+    parsed: Counter = Counter()
+    real = preprocess.to_numbers
+
+    def counting(series, name, *args, **kwargs):
+        parsed[name] += len(series)
+        return real(series, name, *args, **kwargs)
+
+    monkeypatch.setattr(preprocess, "to_numbers", counting)
+    monkeypatch.setattr(fitter, "to_numbers", counting)
+    data = prepare(spec.data, spec.seed, spec.training.loss)
+    numeric = [c.name for c in data.preprocessing.columns if c.kind == "numeric"]
+    assert numeric == ["age", "code", "income"] and parsed == dict.fromkeys(numeric, 300)

@@ -42,6 +42,8 @@ class Pass:
     dropped: Counter = field(default_factory=Counter)
     held: dict[str, list] | None = None
     """Each part's kept raw rows, chunk by chunk; None when streaming."""
+    numbers: dict[str, list] | None = None
+    """Each part's numeric columns as the pass parsed them, chunk by chunk (so they are parsed once)."""
     kept: int = 0
     opened: Opened = field(default_factory=Opened)
 
@@ -70,7 +72,8 @@ def prepare(spec: DataSpec, seed: int, loss: str) -> Prepared:
     if not streamed:
         for part, chunks in found.held.items():
             if chunks:
-                encoded[part] = pre.apply(_joined(chunks), spec.path, weighted=True)
+                parsed = _joined_numbers(found.numbers[part])
+                encoded[part] = pre.apply(_joined(chunks), spec.path, weighted=True, numbers=parsed)
     for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
         if path is None:
             continue
@@ -127,7 +130,10 @@ def fit_pass(spec: DataSpec, seed: int, columns: Columns, fitter: Fitter, stream
     Raises:
         DataError: a bad cell or label, a target that is empty in every row or text for a regression loss.
     """
-    found = Pass(held=None if streamed else {part: [] for part in CODES})
+    found = Pass(
+        held=None if streamed else {part: [] for part in CODES},
+        numbers=None if streamed else {part: [] for part in CODES},
+    )
     splitter = splitter_of(spec, seed)
     rows = chunk_rows(spec.chunk_rows) if streamed else None
     chunks = read_chunks(spec.path, spec.csv, rows, text_columns=columns.text_columns, opened=found.opened)
@@ -152,6 +158,7 @@ def fit_pass(spec: DataSpec, seed: int, columns: Columns, fitter: Fitter, stream
             found.rows[part] += int(mask.sum())
             if found.held is not None and mask.any():
                 found.held[part].append(chunk[mask] if not mask.all() else chunk)
+                found.numbers[part].append({name: values[mask] for name, values in numbers.items()})
     if found.kept == 0:
         raise DataError(
             f"data.target: column {spec.target!r} is empty in every row of {spec.path}; there is nothing "
@@ -185,6 +192,14 @@ def _joined(chunks: list):
     import pandas as pd
 
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks)
+
+
+def _joined_numbers(chunks: list[dict]) -> dict:
+    import numpy as np
+
+    if len(chunks) == 1:
+        return chunks[0]
+    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
 
 
 def _stacked(parts: list[Encoded]) -> Encoded:

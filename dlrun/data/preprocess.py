@@ -447,10 +447,13 @@ class Preprocessing:
             return None
         return self.classes if self.task == "multiclass" else (self.labels or [0, 1])
 
-    def apply(self, frame, source: str, labelled: bool = True, weighted: bool = False) -> Encoded:
+    def apply(
+        self, frame, source: str, labelled: bool = True, weighted: bool = False, numbers: dict | None = None
+    ) -> Encoded:
         """Turn raw rows into model inputs (and targets when `labelled`, sample weights when `weighted`).
 
-        Rows with an empty target, or a gap in a drop_rows column, are left out and counted.
+        Rows with an empty target, or a gap in a drop_rows column, are left out and counted. `numbers`:
+        numeric columns already parsed (`Fitter.check_cells`, row-aligned with `frame`), not parsed again.
 
         Raises:
             DataError: a required column is missing, a numeric cell holds text, a gap in a column whose
@@ -470,7 +473,10 @@ class Preprocessing:
         for column in self.columns:
             series = rows[column.name]
             if column.kind == NUMERIC:
-                parts.append(self._numeric(column, series, source)[:, None])
+                parsed = numbers.get(column.name) if numbers is not None else None
+                if parsed is not None and not kept.all():
+                    parsed = parsed[kept]
+                parts.append(self._numeric(column, series, source, parsed)[:, None])
             elif column.kind == DATE:
                 parts.append(self._date(column, series, source))
             else:
@@ -502,8 +508,9 @@ class Preprocessing:
                 f"predictions against; `dlrun predict` needs no target, for rows without labels"
             )
 
-    def _numeric(self, column: Column, series, source: str) -> np.ndarray:
-        values = to_numbers(series, column.name, source, self.options)
+    def _numeric(self, column: Column, series, source: str, values: np.ndarray | None = None) -> np.ndarray:
+        if values is None:
+            values = to_numbers(series, column.name, source, self.options)
         gaps = np.isnan(values)
         if gaps.any():
             _refuse_missing(column, series, gaps, source)
