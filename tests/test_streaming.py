@@ -184,6 +184,31 @@ def test_empty_cells_without_a_strategy_are_one_error_read_whole_or_streamed(tmp
     assert not Path("runs").exists()  # refused before a run directory is made
 
 
+def test_a_cell_that_is_not_a_date_is_one_error_read_whole_or_streamed(tmp_path):
+    write_data(tmp_path, rows=300)
+    frame = pd.read_csv(tmp_path / "data.csv")
+    frame.insert(1, "when", ["2024-03-01"] * len(frame))
+    frame.loc[[150, 260], "when"] = "not yet"  # beyond the first chunks, in two of them
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    messages = []
+    for streaming in (False, True):
+        columns = {"income": {"missing": "constant", "fill_value": 40}, "when": {"kind": "date", "missing": "error"}}
+        spec = load_spec(write_spec(tmp_path, spec_data(streaming, columns=columns)))
+        with pytest.raises(DataError) as caught:
+            prepare(spec.data, spec.seed, spec.training.loss)
+        messages.append(str(caught.value))
+    assert (
+        messages[0]
+        == messages[1]
+        == (
+            f"{tmp_path / 'data.csv'}: column 'when' holds dates, but line 152 holds 'not yet' (2 such rows), not a "
+            "date like 2024-03-01 or 2024-03-01 12:30. Fix the value, or choose what such cells become with "
+            "data.columns.when.missing: mean, median, most_frequent, constant, drop_rows; or give "
+            "data.columns.when.format"
+        )
+    )
+
+
 def test_the_split_meets_the_shares_exactly_and_does_not_depend_on_chunks():
     parts = split_rows(1234, {"validation": 0.25, "test": 0.1}, 7)
     assert {part: len(rows) for part, rows in parts.items()} == {"train": 802, "validation": 309, "test": 123}

@@ -40,6 +40,7 @@ from dlrun.data.preprocess import (
     label_of,
     missing_error,
     missing_mask,
+    not_a_date_error,
     task_of,
     to_numbers,
 )
@@ -291,6 +292,8 @@ class Fitter:
         self.rows = 0
         self.gaps: dict[str, tuple[int, list]] = {}
         """Per column whose `missing` is error: its empty cells in kept rows, and the first ones' row indexes."""
+        self.not_dates: dict[str, tuple[int, tuple]] = {}
+        """Per date column whose `missing` is error: its cells that are not dates, and the first one (index, value)."""
 
     def update(self, frame, numbers: dict[str, np.ndarray] | None = None) -> None:
         """Add training rows (already free of empty targets and drop_rows gaps) to the statistics.
@@ -332,6 +335,8 @@ class Fitter:
             elif plan.kind == CATEGORICAL and plan.missing == "error":
                 keys = category_keys(frame[plan.name], self.na)
                 self._count_gaps(plan.name, frame.index[_isna(keys)])
+            elif plan.kind == DATE and plan.missing == "error":
+                self._count_dates(plan, frame[plan.name])
         self._check_target(frame[self.target])
         return numbers
 
@@ -349,13 +354,26 @@ class Fitter:
             count, first = self.gaps.get(name, (0, []))
             self.gaps[name] = (count + len(indexes), (first + list(indexes))[:SHOWN_GAPS])
 
+    def _count_dates(self, plan: Plan, series) -> None:
+        values, unreadable = date_values(series, plan.format, [plan.parts[0]], self.na)
+        self._count_gaps(plan.name, series.index[np.isnan(values[plan.parts[0]])])
+        if unreadable.any():
+            first = unreadable.nonzero()[0][0]
+            count, found = self.not_dates.get(plan.name, (0, None))
+            found = found or (series.index[first], series.iloc[first])
+            self.not_dates[plan.name] = (count + int(unreadable.sum()), found)
+
     def check_gaps(self) -> None:
-        """Refuse the gaps counted in columns whose `missing` is error, the first column's, over the whole file.
+        """Refuse the gaps (and, in a date column, the cells that are not dates) counted in columns whose `missing`
+        is error, the first such column's, over the whole file.
 
         Raises:
             DataError: the column, how many rows, their first lines, and the strategies to choose from.
         """
         for plan in self.plans:
+            if plan.name in self.not_dates:
+                count, (index, value) = self.not_dates[plan.name]
+                raise not_a_date_error(plan.name, plan.format, self.source, index, value, count)
             if plan.name in self.gaps:
                 count, first = self.gaps[plan.name]
                 raise missing_error(plan.name, self.source, count, first)

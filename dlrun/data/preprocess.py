@@ -605,18 +605,22 @@ def _filled_and_scaled(column: Column, values: np.ndarray, gaps: np.ndarray) -> 
 def _refuse_missing(column: Column, series, gaps: np.ndarray, source: str, unreadable=None) -> None:
     if column.missing not in ("error", "drop_rows"):  # drop_rows rows are gone before this; error means stop
         return
-    strategies = "mean, median, most_frequent, constant, drop_rows"
     if unreadable is not None and unreadable.any():
         first = series.index[unreadable.nonzero()[0][0]]
-        count = int(unreadable.sum())
-        written = f"in format {column.format!r}" if column.format else "like 2024-03-01 or 2024-03-01 12:30"
-        raise DataError(
-            f"{source}: column {column.name!r} holds dates, but {position(source, first)} holds "
-            f"{series.loc[first]!r} ({count} such row{'s' if count > 1 else ''}), not a date {written}. Fix the "
-            f"value, or choose what such cells become with data.columns.{column.name}.missing: {strategies}"
-            f"{'' if column.format else f'; or give data.columns.{column.name}.format'}"
-        )
+        raise not_a_date_error(column.name, column.format, source, first, series.loc[first], int(unreadable.sum()))
     raise missing_error(column.name, source, int(gaps.sum()), list(series.index[gaps][:5]))
+
+
+def not_a_date_error(name: str, format: str | None, source: str, index, value, count: int) -> DataError:
+    """Return the error for `count` cells of a date column (missing: error) that are not dates, the first at `index`."""
+    strategies = "mean, median, most_frequent, constant, drop_rows"
+    written = f"in format {format!r}" if format else "like 2024-03-01 or 2024-03-01 12:30"
+    return DataError(
+        f"{source}: column {name!r} holds dates, but {position(source, index)} holds "
+        f"{value!r} ({count} such row{'s' if count > 1 else ''}), not a date {written}. Fix the "
+        f"value, or choose what such cells become with data.columns.{name}.missing: {strategies}"
+        f"{'' if format else f'; or give data.columns.{name}.format'}"
+    )
 
 
 def missing_error(name: str, source: str, count: int, first: list) -> DataError:
