@@ -90,6 +90,8 @@ def train(
     track: str | None = None,
     track_uri: str | None = None,
     callbacks: list | None = None,
+    console=None,
+    interrupted: str = "return",
 ) -> Run:
     """Train a spec and return its run (a new folder under `out/<name>/`).
 
@@ -102,6 +104,11 @@ def train(
         checkpoint_every: seconds between checkpoints (None: the CLI's 5; 0: every epoch).
         track: `mlflow` to log the run to MLflow (or `none`), as `--track`.
         callbacks: more Keras callbacks, called after dlrun's own.
+        console: the `rich.console.Console` progress is shown on (default: the terminal's, or Jupyter's).
+        interrupted: `return` (the interrupted run, with a `UserWarning`) or `raise` (its `TrainingError`,
+            as `dlrun train` reports it).
+
+    The returned run's `tracked` says where MLflow logged it (None when it was not).
 
     Interrupting (Ctrl-C, or a notebook's interrupt) stops training at the end of the epoch in
     flight: the run keeps every finished epoch, and is returned with the status `interrupted` (a
@@ -114,6 +121,8 @@ def train(
     from dlrun.training.fit import train as run_training
     from dlrun.training.tracking import resolve
 
+    _check_interrupted(interrupted)
+    overrides = list(overrides or ())
     with remembering():
         loaded = load_spec(spec, overrides)
         if data is not None:
@@ -123,22 +132,45 @@ def train(
         every = 5.0 if checkpoint_every is None else checkpoint_every
         try:
             outcome = run_training(
-                loaded, out, list(overrides), _console(), quiet, every, tracking=tracking, callbacks=callbacks
+                loaded, out, overrides, console or _console(), quiet, every, tracking=tracking, callbacks=callbacks
             )
         except TrainingError as exc:
-            run_dir = exc.run_dir
-            if exc.status != "interrupted" or run_dir is None:
-                raise
-            warnings.warn(str(exc), UserWarning, stacklevel=2)
-            return load_run(run_dir)
-    return load_run(outcome.run_dir)
+            return _interrupted(exc, interrupted)
+    run = load_run(outcome.run_dir)
+    run.tracked = tracking.where() if tracking is not None and tracking.logged else None
+    return run
 
 
-def resume(run_dir: str | Path, data: Any = None, *, quiet: bool = False, checkpoint_every: float | None = None) -> Run:
+def _check_interrupted(interrupted: str) -> None:
+    if interrupted not in ("return", "raise"):
+        raise DlrunError(f"interrupted={interrupted!r}: expected 'return' or 'raise'")
+
+
+def _interrupted(exc: TrainingError, interrupted: str) -> Run:
+    """Return the run an interrupt stopped (with a warning), or raise what stopped training."""
+    if exc.status != "interrupted" or exc.run_dir is None or interrupted == "raise":
+        raise exc
+    warnings.warn(str(exc), UserWarning, stacklevel=3)
+    return load_run(exc.run_dir)
+
+
+def resume(
+    run_dir: str | Path,
+    data: Any = None,
+    *,
+    quiet: bool = False,
+    checkpoint_every: float | None = None,
+    console=None,
+    interrupted: str = "return",
+    announce=None,
+) -> Run:
     """Continue a stopped run from its last checkpoint, in its own folder (`dlrun train --resume`); return it.
 
     Args:
         data: the DataFrame the run trained on, when it trained on one (a file is read from its path).
+        console, interrupted: as `train`.
+        announce: called with the `dlrun.training.resume.Resumption` before training resumes (default:
+            each of its notes becomes a `UserWarning`).
 
     Raises:
         DlrunError: as `dlrun train --resume`; a frame that is not the one the run started with.
@@ -148,6 +180,7 @@ def resume(run_dir: str | Path, data: Any = None, *, quiet: bool = False, checkp
     from dlrun.training.resume import plan_resume
     from dlrun.training.resume import resume as run_resume
 
+    _check_interrupted(interrupted)
     with remembering():
         if data is not None:
             started = str((read_config(Path(run_dir)).get("data") or {}).get("path", ""))
@@ -158,16 +191,15 @@ def resume(run_dir: str | Path, data: Any = None, *, quiet: bool = False, checkp
                     f"({given[:30]}...; the sha256 of their content differs); pass the frame it started with"
                 )
         plan = plan_resume(run_dir)
-        for note in plan.notes:
+        if announce is not None:
+            announce(plan)
+        for note in plan.notes if announce is None else ():
             warnings.warn(note, UserWarning, stacklevel=2)
         every = 5.0 if checkpoint_every is None else checkpoint_every
         try:
-            outcome = run_resume(plan, _console(), quiet, every)
+            outcome = run_resume(plan, console or _console(), quiet, every)
         except TrainingError as exc:
-            if exc.status != "interrupted" or exc.run_dir is None:
-                raise
-            warnings.warn(str(exc), UserWarning, stacklevel=2)
-            return load_run(exc.run_dir)
+            return _interrupted(exc, interrupted)
     return load_run(outcome.run_dir)
 
 
@@ -243,6 +275,8 @@ class Run:
 
         self.dir = Path(run_dir)
         self._run = reading.load_run(self.dir)
+        self.tracked: str | None = None
+        """Where MLflow logged the run, when `train` just logged it (with the command that shows it)."""
 
     def __repr__(self) -> str:
         best = self.best
