@@ -425,15 +425,29 @@ def compare(runs: Iterable[Run | str | Path], all_params: bool = False, sort: st
     """
     import pandas as pd
 
-    from dlrun.runs import compare as comparing
+    columns, table = compare_rows(runs, all_params, sort)
+    return pd.DataFrame([{c: row.get(c) for c in columns} for row in table], columns=columns)
 
-    loaded = [(run if isinstance(run, Run) else Run(run))._run for run in runs]
+
+def compare_rows(runs: Iterable, all_params: bool = False, sort: str | None = None) -> tuple[list[str], list[dict]]:
+    """Return the compare table's columns and rows (a dict per run): what `compare` frames, `dlrun compare` prints.
+
+    Args:
+        runs: `Run`s, run directories, or the `dlrun.runs.reading.Run`s a command has read.
+
+    Raises:
+        DlrunError: no run; a `sort` column the table lacks (the columns are listed).
+    """
+    from dlrun.runs import compare as comparing
+    from dlrun.runs import reading
+
+    loaded = [run if isinstance(run, reading.Run) else (run if isinstance(run, Run) else Run(run))._run for run in runs]
     if not loaded:
         raise DlrunError("no run to compare: pass runs (dlrun.runs('runs')) or run directories")
     columns, table = comparing.rows(loaded, all_params)
     if sort:
         table = comparing.sort_rows(columns, table, sort.removeprefix("-"), descending=sort.startswith("-"))
-    return pd.DataFrame([{c: row.get(c) for c in columns} for row in table], columns=columns)
+    return columns, table
 
 
 def diagnosis_of(path: str | Path):
