@@ -268,13 +268,15 @@ class Summary:
 
 
 class Run:
-    """A run directory, read lazily: its spec, summary, history, best epoch, and (on first use) its model."""
+    """A run directory, read lazily: its spec, summary, history, best epoch, and (on first use) its model.
+
+    `load_run` reads the run at once, and so refuses a half-written one; `Run(dir)` reads each file on
+    first use, so `predict`, `evaluate` and `export` need only the model and its preprocessing, and
+    refuse a folder without them as `dlrun predict` does.
+    """
 
     def __init__(self, run_dir: str | Path):
-        from dlrun.runs import reading
-
         self.dir = Path(run_dir)
-        self._run = reading.load_run(self.dir)
         self.tracked: str | None = None
         """Where MLflow logged the run, when `train` just logged it (with the command that shows it)."""
 
@@ -282,6 +284,17 @@ class Run:
         best = self.best
         value = "" if best.value is None else f" {best.monitor}={best.value:.4g} at epoch {best.epoch}"
         return f"Run({str(self.dir)!r}: {self.summary.status}, {self.summary.epochs_run} epochs{value})"
+
+    @cached_property
+    def _run(self):
+        """The run's config, summary and history (`dlrun.runs.reading.Run`).
+
+        Raises:
+            DlrunError: the run is half-written or a file in it cannot be read.
+        """
+        from dlrun.runs import reading
+
+        return reading.load_run(self.dir)
 
     @property
     def name(self) -> str:
@@ -324,20 +337,35 @@ class Run:
 
         return load_trained(self.dir)
 
-    def predict(self, data: Any, threshold: float = 0.5):
-        """Return the rows of a DataFrame or data file with the model's predictions added (as `dlrun predict`)."""
-        from dlrun.predict import check_threshold, predictions
+    def predict(self, data: Any, threshold: float = 0.5, out: str | Path | None = None):
+        """Return the rows of a DataFrame or data file with the model's predictions added (as `dlrun predict`).
+
+        Args:
+            out: write the rows there instead, chunk by chunk (CSV, Parquet or Feather by its suffix; `-`:
+                CSV on standard output), and return what was written (`dlrun.predict.Predicted`).
+
+        Raises:
+            DataError: a threshold that is not a probability; a folder without a model; a missing column, ...
+        """
+        from dlrun.predict import check_threshold, predict, predictions
 
         check_threshold(threshold)
         with remembering():
-            return predictions(self._trained, data_path(data), threshold)
+            if out is not None:
+                return predict(self.dir, _named(data), out, threshold)
+            return predictions(self._trained, _named(data), threshold)
 
-    def evaluate(self, data: Any) -> dict[str, float]:
-        """Return the loss and every metric on labelled rows (a DataFrame or a data file), as `dlrun evaluate`."""
+    def evaluate(self, data: Any, details: bool = False):
+        """Return the loss and every metric on labelled rows (a DataFrame or a data file), as `dlrun evaluate`.
+
+        Args:
+            details: return the whole `dlrun.predict.Evaluation` (rows, rows left out, unseen categories).
+        """
         from dlrun.predict import evaluate
 
         with remembering():
-            return evaluate(self.dir, data_path(data)).metrics
+            result = evaluate(self.dir, _named(data))
+        return result if details else result.metrics
 
     def plot(self, quantity: str = "loss"):
         """Return the figure of one quantity's curves (`loss`, or a metric), as the run's plots/ draws it."""
@@ -379,6 +407,11 @@ class Run:
         return f"<table>{cells}</table>"
 
 
+def _named(data: Any) -> str | Path:
+    """Return a data file's path as given (messages name it so), or a DataFrame's registered name."""
+    return data if isinstance(data, (str, Path)) else data_path(data)
+
+
 def _inline_figures() -> None:
     """In IPython (Jupyter), show a returned matplotlib Figure inline as a PNG, as pyplot's inline backend does."""
     import sys
@@ -400,7 +433,9 @@ def load_run(path: str | Path) -> Run:
     Raises:
         DlrunError: the run is half-written (still training, or killed) or a file in it cannot be read.
     """
-    return Run(path)
+    run = Run(path)
+    run._run  # noqa: B018 -- read now: a half-written run is refused here, not on first use
+    return run
 
 
 def runs(*folders: str | Path) -> list[Run]:
@@ -411,7 +446,7 @@ def runs(*folders: str | Path) -> list[Run]:
     loaded = []
     for run_dir in found:
         try:
-            loaded.append(Run(run_dir))
+            loaded.append(load_run(run_dir))
         except DlrunError:
             continue
     return loaded
