@@ -15,7 +15,7 @@ TensorFlow is imported only by what trains or loads a model.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -535,34 +535,66 @@ def sweep(
 
 
 def tune(
-    spec: str | Path,
+    spec: str | Path | None = None,
     sets: Sequence[str] = (),
     trials: int | None = None,
     out: str | Path = "runs",
     jobs: int | None = None,
     timeout: float | None = None,
+    *,
+    resume: str | Path | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    console=None,
+    on_plan: Callable[[Path, int, int | None], None] | None = None,
+    make_executor: Callable[[str, int | None, str | None], Any] | None = None,
     **options: Any,
 ):
     """Search with Optuna (`sets`: `PATH=DIST` as `dlrun tune --set`); return the `TuneResult` (`.study`: Optuna's).
 
-    `options` are `dlrun.search.tune.Options` fields: sampler, seed, pruner, metric, direction, storage, study.
+    `options` are `dlrun.search.tune.Options` fields: sampler, seed, pruner, prune_startup, prune_warmup,
+    metric, direction, storage, study.
+
+    Args:
+        resume: a tune folder to continue (to its trial count, or to `trials`), instead of `spec`.
+        executor, address: where trials run: `local` processes, or `ray` (at `address`).
+        console: where progress is shown; `on_plan(tune_dir, held, target)` is called before the first trial.
+        make_executor: what makes the executor from (executor, jobs, address) (default `tune_executor`).
 
     Raises:
-        DlrunError: neither `trials` nor `timeout` (nor the grid sampler) says when to stop.
+        DlrunError: neither `trials` nor `timeout` (nor the grid sampler) says when to stop; jobs below 1.
     """
     from dlrun.search import tune as tuning
+
+    with remembering():
+        if resume is not None:
+            tune_dir = Path(resume)
+            tuning.read_manifest(tune_dir)
+        elif spec is None:
+            raise DlrunError("tune: give a spec, or resume=TUNE_DIR to continue a tune")
+        else:
+            settings = tuning.Options(trials=trials, **_choices(options))
+            if trials is None and timeout is None and str(settings.sampler.value) != "grid":
+                raise DlrunError("how many trials? give trials=N (or timeout=SECONDS)")
+            tune_dir = tuning.start(Path(spec), list(sets), settings, Path(out))
+        if jobs is not None and jobs < 1:
+            raise DlrunError(f"--jobs {jobs}: expected 1 or more parallel trials")
+        runner = (make_executor or tune_executor)(executor, jobs, address)
+        plan = None if on_plan is None else (lambda held, target: on_plan(tune_dir, held, target))
+        return tuning.execute(
+            tune_dir, runner, console=console, trials=trials if resume else None, timeout=timeout, on_plan=plan
+        )
+
+
+def tune_executor(kind: str, jobs: int | None, address: str | None):
+    """Return the sweep's executor of that kind, running tune trials (`jobs` at once, default 1)."""
     from dlrun.search.sweep import make_executor
     from dlrun.search.trial import run_trial
 
-    with remembering():
-        settings = tuning.Options(trials=trials, **_choices(options))
-        if trials is None and timeout is None and str(settings.sampler.value) != "grid":
-            raise DlrunError("how many trials? give trials=N (or timeout=SECONDS)")
-        tune_dir = tuning.start(Path(spec), list(sets), settings, Path(out))
-        runner = make_executor("local", jobs or 1, None, jobs or 1)
-        runner.work = run_trial
-        runner.retry_lost = False
-        return tuning.execute(tune_dir, runner, timeout=timeout)
+    runner = make_executor(kind, jobs or 1, address, jobs or 1)
+    runner.work = run_trial
+    runner.retry_lost = False  # a trial whose worker died is failed and its values asked again (dlrun.search.tune)
+    return runner
 
 
 def _choices(options: dict[str, Any]) -> dict[str, Any]:

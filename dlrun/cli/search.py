@@ -241,7 +241,7 @@ def tune(
     out_dir: OutOption = Path("runs"),
 ) -> None:
     """Search a spec's values with Optuna (TPE by default), pruning hopeless trials; each trial is a run."""
-    from dlrun.search import tune as tuning
+    from dlrun import api
 
     with reported():
         if resume is not None:
@@ -252,41 +252,47 @@ def tune(
             ]
             if given:
                 raise DlrunError(f"--resume continues a tune as it was started: drop {', '.join(given)}")
-            tune_dir = resume
-            tuning.read_manifest(tune_dir)
-        else:
-            if spec is None:
-                raise DlrunError("missing SPEC: dlrun tune SPEC --trials N (or --resume TUNE_DIR)")
-            options = tuning.Options(
-                trials, sampler, seed, pruner, prune_startup, prune_warmup, metric, direction, storage, study
-            )
-            if trials is None and sampler != SamplerKind.grid and timeout is None:
-                raise DlrunError("how many trials? add --trials N (or --timeout SECONDS)")
-            tune_dir = tuning.start(spec, sets or [], options, out_dir)
-        if jobs is not None and jobs < 1:
-            raise DlrunError(f"--jobs {jobs}: expected 1 or more parallel trials")
-        runner = make_tune_executor(executor.value, jobs, address)
+        elif spec is None:
+            raise DlrunError("missing SPEC: dlrun tune SPEC --trials N (or --resume TUNE_DIR)")
+        elif trials is None and sampler != SamplerKind.grid and timeout is None:
+            raise DlrunError("how many trials? add --trials N (or --timeout SECONDS)")
 
-        def plan(held: int, target: int | None) -> None:
+        def plan(tune_dir: Path, held: int, target: int | None) -> None:
             verb = "resuming" if resume is not None else "tuning"
             count = f"{held} of {target} trials" if target is not None else f"{held} trials"
             out.print(f"{verb} {tune_dir}: {count} in the study", markup=False, soft_wrap=True)
 
-        result = tuning.execute(
-            tune_dir, runner, console=out, trials=trials if resume else None, timeout=timeout, on_plan=plan
+        result = api.tune(
+            spec,
+            sets or [],
+            trials,
+            out_dir,
+            jobs,
+            timeout,
+            resume=resume,
+            executor=executor.value,
+            address=address,
+            console=out,
+            on_plan=plan,
+            make_executor=make_tune_executor,
+            sampler=sampler,
+            seed=seed,
+            pruner=pruner,
+            prune_startup=prune_startup,
+            prune_warmup=prune_warmup,
+            metric=metric,
+            direction=direction,
+            storage=storage,
+            study=study,
         )
         show_tune(result)
 
 
 def make_tune_executor(kind: str, jobs: int | None, address: str | None):
-    """Pick the sweep's executor a user asked for, running tune trials."""
-    from dlrun.search.sweep import make_executor
-    from dlrun.search.trial import run_trial
+    """Pick the sweep's executor a user asked for, running tune trials (`dlrun.api.tune_executor`)."""
+    from dlrun.api import tune_executor
 
-    runner = make_executor(kind, jobs or 1, address, jobs or 1)
-    runner.work = run_trial
-    runner.retry_lost = False  # a trial whose worker died is failed and its values asked again (dlrun.search.tune)
-    return runner
+    return tune_executor(kind, jobs, address)
 
 
 def show_tune(result) -> None:
