@@ -514,24 +514,99 @@ def diagnosis_of(path: str | Path):
 
 
 def sweep(
-    spec: str | Path,
+    spec: str | Path | None = None,
     sets: Sequence[str] = (),
     seeds: str | None = None,
     out: str | Path = "runs",
     executor: str = "local",
     jobs: int | None = None,
+    *,
+    axes_file: str | Path | None = None,
+    resume: str | Path | None = None,
+    address: str | None = None,
+    track: str | None = None,
+    track_uri: str | None = None,
+    console=None,
+    on_start: Callable[[Path, int], None] | None = None,
+    on_tracked: Callable[[str], None] | None = None,
+    on_plan: Callable[[Path, int, int], None] | None = None,
 ):
     """Train every point of a grid (`sets`: `PATH=V1,V2` as `dlrun sweep --set`); return the `SweepResult`.
 
-    The result holds the sweep folder, its manifest and the compare table of its runs.
+    The result holds the sweep folder, its manifest and the compare table of its runs, also written to
+    the folder's compare.csv.
+
+    Args:
+        axes_file: a YAML mapping of spec paths to value lists, swept like `sets` (`--file`).
+        resume: a sweep folder to finish (its points without a finished run), instead of `spec`.
+        executor, address: where runs train: `local` processes, or `ray` (at `address`).
+        track, track_uri: log the sweep and its runs to MLflow, as `train` does.
+        console: where progress is shown. `on_start(sweep_dir, points)` is called once a new sweep's
+            folder exists, `on_tracked(where)` once its MLflow run is open, `on_plan(sweep_dir, left,
+            points)` before the first run.
+
+    Raises:
+        SpecError: the spec, or a value every point shares, is invalid (nothing is written).
+        DlrunError: as `dlrun sweep`.
     """
+    from dlrun.runs import compare as comparing
     from dlrun.search import sweep as sweeping
 
     with remembering():
-        grid = sweeping.make_grid(list(sets), seeds)
-        points = len(grid.points())
-        sweep_dir = sweeping.start(Path(spec), grid, Path(out))
-        return sweeping.execute(sweep_dir, sweeping.make_executor(executor, jobs, None, points))
+        if resume is not None:
+            sweep_dir = Path(resume)
+            manifest = sweeping.read_manifest(sweep_dir)
+            points = len(manifest["points"])
+        elif spec is None:
+            raise DlrunError("sweep: give a spec, or resume=SWEEP_DIR to finish a sweep")
+        else:
+            grid = sweeping.make_grid(list(sets), seeds, None if axes_file is None else Path(axes_file))
+            points = len(grid.points())
+        runner = sweeping.make_executor(executor, jobs, address, points)
+        if resume is None:
+            tracking = _sweep_tracking(Path(spec), grid.constants, track, track_uri, Path(out))
+            sweep_dir = sweeping.start(Path(spec), grid, Path(out))
+            if on_start is not None:
+                on_start(sweep_dir, points)
+        else:  # the runs folder the sweep was started with holds its default MLflow store
+            tracking = _sweep_tracking(
+                Path(manifest["spec"]), manifest["constants"], track, track_uri, sweep_dir.parent.parent, manifest
+            )
+        parent = _open_sweep_run(tracking, sweep_dir, on_tracked)
+        plan = None if on_plan is None else (lambda left: on_plan(sweep_dir, left, points))
+        result = None
+        try:
+            result = sweeping.execute(sweep_dir, runner, console=console, on_plan=plan, tracking=parent)
+            if result.table:
+                comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
+        finally:
+            if parent is not None:  # after compare.csv, which the sweep's MLflow run keeps
+                parent.finish(result)
+        return result
+
+
+def _sweep_tracking(spec: Path, constants: list[str], track, track_uri, runs_folder: Path, manifest=None):
+    """Resolve where a sweep's runs are logged: track, track_uri, the spec, or where a resumed sweep was logged."""
+    from dlrun.spec.loader import load_spec
+    from dlrun.training.tracking import resolve
+
+    try:
+        section = load_spec(spec, constants).tracking
+    except DlrunError:
+        section = None  # a resumed sweep whose spec is gone or changed: execute says so
+    return resolve(section, track, track_uri, runs_folder, (manifest or {}).get("tracking"))
+
+
+def _open_sweep_run(tracking, sweep_dir: Path, on_tracked):
+    """Open the sweep's MLflow run (None: not tracked, or MLflow failed and said so); tell where it is."""
+    if tracking is None:
+        return None
+    from dlrun.training.tracking import SweepTracking
+
+    parent = SweepTracking.start(tracking, sweep_dir)
+    if parent is not None and on_tracked is not None:
+        on_tracked(tracking.where())
+    return parent
 
 
 def tune(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dlrun.cli.common import command, err, out, reported
-from dlrun.cli.train import TrackOption, TrackUriOption, tracking_of
+from dlrun.cli.train import TrackOption, TrackUriOption
 from dlrun.errors import DlrunError
 from dlrun.search.executors import ExecutorKind
 from dlrun.search.study import ERROR, OVERRIDES, Direction, PrunerKind, SamplerKind
@@ -64,6 +64,7 @@ def sweep(
     track_uri: TrackUriOption = None,
 ) -> None:
     """Train the grid product of --set value lists (and seeds) in parallel, then compare the runs."""
+    from dlrun import api
     from dlrun.runs import compare as comparing
     from dlrun.search import sweep as sweeping
 
@@ -71,47 +72,41 @@ def sweep(
         if resume is not None:
             if spec is not None or sets or seeds or axes_file:
                 raise DlrunError("--resume finishes a sweep as it was started: drop SPEC, --set, --seeds and --file")
-            sweep_dir = resume
-            manifest = sweeping.read_manifest(sweep_dir)
-            points = len(manifest["points"])
-        else:
-            if spec is None:
-                raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
-            grid = sweeping.make_grid(sets or [], seeds, axes_file)
-            points = len(grid.points())
-        runner = sweeping.make_executor(executor.value, jobs, address, points)
-        if resume is None:
-            tracking = settings_of(spec, grid.constants, track, track_uri, out_dir)
-            sweep_dir = sweeping.start(spec, grid, out_dir)
-        else:  # the runs folder the sweep was started with holds its default MLflow store
-            tracking = settings_of(
-                Path(manifest["spec"]), manifest["constants"], track, track_uri, resume.parent.parent, manifest
-            )
-        if resume is None:
-            out.print(f"sweep of {points} runs in {sweep_dir}")
+        elif spec is None:
+            raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
 
-        def plan(left: int) -> None:
+        def plan(sweep_dir: Path, left: int, points: int) -> None:
             if resume is not None:
                 out.print(f"resuming sweep {sweep_dir}: {left} of {points} runs left")
 
-        parent = sweep_tracking(tracking, sweep_dir)
-        result = None
-        try:
-            result = sweeping.execute(sweep_dir, runner, console=out, on_plan=plan, tracking=parent)
-            for item in result.skipped:
-                err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
-            if result.table:
-                comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
-                comparing.show(
-                    out,
-                    result.columns,
-                    result.table,
-                    title=f"sweep {sweep_dir}",
-                    hint=f"{sweep_dir / sweeping.COMPARE_CSV} (every column) or a wider terminal",
-                )
-        finally:
-            if parent is not None:  # after compare.csv, which the sweep's MLflow run keeps
-                parent.finish(result)
+        result = api.sweep(
+            spec,
+            sets or [],
+            seeds,
+            out_dir,
+            executor.value,
+            jobs,
+            axes_file=axes_file,
+            resume=resume,
+            address=address,
+            track=track.value if track else None,
+            track_uri=track_uri,
+            console=out,
+            on_start=lambda sweep_dir, points: out.print(f"sweep of {points} runs in {sweep_dir}"),
+            on_tracked=lambda where: out.print(where, soft_wrap=True, markup=False),
+            on_plan=plan,
+        )
+        sweep_dir, points = result.sweep_dir, len(result.manifest["points"])
+        for item in result.skipped:
+            err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
+        if result.table:
+            comparing.show(
+                out,
+                result.columns,
+                result.table,
+                title=f"sweep {sweep_dir}",
+                hint=f"{sweep_dir / sweeping.COMPARE_CSV} (every column) or a wider terminal",
+            )
         for point in result.failures:
             if point.get("error") and point["status"] != "interrupted":
                 err.print(
@@ -136,31 +131,6 @@ def sweep(
                     else ""
                 )
             )
-
-
-def settings_of(
-    spec: Path, constants: list[str], track, track_uri: str | None, runs_folder: Path, manifest: dict | None = None
-):
-    """Resolve where a sweep's runs are logged: --track, --track-uri, the spec, or where a resumed sweep was logged."""
-    from dlrun.spec.loader import load_spec
-
-    try:
-        section = load_spec(spec, constants).tracking
-    except DlrunError:
-        section = None  # a resumed sweep whose spec is gone or changed: execute says so
-    return tracking_of(section, track, track_uri, runs_folder, (manifest or {}).get("tracking"))
-
-
-def sweep_tracking(tracking, sweep_dir: Path):
-    """Open the sweep's MLflow run, and say where it is (None: not tracked, or MLflow failed and said so)."""
-    if tracking is None:
-        return None
-    from dlrun.training.tracking import SweepTracking
-
-    parent = SweepTracking.start(tracking, sweep_dir)
-    if parent is not None:
-        out.print(tracking.where(), soft_wrap=True, markup=False)
-    return parent
 
 
 @command()

@@ -114,13 +114,6 @@ def train(
             out.print(run.tracked, soft_wrap=True, markup=False)
 
 
-def tracking_of(section, track: Track | None, uri: str | None, out_dir: Path, earlier: dict | None = None):
-    """Resolve --track and --track-uri with the spec's tracking: section (mlflow is imported only when on)."""
-    from dlrun.training.tracking import resolve
-
-    return resolve(section, track.value if track else None, uri, out_dir, earlier)
-
-
 def _announce(plan) -> None:
     """Say what `--resume` is about to do: its notes as warnings, then where it picks up."""
     for note in plan.notes:
