@@ -153,3 +153,52 @@ def test_sweep_and_tune_return_their_results_and_the_optuna_study(tmp_path, monk
     with pytest.raises(DlrunError) as caught:
         dlrun.tune(spec, ["training.optimizer.learning_rate=loguniform(1e-3,1e-1)"])
     assert str(caught.value) == "how many trials? give trials=N (or timeout=SECONDS)"
+
+
+def _impolite(tree) -> list[tuple[int, str]]:
+    """The calls library code must not make: print(), sys.exit(), and any use of typer (typer.Exit, raise typer.X)."""
+    import ast
+
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            found.append((node.lineno, "print("))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if (node.value.id, node.attr) == ("sys", "exit"):
+                found.append((node.lineno, "sys.exit"))
+            elif node.value.id == "typer":
+                found.append((node.lineno, f"typer.{node.attr}"))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [alias.name for alias in node.names] + [getattr(node, "module", None) or ""]
+            if any(m == "typer" or m.startswith("typer.") for m in modules):
+                found.append((node.lineno, "import typer"))
+    return found
+
+
+def test_the_scan_for_impolite_calls_finds_each_kind():
+    import ast
+
+    source = "import typer\nimport sys\nprint('x')\nsys.exit(1)\nraise typer.Exit(2)\nconsole.print('fine')\n"
+    assert _impolite(ast.parse(source)) == [(1, "import typer"), (3, "print("), (4, "sys.exit"), (5, "typer.Exit")]
+
+
+def test_library_code_neither_prints_nor_exits():
+    """Only dlrun/cli/ prints and exits; the library raises DlrunError and warns through dlrun.errors.warn."""
+    import ast
+    from pathlib import Path
+
+    package = Path(dlrun.__file__).parent
+    found = [
+        f"{path.relative_to(package.parent)}:{line}: {what}"
+        for path in sorted(package.rglob("*.py"))
+        if "cli" not in path.relative_to(package).parts[:1]
+        for line, what in _impolite(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert found == []
+
+
+def test_a_library_warning_is_one_line_on_the_stderr_of_the_moment(capsys):
+    from dlrun.errors import warn
+
+    warn("something to know")
+    assert capsys.readouterr().err == "warning: something to know\n"

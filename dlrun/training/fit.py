@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import yaml
 from dlrun.data.fitter import class_weights, weights_by_label
 from dlrun.data.prepare import Prepared, prepare
 from dlrun.data.preprocess import task_of
-from dlrun.errors import DataError, DlrunError, TrainingError
+from dlrun.errors import DataError, DlrunError, TrainingError, warn
 from dlrun.model import check_output_width
 from dlrun.runs import finishing, layout, lock
 from dlrun.runs.history import History, read_history
@@ -93,7 +92,7 @@ def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None
     `plot` name them.
     """
     for leftover in lock.remove_stillborn(Path(out) / spec.name):
-        print(f"warning: removed {leftover}: {lock.STILLBORN}", file=sys.stderr)
+        warn(f"removed {leftover}: {lock.STILLBORN}")
     run_dir = layout.new_run_dir(out, spec.name)
     try:
         lock.acquire(run_dir)  # before any file: `sweep --resume` never deletes a run a live process writes
