@@ -1,8 +1,39 @@
-"""The errors dlrun raises for a user's mistakes; `cli.py` prints them without a traceback."""
+"""The errors dlrun raises for a user's mistakes (`cli.py` prints them without a traceback), and its warnings."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass
+
+logger = logging.getLogger("dlrun")
+"""Where dlrun's warnings go. Until it has a handler, `warn` gives it one that writes each as one line on
+the standard error of the moment (as Optuna's own logger does); add a handler, or set a level, to route
+or silence them."""
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler that writes to whatever sys.stderr is when a record comes (a captured one included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def warn(message: str) -> None:
+    """Tell the user of something that did not stop the command: `warning: <message>`, one line, no traceback."""
+    if not logger.handlers:
+        logger.addHandler(_Stderr())
+        logger.propagate = False  # the line once, whatever handlers the application gave the root logger
+    logger.warning("warning: %s", message)
 
 
 class DlrunError(Exception):
@@ -36,11 +67,13 @@ class DataError(DlrunError):
 class TrainingError(DlrunError):
     """Training started but did not finish (a NaN loss, an error, an interrupt): the run directory keeps what it did."""
 
-    def __init__(self, message: str, status: str = "failed"):
+    def __init__(self, message: str, status: str = "failed", run_dir=None):
         super().__init__(message)
         self.status = str(status)
         """How the run ended, as `dlrun.runs.status.Status` words it (nan, failed, interrupted)."""
         self.exit_code = 130 if self.status == "interrupted" else 1
+        self.run_dir = run_dir
+        """The run directory that keeps what training did, when one was made."""
 
 
 @dataclass

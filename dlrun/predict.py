@@ -23,6 +23,7 @@ from dlrun.data.preprocess import Preprocessing, left_out
 from dlrun.errors import DataError
 from dlrun.runs import layout as runs
 from dlrun.runs.reading import read_config
+from dlrun.spec.models import is_dataframe
 
 CHUNK_ROWS = 65536
 STDOUT = "-"
@@ -62,7 +63,7 @@ def load_trained(run_dir: str | Path, data: str | Path | None = None, labelled: 
         training = {}
     pre = _read_preprocessing(run_dir / runs.PREPROCESSING, training.get("loss"))
     if data is not None:
-        if not Path(data).exists():
+        if not is_dataframe(str(data)) and not Path(data).exists():
             raise not_found(data, given=True)
         pre.check_columns(read_header(data, pre.csv), str(data), labelled)
     model = _load_model(run_dir / runs.MODEL)
@@ -150,6 +151,26 @@ def predict(run_dir: str | Path, data: str | Path, out: str | Path, threshold: f
         stack.enter_context(writer)
         written, skipped, unseen = _write_predictions(run, data, writer, threshold)
     return Predicted(out, written, skipped, dict(unseen))
+
+
+class _Collected:
+    """A writer that keeps the frames it is given (`predictions`)."""
+
+    def __init__(self):
+        self.frames: list = []
+
+    def write(self, frame) -> None:
+        self.frames.append(frame)
+
+
+def predictions(run: Trained, data: str | Path, threshold: float = 0.5):
+    """Return the data's rows with the model's predictions added, as a DataFrame (what `predict` writes)."""
+    import pandas as pd
+
+    run.preprocessing.check_columns(read_header(data, run.preprocessing.csv), str(data), labelled=False)
+    collected = _Collected()
+    _write_predictions(run, data, collected, threshold)
+    return pd.concat(collected.frames, ignore_index=True) if len(collected.frames) > 1 else collected.frames[0]
 
 
 def _write_predictions(

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlrun.cli import app
-from dlrun.data import cache, stream
+from dlrun.data import cache, preprocess
 from dlrun.data.prepare import prepare
 from dlrun.spec.loader import load_spec
 
@@ -64,7 +64,7 @@ def refuse_parsing(monkeypatch) -> None:
     def parse(*args, **kwargs):
         raise AssertionError("the file was parsed again")
 
-    monkeypatch.setattr(stream, "read_chunks", parse)
+    monkeypatch.setattr(preprocess, "read_chunks", parse)  # how a Stream reads the file
 
 
 def test_later_passes_read_the_cache_and_give_the_batches_of_parsing(tmp_path, monkeypatch):

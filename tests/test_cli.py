@@ -278,7 +278,7 @@ CONSTANT_WARNINGS = [
 def test_check_says_which_rows_were_left_out_and_warns_of_constant_inputs(tmp_path):
     result = runner.invoke(app, ["check", str(constant_experiment(tmp_path))], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "Rows: train 56, validation 19; left out: 5 rows with an empty target 'target'" in result.stdout.splitlines()
+    assert "Rows: train 55, validation 20; left out: 5 rows with an empty target 'target'" in result.stdout.splitlines()
     assert [line for line in result.stderr.splitlines() if "teach" in line] == CONSTANT_WARNINGS
 
 

@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dlrun.cli import app
-from dlrun.data.prepare import prepare, split_rows
+from dlrun.data.prepare import prepare
 from dlrun.data.preprocess import Preprocessing
+from dlrun.data.split import split_rows
 from dlrun.errors import DataError, SpecError
 from dlrun.spec.loader import load_spec
 

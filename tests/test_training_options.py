@@ -218,15 +218,15 @@ def test_check_warns_of_a_rare_class_until_it_is_weighted_or_stratified(tmp_path
     bare = ["--set", "training.class_weight=null", "--set", "data.stratify=false"]
     result = runner.invoke(app, ["check", config, *bare])
     assert result.exit_code == 0, result.output
-    assert "warning: class malignant is 7.3% of the training rows (20 of 274)" in " ".join(result.output.split())
+    assert "warning: class malignant is 8.8% of the training rows (24 of 274)" in " ".join(result.output.split())
     assert "training.class_weight: balanced" in result.output
     for fix in (["--set", "data.stratify=true"], ["--set", "training.class_weight=balanced"]):
         result = runner.invoke(app, ["check", config, *bare, *fix])
         assert result.exit_code == 0 and "warning" not in result.output, result.output
     result = runner.invoke(app, ["check", config])
     text = " ".join(result.output.split())
-    assert "Class weights: benign 0.55, malignant 5.5 (balanced" in text
-    assert "Steps per epoch: 5 (275 training rows / batch_size 64)" in text
+    assert "Class weights: benign 0.548, malignant 5.708 (balanced" in text
+    assert "Steps per epoch: 5 (274 training rows / batch_size 64)" in text
 
 
 def test_check_shows_a_schedules_steps_in_epochs():

@@ -25,6 +25,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
 from dlrun import __version__
+from dlrun.data.csvfile import remembering
 from dlrun.errors import DlrunError
 from dlrun.runs.layout import os_error
 
@@ -199,7 +200,7 @@ def reported():
     exception also writes a crash report (or, with --debug, prints its traceback).
     """
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), remembering():
             yield
     except (typer.Exit, typer.Abort, TyperException):
         raise  # typer's own ways to end a command

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dlrun.cli.common import command, fmt, out, reported
-from dlrun.runs.layout import CONFIG, HISTORY
+from dlrun.runs.layout import HISTORY
 
 
 @command()
@@ -24,23 +24,13 @@ def diagnose(
     A run trained before baselines existed gets its baseline recomputed when its CSV is unchanged
     (same sha256); nothing in the run directory is written.
     """
-    from dlrun.runs.diagnosis import diagnose as read_curves
-    from dlrun.runs.history import read_history
-    from dlrun.runs.reading import is_run_dir, read_config, read_summary
+    from dlrun.api import diagnosis_of
+    from dlrun.runs.reading import is_run_dir
 
     with reported():
-        history = read_history(run)
+        history, summary, diagnosis, note = diagnosis_of(run)
         run_dir = history.path.parent
         known = is_run_dir(run_dir) and history.path.name == HISTORY
-        summary = read_summary(run_dir) if known else {}
-        config = read_config(run_dir) if known and (run_dir / CONFIG).is_file() else None
-        note = None
-        if summary and "baseline" not in summary and config is not None:
-            from dlrun.training.baseline import recompute  # TensorFlow: only for runs without a baseline
-
-            entries, note = recompute(run_dir, summary)
-            summary = {**summary, **(entries or {})}
-        diagnosis = read_curves(history, summary, config)
     if as_json:
         print(json.dumps({"run": str(run_dir if known else history.path), **diagnosis.to_dict()}, indent=2))
         return

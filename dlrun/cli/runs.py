@@ -69,6 +69,7 @@ def compare(
     ] = False,
 ) -> None:
     """Compare runs: the spec values that differ, and each metric at the best epoch and the last."""
+    from dlrun.api import compare_rows
     from dlrun.runs import compare as comparing
     from dlrun.runs import reading
     from dlrun.runs.layout import to_json
@@ -81,9 +82,7 @@ def compare(
             raise DlrunError(
                 "no run to compare: pass run directories (runs/<name>/<timestamp>) or folders holding them"
             )
-        columns, rows = comparing.rows(loaded, all_params)
-        if sort:
-            rows = comparing.sort_rows(columns, rows, sort.removeprefix("-"), descending=sort.startswith("-"))
+        columns, rows = compare_rows(loaded, all_params, sort)
         if csv_file is not None:
             comparing.write_csv(csv_file, columns, rows)
     if json_out:

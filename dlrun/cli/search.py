@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dlrun.cli.common import command, err, out, reported
-from dlrun.cli.train import TrackOption, TrackUriOption, tracking_of
+from dlrun.cli.train import TrackOption, TrackUriOption
 from dlrun.errors import DlrunError
 from dlrun.search.executors import ExecutorKind
 from dlrun.search.study import ERROR, OVERRIDES, Direction, PrunerKind, SamplerKind
@@ -64,6 +64,7 @@ def sweep(
     track_uri: TrackUriOption = None,
 ) -> None:
     """Train the grid product of --set value lists (and seeds) in parallel, then compare the runs."""
+    from dlrun import api
     from dlrun.runs import compare as comparing
     from dlrun.search import sweep as sweeping
 
@@ -71,47 +72,41 @@ def sweep(
         if resume is not None:
             if spec is not None or sets or seeds or axes_file:
                 raise DlrunError("--resume finishes a sweep as it was started: drop SPEC, --set, --seeds and --file")
-            sweep_dir = resume
-            manifest = sweeping.read_manifest(sweep_dir)
-            points = len(manifest["points"])
-        else:
-            if spec is None:
-                raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
-            grid = sweeping.make_grid(sets or [], seeds, axes_file)
-            points = len(grid.points())
-        runner = sweeping.make_executor(executor.value, jobs, address, points)
-        if resume is None:
-            tracking = settings_of(spec, grid.constants, track, track_uri, out_dir)
-            sweep_dir = sweeping.start(spec, grid, out_dir)
-        else:  # the runs folder the sweep was started with holds its default MLflow store
-            tracking = settings_of(
-                Path(manifest["spec"]), manifest["constants"], track, track_uri, resume.parent.parent, manifest
-            )
-        if resume is None:
-            out.print(f"sweep of {points} runs in {sweep_dir}")
+        elif spec is None:
+            raise DlrunError("missing SPEC: dlrun sweep SPEC --set PATH=V1,V2 (or --resume SWEEP_DIR)")
 
-        def plan(left: int) -> None:
+        def plan(sweep_dir: Path, left: int, points: int) -> None:
             if resume is not None:
                 out.print(f"resuming sweep {sweep_dir}: {left} of {points} runs left")
 
-        parent = sweep_tracking(tracking, sweep_dir)
-        result = None
-        try:
-            result = sweeping.execute(sweep_dir, runner, console=out, on_plan=plan, tracking=parent)
-            for item in result.skipped:
-                err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
-            if result.table:
-                comparing.write_csv(sweep_dir / sweeping.COMPARE_CSV, result.columns, result.table)
-                comparing.show(
-                    out,
-                    result.columns,
-                    result.table,
-                    title=f"sweep {sweep_dir}",
-                    hint=f"{sweep_dir / sweeping.COMPARE_CSV} (every column) or a wider terminal",
-                )
-        finally:
-            if parent is not None:  # after compare.csv, which the sweep's MLflow run keeps
-                parent.finish(result)
+        result = api.sweep(
+            spec,
+            sets or [],
+            seeds,
+            out_dir,
+            executor.value,
+            jobs,
+            axes_file=axes_file,
+            resume=resume,
+            address=address,
+            track=track.value if track else None,
+            track_uri=track_uri,
+            console=out,
+            on_start=lambda sweep_dir, points: out.print(f"sweep of {points} runs in {sweep_dir}"),
+            on_tracked=lambda where: out.print(where, soft_wrap=True, markup=False),
+            on_plan=plan,
+        )
+        sweep_dir, points = result.sweep_dir, len(result.manifest["points"])
+        for item in result.skipped:
+            err.print(f"skipped {item.path}: {item.reason}", markup=False, soft_wrap=True)
+        if result.table:
+            comparing.show(
+                out,
+                result.columns,
+                result.table,
+                title=f"sweep {sweep_dir}",
+                hint=f"{sweep_dir / sweeping.COMPARE_CSV} (every column) or a wider terminal",
+            )
         for point in result.failures:
             if point.get("error") and point["status"] != "interrupted":
                 err.print(
@@ -136,31 +131,6 @@ def sweep(
                     else ""
                 )
             )
-
-
-def settings_of(
-    spec: Path, constants: list[str], track, track_uri: str | None, runs_folder: Path, manifest: dict | None = None
-):
-    """Resolve where a sweep's runs are logged: --track, --track-uri, the spec, or where a resumed sweep was logged."""
-    from dlrun.spec.loader import load_spec
-
-    try:
-        section = load_spec(spec, constants).tracking
-    except DlrunError:
-        section = None  # a resumed sweep whose spec is gone or changed: execute says so
-    return tracking_of(section, track, track_uri, runs_folder, (manifest or {}).get("tracking"))
-
-
-def sweep_tracking(tracking, sweep_dir: Path):
-    """Open the sweep's MLflow run, and say where it is (None: not tracked, or MLflow failed and said so)."""
-    if tracking is None:
-        return None
-    from dlrun.training.tracking import SweepTracking
-
-    parent = SweepTracking.start(tracking, sweep_dir)
-    if parent is not None:
-        out.print(tracking.where(), soft_wrap=True, markup=False)
-    return parent
 
 
 @command()
@@ -241,7 +211,7 @@ def tune(
     out_dir: OutOption = Path("runs"),
 ) -> None:
     """Search a spec's values with Optuna (TPE by default), pruning hopeless trials; each trial is a run."""
-    from dlrun.search import tune as tuning
+    from dlrun import api
 
     with reported():
         if resume is not None:
@@ -252,41 +222,47 @@ def tune(
             ]
             if given:
                 raise DlrunError(f"--resume continues a tune as it was started: drop {', '.join(given)}")
-            tune_dir = resume
-            tuning.read_manifest(tune_dir)
-        else:
-            if spec is None:
-                raise DlrunError("missing SPEC: dlrun tune SPEC --trials N (or --resume TUNE_DIR)")
-            options = tuning.Options(
-                trials, sampler, seed, pruner, prune_startup, prune_warmup, metric, direction, storage, study
-            )
-            if trials is None and sampler != SamplerKind.grid and timeout is None:
-                raise DlrunError("how many trials? add --trials N (or --timeout SECONDS)")
-            tune_dir = tuning.start(spec, sets or [], options, out_dir)
-        if jobs is not None and jobs < 1:
-            raise DlrunError(f"--jobs {jobs}: expected 1 or more parallel trials")
-        runner = make_tune_executor(executor.value, jobs, address)
+        elif spec is None:
+            raise DlrunError("missing SPEC: dlrun tune SPEC --trials N (or --resume TUNE_DIR)")
+        elif trials is None and sampler != SamplerKind.grid and timeout is None:
+            raise DlrunError("how many trials? add --trials N (or --timeout SECONDS)")
 
-        def plan(held: int, target: int | None) -> None:
+        def plan(tune_dir: Path, held: int, target: int | None) -> None:
             verb = "resuming" if resume is not None else "tuning"
             count = f"{held} of {target} trials" if target is not None else f"{held} trials"
             out.print(f"{verb} {tune_dir}: {count} in the study", markup=False, soft_wrap=True)
 
-        result = tuning.execute(
-            tune_dir, runner, console=out, trials=trials if resume else None, timeout=timeout, on_plan=plan
+        result = api.tune(
+            spec,
+            sets or [],
+            trials,
+            out_dir,
+            jobs,
+            timeout,
+            resume=resume,
+            executor=executor.value,
+            address=address,
+            console=out,
+            on_plan=plan,
+            make_executor=make_tune_executor,
+            sampler=sampler,
+            seed=seed,
+            pruner=pruner,
+            prune_startup=prune_startup,
+            prune_warmup=prune_warmup,
+            metric=metric,
+            direction=direction,
+            storage=storage,
+            study=study,
         )
         show_tune(result)
 
 
 def make_tune_executor(kind: str, jobs: int | None, address: str | None):
-    """Pick the sweep's executor a user asked for, running tune trials."""
-    from dlrun.search.sweep import make_executor
-    from dlrun.search.trial import run_trial
+    """Pick the sweep's executor a user asked for, running tune trials (`dlrun.api.tune_executor`)."""
+    from dlrun.api import tune_executor
 
-    runner = make_executor(kind, jobs or 1, address, jobs or 1)
-    runner.work = run_trial
-    runner.retry_lost = False  # a trial whose worker died is failed and its values asked again (dlrun.search.tune)
-    return runner
+    return tune_executor(kind, jobs, address)
 
 
 def show_tune(result) -> None:

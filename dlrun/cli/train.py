@@ -77,52 +77,56 @@ def train(
     Ctrl-C (or SIGTERM) stops at the end of the epoch in flight and keeps everything; a second Ctrl-C
     stops at once. `dlrun train --resume RUN_DIR` continues a stopped or killed run exactly.
     """
+    from dlrun import api
+
     with reported():
-        tracking = None
         if resume is not None:
             if track is not None or track_uri is not None:
                 raise DlrunError("--resume continues a run without tracking it: drop --track and --track-uri")
-            outcome = _resume(resume, spec, out_dir, overrides, quiet, checkpoint_every)
+            if spec is not None or overrides or out_dir is not None:
+                raise DlrunError(
+                    "--resume continues a run as it was started, in its own folder: drop SPEC, --set and --out"
+                )
+            run = api.resume(
+                resume,
+                quiet=quiet,
+                checkpoint_every=checkpoint_every,
+                console=out,
+                interrupted="raise",
+                announce=_announce,
+            )
         else:
             if spec is None:
                 raise DlrunError("missing SPEC: dlrun train SPEC (or dlrun train --resume RUN_DIR)")
-            from dlrun.spec.loader import load_spec
-
-            loaded = load_spec(spec, overrides)
-            tracking = tracking_of(loaded.tracking, track, track_uri, out_dir or Path("runs"))
-            from dlrun.training.fit import train as run_training
-
-            outcome = run_training(
-                loaded, out_dir or Path("runs"), overrides, out, quiet, checkpoint_every, tracking=tracking
+            run = api.train(
+                spec,
+                out=out_dir or Path("runs"),
+                overrides=overrides or (),
+                quiet=quiet,
+                checkpoint_every=checkpoint_every,
+                track=track.value if track else None,
+                track_uri=track_uri,
+                console=out,
+                interrupted="raise",
             )
-        show_summary(outcome.run_dir, outcome.summary)
-        if tracking is not None and tracking.logged:
-            out.print(tracking.where(), soft_wrap=True, markup=False)
+        show_summary(run.dir, run.summary.raw)
+        if run.tracked:
+            out.print(run.tracked, soft_wrap=True, markup=False)
 
 
-def tracking_of(section, track: Track | None, uri: str | None, out_dir: Path, earlier: dict | None = None):
-    """Resolve --track and --track-uri with the spec's tracking: section (mlflow is imported only when on)."""
-    from dlrun.training.tracking import resolve
-
-    return resolve(section, track.value if track else None, uri, out_dir, earlier)
-
-
-def _resume(run_dir: Path, spec: Path | None, out_dir: Path | None, overrides, quiet: bool, every: float):
-    from dlrun.training.resume import plan_resume, resume
-
-    if spec is not None or overrides or out_dir is not None:
-        raise DlrunError("--resume continues a run as it was started, in its own folder: drop SPEC, --set and --out")
-    plan = plan_resume(run_dir)
+def _announce(plan) -> None:
+    """Say what `--resume` is about to do: its notes as warnings, then where it picks up."""
     for note in plan.notes:
         err.print(f"warning: {note}", markup=False, soft_wrap=True)
     if plan.spec is None:
         shown = ", ".join(plan.missing) or "nothing (they are on disk)"
-        out.print(f"finishing {run_dir}: it ended; writing {shown}", markup=False, soft_wrap=True)
-        return resume(plan, out, quiet, every)
+        out.print(f"finishing {plan.run_dir}: it ended; writing {shown}", markup=False, soft_wrap=True)
+        return
     epochs = plan.spec.training.epochs
     where = "its checkpoint" if plan.state is not None else "the start (no checkpoint yet)"
-    out.print(f"resuming {run_dir} at epoch {plan.first_epoch} of {epochs}, from {where}", markup=False, soft_wrap=True)
-    return resume(plan, out, quiet, every)
+    out.print(
+        f"resuming {plan.run_dir} at epoch {plan.first_epoch} of {epochs}, from {where}", markup=False, soft_wrap=True
+    )
 
 
 def show_summary(run_dir: Path, summary: dict) -> None:

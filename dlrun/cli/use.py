@@ -35,11 +35,11 @@ def predict(
     ] = 0.5,
 ) -> None:
     """Predict raw rows with a trained run, through the run's saved preprocessing."""
+    from dlrun.api import Run
     from dlrun.predict import STDOUT
-    from dlrun.predict import predict as run_predict
 
     with reported():
-        result = run_predict(run_dir, data, out_file, threshold)
+        result = Run(run_dir).predict(data, threshold, out=out_file)
     note = (
         f"; {result.skipped} rows left without a prediction (empty cells in drop_rows columns)"
         if result.skipped
@@ -65,11 +65,11 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Compute the loss and every metric of a trained run on a labelled data file."""
-    from dlrun.predict import evaluate as run_evaluate
+    from dlrun.api import Run
     from dlrun.runs.layout import to_json
 
     with reported():
-        result = run_evaluate(run_dir, data)
+        result = Run(run_dir).evaluate(data, details=True)
     if as_json:
         out.print_json(to_json(result.to_dict()))
         return
@@ -100,10 +100,10 @@ def export(
 
     Inputs by column name: numbers as float64 (NaN if empty), categories and dates as strings ('' if empty).
     """
-    from dlrun.export import export as run_export
+    from dlrun.api import Run
 
     with reported():
-        result = run_export(run_dir, out_dir, force, threshold)
+        result = Run(run_dir).export(out_dir, force, threshold)
     inputs = result.info["inputs"]
     numbers = sum(1 for i in inputs if i["dtype"] == "float64")
     out.print(

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dlrun.data.csvfile import check_unique, not_found
+from dlrun.data.csvfile import SAMPLE_ROWS, Opened, check_unique, not_found, remembered, remembering_now
 from dlrun.errors import DataError
 
 FORMATS = {".parquet": "Parquet", ".feather": "Feather", ".arrow": "Arrow"}
@@ -64,17 +64,46 @@ def _reading(path: Path):
         ) from None
 
 
-def _ipc_reader(path: Path):
-    """Open an Arrow IPC file; batches are read from disk when asked for (not memory-mapped: RSS stays small)."""
+def _ipc_reader(path: Path, handle=None):
+    """Open an Arrow IPC file (or read it from an open `handle`); batches are read from disk when asked for
+    (not memory-mapped: RSS stays small)."""
     pa = _pyarrow()
     import pyarrow.ipc
 
-    return pyarrow.ipc.open_file(pa.OSFile(str(path)))
+    return pyarrow.ipc.open_file(handle if handle is not None else pa.OSFile(str(path)))
+
+
+def _sample(path: Path):
+    """Return the schema and a table of the first `SAMPLE_ROWS` rows, from one open, once per command."""
+
+    def read():
+        pa = _pyarrow()
+        with _reading(path), path.open("rb") as handle:
+            schema = _schema(path, handle)
+            chunks, taken = [], 0
+            for batch in _batches(path, SAMPLE_ROWS, handle=handle):
+                chunks.append(batch.slice(0, SAMPLE_ROWS - taken))
+                taken += chunks[-1].num_rows
+                if taken >= SAMPLE_ROWS:
+                    break
+            return schema, pa.Table.from_batches(chunks, schema=schema)
+
+    return remembered(("arrow sample",), path, read)
+
+
+def _schema(path: Path, handle):
+    if format_of(path) == "Parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(handle).schema_arrow
+    return _ipc_reader(path, handle).schema
 
 
 def read_schema(path: str | Path):
-    """Return the file's Arrow schema, reading its metadata only."""
+    """Return the file's Arrow schema, reading its metadata only (inside `remembering`: with the sample)."""
     path = Path(path)
+    if remembering_now():
+        return _sample(path)[0]
     with _reading(path):
         if format_of(path) == "Parquet":
             import pyarrow.parquet as pq
@@ -118,15 +147,16 @@ def stored_kinds(path: str | Path) -> dict[str, str]:
     return {field.name: stored_kind(field.type) for field in read_schema(path)}
 
 
-def _batches(path: Path, rows: int | None, columns: list[str] | None = None) -> Iterator:
-    """Yield the file's record batches of at most `rows` rows (None: as stored), reading one at a time."""
+def _batches(path: Path, rows: int | None, columns: list[str] | None = None, handle=None) -> Iterator:
+    """Yield the file's record batches of at most `rows` rows (None: as stored), reading one at a time
+    (from `handle` when the file is open already)."""
     if format_of(path) == "Parquet":
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(handle if handle is not None else path)
         yield from parquet.iter_batches(batch_size=rows or 65536, columns=columns)
         return
-    reader = _ipc_reader(path)
+    reader = _ipc_reader(path, handle)
     for index in range(reader.num_record_batches):
         batch = reader.get_batch(index)
         if columns is not None:
@@ -149,6 +179,11 @@ def first_rows(path: str | Path, count: int) -> list[list[str]]:
     columns: list[list[str]] = []
     with _reading(path):
         names = read_header(path)
+        if remembering_now() and count <= SAMPLE_ROWS:
+            table = _sample(path)[1].slice(0, count)
+            if table.num_rows == 0:
+                raise DataError(f"{path} has no rows: at least one row of data is needed")
+            return [list(row) for row in zip(*(text_cells(table.column(name)) for name in names))]
         chunks = []
         taken = 0
         for batch in _batches(path, count):
@@ -160,8 +195,12 @@ def first_rows(path: str | Path, count: int) -> list[list[str]]:
             raise DataError(f"{path} has no rows: at least one row of data is needed")
         table = pa.Table.from_batches(chunks)
         for name in names:
-            columns.append(["" if cell is None else cell for cell in _as_text(table.column(name))])
+            columns.append(text_cells(table.column(name)))
     return [list(row) for row in zip(*columns)]
+
+
+def text_cells(column) -> list[str]:
+    return ["" if cell is None else cell for cell in _as_text(column)]
 
 
 def _as_text(column) -> list[str | None]:
@@ -217,34 +256,38 @@ def _zone(name: str | None) -> tzinfo | None:
             return timezone.utc
 
 
-def read_chunks(path: str | Path, chunk_rows: int | None = 65536) -> Iterator:
+def read_chunks(path: str | Path, chunk_rows: int | None = 65536, opened: Opened | None = None) -> Iterator:
     """Yield the file's rows as data frames of at most `chunk_rows` rows (one frame when None).
 
-    The row index runs on across chunks (0 for the first row), so messages can name a row by it.
+    The row index runs on across chunks (0 for the first row), so messages can name a row by it. The
+    file is opened once; `opened` then receives its sha256, size and time from that open.
 
     Raises:
         DataError: the file is missing or unreadable, or has no rows.
     """
     path = Path(path)
     pa = _pyarrow()
+    start = 0
     with _reading(path):
         read_header(path)
-        start = 0
-        if chunk_rows is None:
-            if format_of(path) == "Parquet":
-                import pyarrow.parquet as pq
+        with path.open("rb") as handle:
+            if opened is not None:
+                opened.take(handle)
+            if chunk_rows is None:
+                if format_of(path) == "Parquet":
+                    import pyarrow.parquet as pq
 
-                tables = [pq.read_table(path)]
+                    tables = [pq.read_table(handle)]
+                else:
+                    tables = [_ipc_reader(path, handle).read_all()]
             else:
-                tables = [_ipc_reader(path).read_all()]
-        else:
-            tables = (pa.Table.from_batches([batch]) for batch in _batches(path, chunk_rows))
-        for table in tables:
-            if table.num_rows == 0:
-                continue
-            frame = table.to_pandas()
-            frame.index = range(start, start + len(frame))
-            start += len(frame)
-            yield frame
+                tables = (pa.Table.from_batches([batch]) for batch in _batches(path, chunk_rows, handle=handle))
+            for table in tables:
+                if table.num_rows == 0:
+                    continue
+                frame = table.to_pandas()
+                frame.index = range(start, start + len(frame))
+                start += len(frame)
+                yield frame
     if start == 0:
         raise DataError(f"{path} has no rows: at least one row of data is needed")

@@ -12,8 +12,12 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import dataclasses
 import functools
+import hashlib
+import io
 import math
+import os
 import re
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
@@ -131,6 +135,76 @@ def pandas_options(options: CsvOptions | dict | None) -> dict[str, Any]:
     }
 
 
+# --- what a command reads of a file once: header and first rows; a read's own sha256 ---------------
+
+SAMPLE_ROWS = 10_000
+"""Data rows of a file's sample: the rows column kinds are judged on (`kinds.KIND_ROWS`)."""
+_remembered: dict | None = None
+
+
+@contextlib.contextmanager
+def remembering():
+    """Within, each data file's header and first rows are read once, however many times they are asked for.
+
+    Every command (and every `dlrun` API call) runs inside one. A file is known by its path, size and
+    modification time, so a file changed in between is read anew.
+    """
+    global _remembered
+    outer = _remembered
+    if outer is None:
+        _remembered = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _remembered = None
+
+
+def remembering_now() -> bool:
+    """Whether a `remembering` block is open."""
+    return _remembered is not None
+
+
+def remembered(key: tuple, path: str | Path, compute):
+    """Return `compute()`, computed once per `key` and file state inside `remembering` (always outside it)."""
+    if _remembered is None:
+        return compute()
+    try:
+        info = Path(path).stat()
+        key = (*key, str(Path(path).resolve()), info.st_size, info.st_mtime_ns, info.st_ino)
+    except OSError:
+        return compute()  # a missing file: its error comes from the reader
+    if key not in _remembered:
+        _remembered[key] = compute()
+    return _remembered[key]
+
+
+@dataclasses.dataclass
+class Opened:
+    """What a read learned of the file itself, from the very open that read its rows."""
+
+    sha256: str = ""
+    size: int = 0
+    mtime_ns: int = 0
+
+    def take(self, handle) -> None:
+        """Hash the whole file from an open binary handle, note its size and time, and rewind it for the read."""
+        info = os.fstat(handle.fileno())
+        digest = hashlib.sha256()
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+        self.sha256, self.size, self.mtime_ns = digest.hexdigest(), info.st_size, info.st_mtime_ns
+        handle.seek(0)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hash a file in blocks (never the whole file in memory)."""
+    opened = Opened()
+    with Path(path).open("rb") as handle:
+        opened.take(handle)
+    return opened.sha256
+
+
 # --- the standard-library reader: header and rows ---------------------------------------------------
 
 
@@ -147,17 +221,22 @@ def _opened(path: Path, options: CsvOptions):
     try:
         with path.open(newline="", encoding=_encoding(options)) as handle:
             yield csv.reader(handle, delimiter=options.separator, quotechar=options.quotechar)
-    except FileNotFoundError:
-        raise not_found(path) from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not a CSV file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError, csv.Error) as exc:
+        raise _worded(exc, path, options) from None
+
+
+def _worded(exc: Exception, path: Path, options: CsvOptions) -> DataError:
+    """Return the one-line error for a file that cannot be opened or read as the CSV options say."""
+    if isinstance(exc, FileNotFoundError):
+        return not_found(path)
+    if isinstance(exc, IsADirectoryError):
+        return DataError(f"{path} is a folder, not a CSV file")
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(
             f"cannot read {path} as {options.encoding} text ({exc.reason} at byte {exc.start}); "
             "set data.csv.encoding (latin-1, cp1252, utf-16, ...)"
-        ) from None
-    except csv.Error as exc:
-        raise DataError(f"cannot read {path} as CSV: {exc}; check data.csv (separator, quotechar)") from None
+        )
+    return DataError(f"cannot read {path} as CSV: {exc}; check data.csv (separator, quotechar)")
 
 
 def _header(reader, path: Path, options: CsvOptions) -> list[str]:
@@ -231,14 +310,35 @@ def sniff_options(path: str | Path) -> CsvOptions:
 
 
 def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> list[str]:
-    """Return a CSV's column names (stripped of spaces) without reading the rest.
+    """Return a CSV's column names (stripped of spaces) without reading the rest (inside `remembering`: the sample).
 
     Raises:
         DataError: the file is missing, empty, undecodable, names a column twice, or has the wrong separator.
     """
     path, options = Path(path), csv_options(options)
+    if _remembered is not None:
+        return _sample(path, options)[0]
     with _opened(path, options) as reader:
         return _header(reader, path, options)
+
+
+def _sample(path: Path, options: CsvOptions) -> tuple[list[str], list[list[str]], DataError | None]:
+    """Return the header, the first `SAMPLE_ROWS` rows and the error that stopped them early, from one open."""
+
+    def read():
+        found: list[list[str]] = []
+        with _opened(path, options) as reader:
+            header = _header(reader, path, options)
+            try:
+                for _, cells in _rows_of(reader, path, len(header)):
+                    found.append(cells)
+                    if len(found) == SAMPLE_ROWS:
+                        break
+            except (DataError, UnicodeDecodeError, csv.Error) as exc:  # an error only for whoever asks for that row
+                return header, found, exc if isinstance(exc, DataError) else _worded(exc, path, options)
+        return header, found, None
+
+    return remembered(("csv sample", options.model_dump_json()), path, read)
 
 
 def rows(path: str | Path, options: CsvOptions | dict | None = None) -> Iterator[tuple[int, list[str]]]:
@@ -252,14 +352,17 @@ def rows(path: str | Path, options: CsvOptions | dict | None = None) -> Iterator
     """
     path, options = Path(path), csv_options(options)
     with _opened(path, options) as reader:
-        width = len(_header(reader, path, options))
+        yield from _rows_of(reader, path, len(_header(reader, path, options)))
+
+
+def _rows_of(reader, path: Path, width: int) -> Iterator[tuple[int, list[str]]]:
+    line = reader.line_num + 1
+    for cells in reader:
+        if not _blank(cells):
+            if len(cells) != width:
+                raise ragged_error(path, line, cells, width)
+            yield line, cells
         line = reader.line_num + 1
-        for cells in reader:
-            if not _blank(cells):
-                if len(cells) != width:
-                    raise ragged_error(path, line, cells, width)
-                yield line, cells
-            line = reader.line_num + 1
 
 
 def _blank(cells: list[str]) -> bool:
@@ -273,11 +376,18 @@ def first_rows(path: str | Path, options: CsvOptions | dict | None, count: int) 
     Raises:
         DataError: as `rows`, or the file has a header but no rows.
     """
-    found = []
-    for _, cells in rows(path, options):
-        found.append(cells)
-        if len(found) == count:
-            break
+    path, options = Path(path), csv_options(options)
+    if _remembered is not None and count <= SAMPLE_ROWS:
+        _, sample, error = _sample(path, options)
+        if error is not None and len(sample) < count:
+            raise error
+        found = sample[:count]
+    else:
+        found = []
+        for _, cells in rows(path, options):
+            found.append(cells)
+            if len(found) == count:
+                break
     if not found:
         raise DataError(f"{path} has a header but no rows: at least one row of data is needed")
     return found
@@ -319,12 +429,16 @@ def find_ragged_line(path: str | Path, options: CsvOptions | dict | None, width:
     """Return (line, fields) of the first row whose field count differs from `width`; None if all match."""
     path, options = Path(path), csv_options(options)
     with _opened(path, options) as reader:
-        next(reader, None)
+        return _ragged_line(reader, width)
+
+
+def _ragged_line(reader, width: int) -> tuple[int, int] | None:
+    next(reader, None)
+    line = reader.line_num + 1
+    for cells in reader:
+        if not _blank(cells) and len(cells) != width:
+            return line, len(cells)
         line = reader.line_num + 1
-        for cells in reader:
-            if not _blank(cells) and len(cells) != width:
-                return line, len(cells)
-            line = reader.line_num + 1
     return None
 
 
@@ -346,6 +460,7 @@ def read_chunks(
     chunk_rows: int | None = 65536,
     check_ragged: bool = True,
     text_columns: Collection[str] = (),
+    opened: Opened | None = None,
 ) -> Iterator:
     """Yield a CSV's rows as data frames of `chunk_rows` rows (one frame when None), checked as `read_csv`.
 
@@ -354,17 +469,31 @@ def read_chunks(
     many); pandas refuses any later row with too many fields; `check_ragged` also looks for rows with too
     few (a second scan, done only when the last column has empty cells, since that is how pandas shows a
     short row). `text_columns` are read as text, never as numbers or booleans: a category `007`, `true` or
-    `1.0` stays what was written, in every chunk alike.
+    `1.0` stays what was written, in every chunk alike. The file is opened once for all of it; `opened`
+    then receives its sha256, size and modification time, taken from that open before the rows are read.
     """
-    import pandas as pd
-
     path, options = Path(path), csv_options(options)
     columns = read_header(path, options)
     first_rows(path, options, 1)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise _worded(exc, path, options) from None
+    with handle:
+        if opened is not None:
+            opened.take(handle)
+        yield from _pandas_chunks(handle, path, options, columns, chunk_rows, check_ragged, text_columns)
+
+
+def _pandas_chunks(
+    handle, path: Path, options: CsvOptions, columns, chunk_rows, check_ragged, text_columns
+) -> Iterator:
+    import pandas as pd
+
     dtype = {columns.index(name): "str" for name in text_columns if name in columns}
     try:
         reader = pd.read_csv(
-            path,
+            handle,
             chunksize=chunk_rows,
             low_memory=chunk_rows is not None,
             dtype=dtype or None,
@@ -390,7 +519,13 @@ def read_chunks(
             "(latin-1, cp1252, utf-16, ...)"
         ) from None
     if short_possible and check_ragged:  # pandas fills a short row with NaN without a word; only then look for one
-        found = find_ragged_line(path, options, len(columns))
+        handle.seek(0)
+        text = io.TextIOWrapper(handle, encoding=_encoding(options), newline="")
+        try:
+            reader = csv.reader(text, delimiter=options.separator, quotechar=options.quotechar)
+            found = _ragged_line(reader, len(columns))
+        finally:
+            text.detach()  # the handle stays open for its owner to close
         if found is not None:
             raise ragged_error(path, found[0], found[1], len(columns))
 

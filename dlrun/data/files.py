@@ -11,11 +11,20 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from dlrun.data import arrowfile, csvfile
+from dlrun.data import arrowfile, csvfile, frames
 from dlrun.errors import DataError
-from dlrun.spec.models import CsvOptions
+from dlrun.spec.models import CsvOptions, is_dataframe
 
 TEXT = arrowfile.TEXT
+Opened = csvfile.Opened
+remembering = csvfile.remembering
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return a data file's sha256 (a DataFrame's: of its content)."""
+    if is_dataframe(str(path)):
+        return str(path).removeprefix(frames.DATAFRAME)
+    return csvfile.file_sha256(path)
 
 
 def is_arrow(path: str | Path) -> bool:
@@ -29,11 +38,15 @@ def read_header(path: str | Path, options: CsvOptions | dict | None = None) -> l
     Raises:
         DataError: the file is missing or unreadable, or names a column twice.
     """
+    if is_dataframe(str(path)):
+        return frames.read_header(str(path))
     return arrowfile.read_header(path) if is_arrow(path) else csvfile.read_header(path, options)
 
 
 def stored_kinds(path: str | Path, options: CsvOptions | dict | None = None) -> dict[str, str]:
     """Return what each column stores (`arrowfile.NUMBER`, `TEXT`, ...): a CSV stores text in every column."""
+    if is_dataframe(str(path)):
+        return frames.stored_kinds(str(path))
     if is_arrow(path):
         return arrowfile.stored_kinds(path)
     return dict.fromkeys(csvfile.read_header(path, options), TEXT)
@@ -45,6 +58,8 @@ def first_rows(path: str | Path, options: CsvOptions | dict | None, count: int) 
     Raises:
         DataError: the file cannot be read, or has no rows.
     """
+    if is_dataframe(str(path)):
+        return frames.first_rows(str(path), count)
     return arrowfile.first_rows(path, count) if is_arrow(path) else csvfile.first_rows(path, options, count)
 
 
@@ -54,19 +69,23 @@ def read_chunks(
     chunk_rows: int | None = 65536,
     check_ragged: bool = True,
     text_columns: Collection[str] = (),
+    opened: Opened | None = None,
 ) -> Iterator:
     """Yield a data file's rows as data frames of at most `chunk_rows` rows (one frame when None).
 
     The row index runs on across chunks; `position` turns it into the line or row to name in a message.
     `check_ragged` and `text_columns` (read as text, never as numbers) apply to CSVs (`csvfile.read_chunks`);
-    Parquet and Feather rows cannot be ragged, and their columns have the types the file stores.
+    Parquet and Feather rows cannot be ragged, and their columns have the types the file stores. The file
+    is opened once for all the chunks; `opened` receives its sha256, size and time from that open.
 
     Raises:
         DataError: the file is missing, unreadable, empty, or (a CSV) has a ragged row.
     """
+    if is_dataframe(str(path)):
+        return frames.read_chunks(str(path), chunk_rows, opened)
     if is_arrow(path):
-        return arrowfile.read_chunks(path, chunk_rows)
-    return csvfile.read_chunks(path, options, chunk_rows, check_ragged, text_columns)
+        return arrowfile.read_chunks(path, chunk_rows, opened)
+    return csvfile.read_chunks(path, options, chunk_rows, check_ragged, text_columns, opened)
 
 
 def read_frame(path: str | Path, options: CsvOptions | dict | None = None, text_columns: Collection[str] = ()):
@@ -75,16 +94,18 @@ def read_frame(path: str | Path, options: CsvOptions | dict | None = None, text_
 
 
 def position(source: str | Path, index) -> str:
-    """Return where a row is, for messages: `line 7` of a CSV (the header is line 1), `row 6` of a Parquet file."""
-    if is_arrow(source):
+    """Return where a row is, for messages: `line 7` of a CSV (the header is line 1), `row 6` of a Parquet file
+    (or of a DataFrame)."""
+    if is_arrow(source) or is_dataframe(str(source)):
         return f"row {int(index) + 1}"
     return f"line {csvfile.line_of(index)}"
 
 
 def positions(source: str | Path, indexes) -> str:
     """Return where several rows are: `line 5, 9` or `row 4, 8`."""
-    numbers = [int(i) + 1 if is_arrow(source) else csvfile.line_of(i) for i in indexes]
-    return f"{'row' if is_arrow(source) else 'line'} {', '.join(map(str, numbers))}"
+    rows = is_arrow(source) or is_dataframe(str(source))
+    numbers = [int(i) + 1 if rows else csvfile.line_of(i) for i in indexes]
+    return f"{'row' if rows else 'line'} {', '.join(map(str, numbers))}"
 
 
 class FrameWriter:

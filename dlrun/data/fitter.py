@@ -38,12 +38,17 @@ from dlrun.data.preprocess import (
     check_labels,
     date_values,
     label_of,
+    missing_error,
     missing_mask,
+    not_a_date_error,
     task_of,
     to_numbers,
 )
 from dlrun.errors import DataError
 from dlrun.spec.models import CsvOptions, DataSpec, label_text
+
+SHOWN_GAPS = 5
+"""Lines a message about empty cells names."""
 
 
 @dataclass
@@ -75,6 +80,8 @@ class Prepared:
     """Training rows per class label (classification only)."""
     warnings: list[str] = field(default_factory=list)
     """What the fitted data says is likely a mistake: an input that is constant on the training rows."""
+    split: dict[str, Any] | None = None
+    """How the training file's rows were split (`dlrun.data.split`); None when no rows were held out of it."""
 
     @property
     def has_test(self) -> bool:
@@ -283,14 +290,25 @@ class Fitter:
                 self.stats[plan.name] = {"counts": Counter(), "gaps": 0}
         self.labels: Counter = Counter()
         self.rows = 0
+        self.gaps: dict[str, tuple[int, list]] = {}
+        """Per column whose `missing` is error: its empty cells in kept rows, and the first ones' row indexes."""
+        self.not_dates: dict[str, tuple[int, tuple]] = {}
+        """Per date column whose `missing` is error: its cells that are not dates, and the first one (index, value)."""
 
-    def update(self, frame) -> None:
-        """Add training rows (already free of empty targets and drop_rows gaps) to the statistics."""
+    def update(self, frame, numbers: dict[str, np.ndarray] | None = None) -> None:
+        """Add training rows (already free of empty targets and drop_rows gaps) to the statistics.
+
+        `numbers`: the rows' numeric columns as `check_cells` returned them (then each cell is parsed once,
+        and the target was checked there); without it, they are parsed and the target checked here.
+        """
+        if numbers is None:
+            numbers = {plan.name: self._numbers(plan, frame[plan.name]) for plan in self.plans if plan.kind == NUMERIC}
+            self._check_target(frame[self.target])
         self.rows += len(frame)
         for plan in self.plans:
             stats, series = self.stats[plan.name], frame[plan.name]
             if plan.kind == NUMERIC:
-                _add_numbers(stats, to_numbers(series, plan.name, self.source, self.options))
+                _add_numbers(stats, numbers[plan.name])
             elif plan.kind == DATE:
                 values, _ = date_values(series, plan.format, list(plan.parts), self.na)
                 for part in plan.parts:
@@ -298,22 +316,67 @@ class Fitter:
             else:
                 self._add_categories(plan, stats, series)
         if self.task != "regression":
-            check_labels(frame[self.target], self.target, self.source, self.options)
             for value, count in series_counts(frame[self.target].to_numpy(dtype=object)).items():
                 self.labels[label_of(value)] += count
-        else:
-            to_numbers(frame[self.target], self.target, self.source, self.options)
 
-    def check_cells(self, frame) -> None:
-        """Refuse what no fitted statistic is needed to refuse: text or a non-finite number in a numeric column
-        or the target (rows that are not training rows, which `update` never sees)."""
+    def check_cells(self, frame) -> dict[str, np.ndarray]:
+        """Refuse what no fitted statistic is needed to refuse (text or a non-finite number in a numeric column or
+        the target), count the gaps of columns whose `missing` is error, and return each numeric column's numbers.
+
+        Every kept row of the file passes here once, whichever part it is in; `update` then takes the
+        training rows' numbers from the returned arrays (row-aligned with `frame`).
+        """
+        numbers = {}
         for plan in self.plans:
             if plan.kind == NUMERIC:
-                to_numbers(frame[plan.name], plan.name, self.source, self.options)
+                numbers[plan.name] = values = self._numbers(plan, frame[plan.name])
+                if plan.missing == "error":
+                    self._count_gaps(plan.name, frame.index[np.isnan(values)])
+            elif plan.kind == CATEGORICAL and plan.missing == "error":
+                keys = category_keys(frame[plan.name], self.na)
+                self._count_gaps(plan.name, frame.index[_isna(keys)])
+            elif plan.kind == DATE and plan.missing == "error":
+                self._count_dates(plan, frame[plan.name])
+        self._check_target(frame[self.target])
+        return numbers
+
+    def _numbers(self, plan: Plan, series) -> np.ndarray:
+        return to_numbers(series, plan.name, self.source, self.options)
+
+    def _check_target(self, series) -> None:
         if self.task == "regression":
-            to_numbers(frame[self.target], self.target, self.source, self.options)
+            to_numbers(series, self.target, self.source, self.options)
         else:
-            check_labels(frame[self.target], self.target, self.source, self.options)
+            check_labels(series, self.target, self.source, self.options)
+
+    def _count_gaps(self, name: str, indexes) -> None:
+        if len(indexes):
+            count, first = self.gaps.get(name, (0, []))
+            self.gaps[name] = (count + len(indexes), (first + list(indexes))[:SHOWN_GAPS])
+
+    def _count_dates(self, plan: Plan, series) -> None:
+        values, unreadable = date_values(series, plan.format, [plan.parts[0]], self.na)
+        self._count_gaps(plan.name, series.index[np.isnan(values[plan.parts[0]])])
+        if unreadable.any():
+            first = unreadable.nonzero()[0][0]
+            count, found = self.not_dates.get(plan.name, (0, None))
+            found = found or (series.index[first], series.iloc[first])
+            self.not_dates[plan.name] = (count + int(unreadable.sum()), found)
+
+    def check_gaps(self) -> None:
+        """Refuse the gaps (and, in a date column, the cells that are not dates) counted in columns whose `missing`
+        is error, the first such column's, over the whole file.
+
+        Raises:
+            DataError: the column, how many rows, their first lines, and the strategies to choose from.
+        """
+        for plan in self.plans:
+            if plan.name in self.not_dates:
+                count, (index, value) = self.not_dates[plan.name]
+                raise not_a_date_error(plan.name, plan.format, self.source, index, value, count)
+            if plan.name in self.gaps:
+                count, first = self.gaps[plan.name]
+                raise missing_error(plan.name, self.source, count, first)
 
     def _add_categories(self, plan: Plan, stats: dict[str, Any], series) -> None:
         counts = series_counts(category_keys(series, self.na))
@@ -512,6 +575,12 @@ def series_counts(values: np.ndarray) -> dict:
     import pandas as pd
 
     return {k: int(v) for k, v in pd.Series(values, dtype=object).value_counts(dropna=True).items()}
+
+
+def _isna(values: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    return np.asarray(pd.isna(values), dtype=bool)
 
 
 def _series(values: list):

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dlrun.data.arrowfile import INTEGER, NUMBER, TEMPORAL, TEXT, UNUSABLE
-from dlrun.data.csvfile import missing_texts
+from dlrun.data.csvfile import SAMPLE_ROWS, missing_texts
 from dlrun.data.files import first_rows, read_header, stored_kinds
 from dlrun.errors import DataError
 from dlrun.spec.models import DATE_PARTS, DataSpec
 
 UNUSABLE_REASON = "holds lists, structs or bytes, which cannot be model inputs"
 """Why a Parquet or Feather column of such a type is refused: no declared kind makes it usable."""
-KIND_ROWS = 10_000
+KIND_ROWS = SAMPLE_ROWS
 """Data rows, from the top of the training file, that decide the kind of every column."""
 NUMERIC, CATEGORICAL, DATE = "numeric", "categorical", "date"
 TIME_PARTS = ("hour", "minute")

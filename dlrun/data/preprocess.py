@@ -447,10 +447,13 @@ class Preprocessing:
             return None
         return self.classes if self.task == "multiclass" else (self.labels or [0, 1])
 
-    def apply(self, frame, source: str, labelled: bool = True, weighted: bool = False) -> Encoded:
+    def apply(
+        self, frame, source: str, labelled: bool = True, weighted: bool = False, numbers: dict | None = None
+    ) -> Encoded:
         """Turn raw rows into model inputs (and targets when `labelled`, sample weights when `weighted`).
 
-        Rows with an empty target, or a gap in a drop_rows column, are left out and counted.
+        Rows with an empty target, or a gap in a drop_rows column, are left out and counted. `numbers`:
+        numeric columns already parsed (`Fitter.check_cells`, row-aligned with `frame`), not parsed again.
 
         Raises:
             DataError: a required column is missing, a numeric cell holds text, a gap in a column whose
@@ -470,7 +473,10 @@ class Preprocessing:
         for column in self.columns:
             series = rows[column.name]
             if column.kind == NUMERIC:
-                parts.append(self._numeric(column, series, source)[:, None])
+                parsed = numbers.get(column.name) if numbers is not None else None
+                if parsed is not None and not kept.all():
+                    parsed = parsed[kept]
+                parts.append(self._numeric(column, series, source, parsed)[:, None])
             elif column.kind == DATE:
                 parts.append(self._date(column, series, source))
             else:
@@ -502,8 +508,9 @@ class Preprocessing:
                 f"predictions against; `dlrun predict` needs no target, for rows without labels"
             )
 
-    def _numeric(self, column: Column, series, source: str) -> np.ndarray:
-        values = to_numbers(series, column.name, source, self.options)
+    def _numeric(self, column: Column, series, source: str, values: np.ndarray | None = None) -> np.ndarray:
+        if values is None:
+            values = to_numbers(series, column.name, source, self.options)
         gaps = np.isnan(values)
         if gaps.any():
             _refuse_missing(column, series, gaps, source)
@@ -598,20 +605,29 @@ def _filled_and_scaled(column: Column, values: np.ndarray, gaps: np.ndarray) -> 
 def _refuse_missing(column: Column, series, gaps: np.ndarray, source: str, unreadable=None) -> None:
     if column.missing not in ("error", "drop_rows"):  # drop_rows rows are gone before this; error means stop
         return
-    strategies = "mean, median, most_frequent, constant, drop_rows"
     if unreadable is not None and unreadable.any():
         first = series.index[unreadable.nonzero()[0][0]]
-        count = int(unreadable.sum())
-        written = f"in format {column.format!r}" if column.format else "like 2024-03-01 or 2024-03-01 12:30"
-        raise DataError(
-            f"{source}: column {column.name!r} holds dates, but {position(source, first)} holds "
-            f"{series.loc[first]!r} ({count} such row{'s' if count > 1 else ''}), not a date {written}. Fix the "
-            f"value, or choose what such cells become with data.columns.{column.name}.missing: {strategies}"
-            f"{'' if column.format else f'; or give data.columns.{column.name}.format'}"
-        )
-    lines = positions(source, series.index[gaps][:5])
-    raise DataError(
-        f"missing (NaN) values in {source}: {column.name!r} ({int(gaps.sum())} rows) on {lines}"
-        f"{', ...' if gaps.sum() > 5 else ''}. Choose a strategy with data.missing (or "
-        f"data.columns.{column.name}.missing): {strategies}; or leave the column out with data.drop"
+        raise not_a_date_error(column.name, column.format, source, first, series.loc[first], int(unreadable.sum()))
+    raise missing_error(column.name, source, int(gaps.sum()), list(series.index[gaps][:5]))
+
+
+def not_a_date_error(name: str, format: str | None, source: str, index, value, count: int) -> DataError:
+    """Return the error for `count` cells of a date column (missing: error) that are not dates, the first at `index`."""
+    strategies = "mean, median, most_frequent, constant, drop_rows"
+    written = f"in format {format!r}" if format else "like 2024-03-01 or 2024-03-01 12:30"
+    return DataError(
+        f"{source}: column {name!r} holds dates, but {position(source, index)} holds "
+        f"{value!r} ({count} such row{'s' if count > 1 else ''}), not a date {written}. Fix the "
+        f"value, or choose what such cells become with data.columns.{name}.missing: {strategies}"
+        f"{'' if format else f'; or give data.columns.{name}.format'}"
+    )
+
+
+def missing_error(name: str, source: str, count: int, first: list) -> DataError:
+    """Return the error for `count` empty cells in a column whose `missing` is error (`first`: the first rows)."""
+    strategies = "mean, median, most_frequent, constant, drop_rows"
+    return DataError(
+        f"missing (NaN) values in {source}: {name!r} ({count} rows) on {positions(source, first[:5])}"
+        f"{', ...' if count > 5 else ''}. Choose a strategy with data.missing (or "
+        f"data.columns.{name}.missing): {strategies}; or leave the column out with data.drop"
     )

@@ -1,8 +1,8 @@
 """Files larger than memory: statistics in one pass over chunks, then `tf.data` pipelines over the rows.
 
-Nothing here holds more than a chunk of rows (`data.chunk_rows`) at a time. Rows of the training file
-are assigned to train/validation/test by a seeded random draw per row, the same on every pass, so a
-split needs no index of the file; each class then keeps its share in expectation (stratified or not).
+Nothing here holds more than a chunk of rows (`data.chunk_rows`, rounded up to whole blocks of the split)
+at a time. Rows of the training file are assigned to train/validation/test by `dlrun.data.split`, the
+same on every pass and the same as when the file is read whole, so a split needs no index of the file.
 The first pass over the training and validation rows writes them, preprocessed, to the columnar cache
 (`dlrun.data.cache`, unless `data.streaming_cache: false`); later passes read the cache instead of
 parsing the file, and give the very same batches.
@@ -13,29 +13,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
 from dlrun.data.cache import CacheWriter, Source, cache_key, open_cache
-from dlrun.data.files import read_chunks
-from dlrun.data.fitter import Prepared, check_target, plan_columns
-from dlrun.data.preprocess import Preprocessing, keep_rows, sample_weights, target_shape
-from dlrun.errors import DataError
-from dlrun.runs.layout import file_sha256
+from dlrun.data.preprocess import Preprocessing, target_shape
+from dlrun.data.split import CODES, Splitter, chunk_rows, regroup
 from dlrun.spec.models import DataSpec
 
-CODES = {"train": 0, "validation": 1, "test": 2}
 CACHED_PARTS = ("train", "validation")
 """Parts read on every epoch, so worth a cache; the test rows are read once."""
-
-
-def assign(rng: np.random.Generator, n: int, spec: DataSpec) -> np.ndarray:
-    """Draw each row's part: 2 test, 1 validation, 0 train (one uniform draw per row, in file order)."""
-    draws = rng.random(n)
-    test = spec.test_split or 0.0
-    valid = spec.validation_split or 0.0
-    return np.where(draws < test, 2, np.where(draws < test + valid, 1, 0))
 
 
 class Stream:
@@ -59,23 +46,24 @@ class Stream:
         if own is not None:
             yield from self.pre.read_chunks(own, spec.chunk_rows, check_ragged=False)
             return
-        rng = np.random.default_rng(self.seed)
-        for chunk in self.pre.read_chunks(spec.path, spec.chunk_rows, check_ragged=False):
-            codes = assign(rng, len(chunk), spec)
+        splitter = splitter_of(spec, self.seed)
+        rows = chunk_rows(spec.chunk_rows)
+        for chunk in regroup(self.pre.read_chunks(spec.path, rows, check_ragged=False), rows):
+            codes = splitter.assign(chunk[spec.target], len(chunk))
             yield chunk[codes == CODES[part]]
 
     def cache_key(self, part: str) -> str:
         """Return the key of a part's cache: the file's sha256, the preprocessing, how the part is drawn."""
         spec = self.spec
         own = self._own_path(part)
-        split = {"seed": self.seed, "validation_split": spec.validation_split, "test_split": spec.test_split}
+        split = splitter_of(spec, self.seed).record()
         return cache_key(
             {
                 "sha256": self.sources[own or spec.path].sha256,
                 "preprocessing": self.pre.to_dict(),
                 "part": "all rows" if own else part,
                 "split": None if own else split,
-                "chunk_rows": spec.chunk_rows,
+                "chunk_rows": chunk_rows(spec.chunk_rows),
             }
         )
 
@@ -210,82 +198,6 @@ def batch_dataset(batches, pre: Preprocessing, repeat: bool = False, weighted: b
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def prepare_streaming(spec: DataSpec, seed: int, loss: str) -> Prepared:
-    """Fit the preprocessing in one pass over the training file's chunks; return a `Prepared` with a `Stream`.
-
-    Column kinds are judged on the first rows of the file, as for data in memory (`dlrun.data.kinds`).
-
-    Raises:
-        DataError: as `dlrun.data.prepare`, plus median/most_frequent of a number (needs every value).
-    """
-    columns = plan_columns(spec, loss)
-    fitter = columns.fitter(spec, keep_values=False)
-    rng = np.random.default_rng(seed)
-    rows = Counter()
-    dropped = Counter()
-    target_seen = False
-    for chunk in read_chunks(spec.path, spec.csv, spec.chunk_rows, text_columns=columns.text_columns):
-        codes = assign(rng, len(chunk), spec)
-        keep, lost = keep_rows(chunk, spec.target, columns.drop_rows, spec.csv, columns.task)
-        dropped.update(lost)
-        if not keep.all():
-            chunk, codes = chunk[keep], codes[keep]
-        if spec.weight_column is not None:  # refused now, not in the middle of training
-            sample_weights(chunk[spec.weight_column], spec.weight_column, spec.path, spec.csv)
-        if len(chunk):
-            target_seen = True
-        for part, code in CODES.items():
-            rows[part] += int((codes == code).sum())
-        train = chunk[codes == 0]
-        if len(train) < len(chunk):  # held-out rows are read inside model.fit: refuse their cells here, with the line
-            fitter.check_cells(chunk[codes != 0])
-        if not len(train):
-            continue
-        if fitter.rows == 0:
-            check_target(train, spec, columns.task, spec.path)
-        fitter.update(train)
-    if not target_seen:
-        raise DataError(
-            f"data.target: column {spec.target!r} is empty in every row of {spec.path}; there is nothing "
-            "to learn from. Check data.target and data.csv.separator"
-        )
-    if fitter.rows == 0:
-        raise DataError(f"{spec.path}: no training rows left after the split; use smaller validation/test fractions")
-    pre = fitter.finish(columns.features, spec.csv.model_dump(), columns.dropped_columns)
-    sources = {spec.path: _hashed(spec.path)}
-    for part, path in (("validation", spec.validation_path), ("test", spec.test_path)):
-        if path is None:
-            continue
-        sources[path] = _hashed(path)
-        rows[part] = 0
-        for chunk in pre.read_chunks(path, spec.chunk_rows):
-            encoded = pre.apply(chunk, path, weighted=True)  # checks columns, labels, weights before training
-            rows[part] += len(encoded.x)
-            dropped.update(encoded.dropped)
-    if rows["validation"] == 0:
-        raise DataError(
-            f"{spec.validation_path or spec.path}: no validation rows (after the split and leaving out "
-            "empty targets); use a larger data.validation_split"
-        )
-    if spec.test_split and rows["test"] == 0:
-        raise DataError(f"{spec.path}: data.test_split {spec.test_split} leaves no test rows; use a larger fraction")
-    part_rows = {part: int(rows[part]) for part in CODES if part != "test" or rows["test"]}
-    return Prepared(
-        None,
-        None,
-        None,
-        None,
-        pre,
-        {path: source.sha256 for path, source in sources.items()},
-        rows=part_rows,
-        dropped={"missing_target": int(dropped["missing_target"]), "missing_values": int(dropped["missing_values"])},
-        stream=Stream(spec, seed, pre, part_rows, sources),
-        class_counts=dict(fitter.labels),
-        warnings=fitter.constant_warnings(),
-    )
-
-
-def _hashed(path: str) -> Source:
-    """Return a file's sha256 with its size and modification time from before it was read."""
-    info = Path(path).stat()
-    return Source(str(Path(path).resolve()), file_sha256(path), info.st_size, info.st_mtime_ns)
+def splitter_of(spec: DataSpec, seed: int) -> Splitter:
+    """Return the splitter of the training file's rows (`dlrun.data.split`), as the spec asks."""
+    return Splitter({"validation": spec.validation_split, "test": spec.test_split}, seed, bool(spec.stratify))

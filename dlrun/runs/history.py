@@ -12,11 +12,10 @@ from __future__ import annotations
 import csv
 import math
 import struct
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlrun.errors import DataError
+from dlrun.errors import DataError, warn
 from dlrun.runs.layout import CONFIG, HISTORY, write_text
 
 VAL = "val_"
@@ -134,7 +133,7 @@ def _warn_once(path: Path, message: str) -> None:
     # command read the file, once per file, and without Python's two-line warning format.
     if str(path) not in _warned:
         _warned.add(str(path))
-        print(f"warning: {message}", file=sys.stderr)
+        warn(message)
 
 
 def history_path(path: Path) -> Path:

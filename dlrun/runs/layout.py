@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import math
 import os
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dlrun.data.files import file_sha256  # noqa: F401  (the one data hash: the data reader takes it as it reads)
 from dlrun.errors import DlrunError
 
 CONFIG = "config.yaml"
@@ -59,15 +59,6 @@ def new_run_dir(out: Path, name: str, prefix: str = "") -> Path:
             raise os_error(exc, run_dir, "create") from None
         return run_dir
     raise DlrunError(f"no free folder under {parent}: remove some runs")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hash a file in blocks (never the whole file in memory)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 RUN_FILES = (CONFIG, HISTORY, SUMMARY)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from dlrun import databases
-from dlrun.errors import DlrunError
+from dlrun.errors import DlrunError, warn
 from dlrun.spec.yamltext import value_text
 
 OPTUNA_MISSING = 'dlrun tune needs Optuna, which is not installed: pip install "dlrun[tune]"'
@@ -177,10 +176,9 @@ def repair_journal(path: Path, every_record: bool = True) -> Path | None:
             os.fsync(file.fileno())
     finally:
         lock.release()
-    print(
-        f"warning: the last record of {path} was cut short (a crash or a full disk while it was written); "
-        f"it is set aside in {kept.name}, and the study goes on from the records before it, as Optuna reads it",
-        file=sys.stderr,
+    warn(
+        f"the last record of {path} was cut short (a crash or a full disk while it was written); "
+        f"it is set aside in {kept.name}, and the study goes on from the records before it, as Optuna reads it"
     )
     return kept
 

@@ -22,6 +22,7 @@ from dlrun.spec.models import (
     KerasOptimizer,
     KerasSchedule,
     Spec,
+    is_dataframe,
 )
 from dlrun.spec.space import NAMES, looks_like_distribution, misspelled_distribution
 from dlrun.spec.yamltext import (  # noqa: F401 (re-exported: where the YAML rules were first)
@@ -68,6 +69,15 @@ def read_yaml(path: Path) -> Source:
         raise SpecError(f"{path} is a folder, not a spec file: give the path of a YAML spec{found}") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"cannot read spec file {path}", [_not_utf8(path, exc)]) from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> Source:
+    """Parse YAML spec text safely, remembering where each key is (`path` names it in messages).
+
+    Raises:
+        SpecError: the text is empty, is not valid YAML, or uses tags that build Python objects.
+    """
     loader = SpecLoader(text)
     try:
         node = loader.get_single_node()
@@ -262,7 +272,20 @@ def load_spec(
         SpecError: anything wrong with the file or the overrides, every problem at once.
     """
     path = Path(path)
-    source = read_yaml(path)
+    return _loaded(read_yaml(path), path, overrides, search, check_search)
+
+
+def load_spec_text(text: str, overrides: list[str] | None = None) -> Spec:
+    """Read, override and validate spec text as `load_spec` reads a file named `spec` in the current folder."""
+    path = Path(TEXT_NAME)
+    return _loaded(parse_yaml(text, path), path, overrides, None, False)
+
+
+TEXT_NAME = "spec"
+"""What spec text (not a file: `dlrun.load_spec(text)`) is called in messages, and its run's name by default."""
+
+
+def _loaded(source: Source, path: Path, overrides, search, check_search) -> Spec:
     if not isinstance(source.data, dict):
         hint = (
             f"; {path.name} looks like data: write a starter spec for it with `dlrun init {path} --target COLUMN`"
@@ -281,12 +304,16 @@ def load_spec(
         _check_search(source, spec)
     if spec.name is None:
         spec.name = re.sub(r"[^A-Za-z0-9._-]", "-", path.stem) or "run"
-    base = path.resolve().parent
-    spec.data.path = str((base / spec.data.path).resolve())
-    for key in ("validation_path", "test_path"):
-        if getattr(spec.data, key) is not None:
-            setattr(spec.data, key, str((base / getattr(spec.data, key)).resolve()))
+    absolute_paths(spec, path.resolve().parent)
     return spec
+
+
+def absolute_paths(spec: Spec, base: Path) -> None:
+    """Make the spec's data paths absolute, relative to `base` (a DataFrame's name stays as it is)."""
+    for key in ("path", "validation_path", "test_path"):
+        value = getattr(spec.data, key)
+        if value is not None and not is_dataframe(value):
+            setattr(spec.data, key, str((base / value).resolve()))
 
 
 def validate(source: Source) -> Spec:

@@ -184,11 +184,20 @@ class ColumnSpec(StrictModel):
         return self
 
 
+DATAFRAME = "dataframe:"
+"""How `data.path` names a pandas DataFrame given to `dlrun.train(data=frame)`: `dataframe:<sha256 of it>`."""
+
+
+def is_dataframe(path: str | None) -> bool:
+    """Whether a data path names a DataFrame held in memory (`DATAFRAME`), not a file."""
+    return isinstance(path, str) and path.startswith(DATAFRAME)
+
+
 class DataSpec(StrictModel):
     """Where the examples come from, how they are read, split and preprocessed."""
 
     path: str
-    """CSV file with the training rows, relative to the spec file's folder."""
+    """CSV file with the training rows, relative to the spec file's folder (or a DataFrame given to `dlrun.train`)."""
     target: str
     """The column to predict."""
     features: list[str] | None = None

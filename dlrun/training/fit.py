@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import yaml
 from dlrun.data.fitter import class_weights, weights_by_label
 from dlrun.data.prepare import Prepared
 from dlrun.data.preprocess import task_of
-from dlrun.errors import DataError, DlrunError, TrainingError
+from dlrun.errors import DataError, DlrunError, TrainingError, warn
 from dlrun.model import check_output_width
 from dlrun.runs import finishing, layout, lock
 from dlrun.runs.history import History, read_history
@@ -94,7 +93,7 @@ def start_run(spec: Spec, data: Prepared, out: Path, overrides: list[str] | None
     `plot` name them.
     """
     for leftover in lock.remove_stillborn(Path(out) / spec.name):
-        print(f"warning: removed {leftover}: {lock.STILLBORN}", file=sys.stderr)
+        warn(f"removed {leftover}: {lock.STILLBORN}")
     run_dir = layout.new_run_dir(out, spec.name)
     try:
         lock.acquire(run_dir)  # before any file: `sweep --resume` never deletes a run a live process writes
@@ -332,12 +331,15 @@ def _raise_unfinished(status: Status, failure, epochs_run: int, run_dir: Path, e
             f"{run_dir / layout.HISTORY}. Try a lower training.optimizer.learning_rate, or scale the features "
             "(data.scale: standard)",
             status,
+            run_dir,
         )
     if status == Status.FAILED:
-        error = TrainingError(f"{_failure_text(failure, run_dir)}; they are kept in {run_dir}", status)
+        error = TrainingError(f"{_failure_text(failure, run_dir)}; they are kept in {run_dir}", status, run_dir)
         raise error from failure
     if status == Status.INTERRUPTED:
-        error = TrainingError(f"interrupted after {epochs_run} finished epochs, kept in {run_dir}; {resume}", status)
+        error = TrainingError(
+            f"interrupted after {epochs_run} finished epochs, kept in {run_dir}; {resume}", status, run_dir
+        )
         error.exit_code = exit_code
         raise error
 

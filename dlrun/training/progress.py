@@ -1,4 +1,5 @@
-"""Training progress as Keras callbacks: a rich bar on a terminal, plain lines in a log (imported only when training).
+"""Training progress as Keras callbacks: a rich bar on a terminal, an HTML bar in Jupyter, plain lines in a log
+(imported only when training).
 
 On a terminal the bar redraws in place. Anywhere else (stdout redirected to a file, `nohup`, CI) a
 bar would be written only when training ends, so `EpochLines` writes one flushed line per epoch
@@ -29,6 +30,8 @@ def progress_callback(epochs: int, console: Console | None = None, done: int = 0
     `done`: epochs a resumed run already has (the bar starts there; lines number epochs as Keras does).
     """
     console = console or Console()
+    if console.is_jupyter:
+        return EpochHtml(epochs, done)
     return EpochProgress(epochs, console, done) if console.is_terminal else EpochLines(epochs, console)
 
 
@@ -60,6 +63,39 @@ class EpochProgress(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.progress.stop()
+
+
+class EpochHtml(keras.callbacks.Callback):
+    """In a Jupyter notebook: one HTML progress bar (epochs done of `epochs`, the latest losses), updated in place."""
+
+    replayable = True
+    """It reads only the logs, so a loop may hand it epochs after they ran (`dlrun.training.loop`)."""
+
+    def __init__(self, epochs: int, done: int = 0):
+        super().__init__()
+        self.epochs, self.done, self.latest = epochs, done, ""
+        self.started = time.monotonic()
+        self.handle = None
+
+    def html(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return (
+            f"<div><b>training</b> <progress value='{self.done}' max='{self.epochs}' style='width:24em'></progress> "
+            f"{self.done}/{self.epochs} epochs, {elapsed:.1f} s &nbsp; {self.latest}</div>"
+        )
+
+    def on_train_begin(self, logs=None):
+        from IPython.display import HTML, display
+
+        self.started = time.monotonic()
+        self.handle = display(HTML(self.html()), display_id=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from IPython.display import HTML
+
+        self.done, self.latest = epoch + 1, _losses(logs)
+        if self.handle is not None:
+            self.handle.update(HTML(self.html()))
 
 
 class EpochLines(keras.callbacks.Callback):

@@ -13,12 +13,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlrun.data import frames
 from dlrun.errors import DlrunError
 from dlrun.runs import finishing, layout, lock
 from dlrun.runs.history import complete_lines, trim_history
 from dlrun.runs.reading import flatten, read_summary
 from dlrun.runs.status import Status, status_of
-from dlrun.spec.models import Spec
+from dlrun.spec.models import Spec, is_dataframe
 from dlrun.versions import versions
 
 
@@ -182,6 +183,13 @@ def _check_history(run_dir: Path, epochs: int) -> None:
 
 def _check_data(run_dir: Path, started: dict[str, str]) -> None:
     for path, sha in started.items():
+        if is_dataframe(path):
+            if not frames.registered(path):
+                raise DlrunError(
+                    f"cannot resume {run_dir}: it trained on a DataFrame ({path[:30]}...), which only Python can "
+                    f"give again: dlrun.resume({str(run_dir)!r}, data=frame) with the frame it started with"
+                )
+            continue
         if not Path(path).is_file():
             raise DlrunError(f"cannot resume {run_dir}: its data {path} no longer exists")
         if layout.file_sha256(path) != sha:

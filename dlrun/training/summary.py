@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlrun.data import frames
 from dlrun.data.prepare import Prepared
 from dlrun.runs.diagnosis import diagnose
 from dlrun.runs.history import VAL, History, best_epoch, extreme_epoch
 from dlrun.runs.status import Status
-from dlrun.spec.models import Spec
+from dlrun.spec.models import Spec, is_dataframe
 from dlrun.training.reuse import baseline
 from dlrun.versions import node, versions
 
@@ -76,7 +77,9 @@ def build_summary(
         "data_warnings": list(data.warnings),
         "unseen_categories": data.unseen,
         "streaming": data.stream is not None,
+        "split": data.split,
         "data_sha256": data.sha256,
+        "dataframes": {path: frames.describe(path) for path in data.sha256 if is_dataframe(path)} or None,
         "versions": versions(),
         "node": node(),
     }

@@ -20,14 +20,13 @@ import logging
 import os
 import queue
 import re
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlrun import __version__, databases
+from dlrun import __version__, databases, errors
 from dlrun.errors import DlrunError
 from dlrun.runs import layout
 from dlrun.runs.history import NOT_QUANTITIES
@@ -65,8 +64,8 @@ MLFLOW_STATUS = {Status.NAN: "FAILED", Status.FAILED: "FAILED", Status.INTERRUPT
 
 
 def warn(message: str) -> None:
-    """Print one warning line on stderr (never wrapped, never a traceback)."""
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    """Say one warning line on stderr (never wrapped, never a traceback): `dlrun.errors.warn`."""
+    errors.warn(message)
 
 
 # --- where to track ----------------------------------------------------------------------------
