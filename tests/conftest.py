@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from hypothesis import settings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Table and help widths come from COLUMNS where a test sets it (CliRunner's env), never from the shell running pytest.
 os.environ.pop("COLUMNS", None)
+
+# A suite started in the background from a script (`cmd &`) inherits SIGINT ignored, and dlrun rightly leaves an
+# ignored SIGINT ignored (dlrun.training.interrupts): the Ctrl-C tests need Python's own handler, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # A property test's examples take as long as the machine is busy: no deadline, on any machine
 settings.register_profile("dlrun", deadline=None)
