@@ -164,6 +164,7 @@ def test_hopeless_trials_are_pruned_and_a_nan_trial_fails_while_the_search_goes_
 
 
 def test_two_processes_sharing_a_storage_run_the_trial_count_once(tmp_path):
+    # ~35 s on 2 cores: two real tune processes, each with its worker process starting TensorFlow, are what is tested
     make_binary_csv(tmp_path / "data.csv", rows=100)
     spec = write_spec(tmp_path, binary_spec(epochs=4, batch_size=16))
     shared = tmp_path / "shared.log"
