@@ -353,7 +353,7 @@ def ran_on(run_dir: Path) -> str:
 @pytest.mark.xdist_group("ray")  # one Ray at a time: a local ray.init() may join a cluster `ray start` made
 @pytest.mark.ray_cluster
 def test_a_sweep_and_a_tune_on_a_two_node_ray_cluster_run_points_on_both_nodes(experiment, ray_cluster):
-    # ~40 s on 2 cores: starting the two nodes and a Ray worker on each is what is tested
+    # 40-80 s on 2 cores: starting the two nodes and a Ray worker on each is what is tested
     nodes = ray_cluster.node_ids()
     args = ["--set", "training.optimizer.learning_rate=0.05,0.01", "--set", "training.epochs=2"]
     result = ray_cluster.dlrun("sweep", str(experiment), *args, "--executor", "ray", "--address", ray_cluster.address)
