@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dlrun import _API
 from dlrun.data.files import remembering
 from dlrun.errors import DataError, DlrunError, SpecError, TrainingError
 from dlrun.spec.models import Spec, is_dataframe
@@ -692,21 +693,4 @@ def _choices(options: dict[str, Any]) -> dict[str, Any]:
     return chosen
 
 
-__all__ = [
-    "Best",
-    "DataError",
-    "DlrunError",
-    "Run",
-    "Spec",
-    "SpecError",
-    "Summary",
-    "TrainingError",
-    "compare",
-    "load_run",
-    "load_spec",
-    "resume",
-    "runs",
-    "sweep",
-    "train",
-    "tune",
-]
+__all__ = list(_API)  # the names `import dlrun` serves lazily: one list, in dlrun/__init__.py
